@@ -1,0 +1,48 @@
+//! The `loadtest` command line: what a user types, parsed into typed commands.
+
+use clap::{Parser, Subcommand};
+
+use crate::infra::ImageSetChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Real infrastructure, N server instances, load and faults, exact accounting"
+)]
+pub struct Cli {
+    /// Image set for RabbitMQ, Redis and MariaDB: auto (debian images when built, else
+    /// official), official (upstream tags, pulled), debian (built by scripts/build-images.sh),
+    /// external (URLs from LOADTEST_AMQP_URL, LOADTEST_REDIS_URL, LOADTEST_MYSQL_URL).
+    #[arg(long, global = true, env = "LOADTEST_IMAGES", default_value = "auto", value_parser = parse_image_set)]
+    pub images: ImageSetChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Provision or remove the infrastructure by hand.
+    Infra {
+        #[command(subcommand)]
+        action: InfraAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InfraAction {
+    /// Start RabbitMQ, Redis and MariaDB, wait until each answers a client, print their URLs
+    /// as `export` lines (so `eval "$(loadtest infra up)"` works) and leave them running.
+    Up {
+        /// Stay in the foreground and remove the containers on Ctrl-C instead of leaving them.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Remove the containers `infra up` left running.
+    Down,
+}
+
+fn parse_image_set(s: &str) -> Result<ImageSetChoice, String> {
+    s.parse().map_err(|e: crate::infra::InfraError| e.to_string())
+}

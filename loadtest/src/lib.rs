@@ -1,0 +1,8 @@
+//! The harness: provisions real RabbitMQ, Redis and MariaDB, runs N instances of the real
+//! server, drives load and faults, and counts every notification and claim.
+//!
+//! Data flows one way: scenario file -> runner -> (infra, cluster, probes) -> ledger -> report.
+
+pub mod cli;
+pub mod infra;
+pub mod tls;

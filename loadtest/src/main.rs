@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use loadtest::cli::{Cli, Command, InfraAction};
+use loadtest::infra::{self, Infra, ProvisionOptions};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    loadtest::tls::install_crypto_provider();
+    // lapin logs every refused connection at ERROR while a broker starts; our own probes
+    // report what matters, so it stays quiet unless RUST_LOG asks for it.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "loadtest=info,lapin=off,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Infra { action: InfraAction::Up { foreground } } => {
+            let opts = ProvisionOptions { images: cli.images, detached: !foreground, ..ProvisionOptions::from_env()? };
+            let infra = Infra::provision(&opts).await?;
+            let urls = infra.urls();
+            eprintln!("infrastructure is up (image set: {})", infra.image_set());
+            println!("export LOADTEST_AMQP_URL='{}'", urls.amqp);
+            println!("export LOADTEST_REDIS_URL='{}'", urls.redis);
+            println!("export LOADTEST_MYSQL_URL='{}'", urls.mysql);
+            if foreground {
+                eprintln!("press Ctrl-C to remove the containers");
+                tokio::signal::ctrl_c().await?;
+                drop(infra);
+            } else {
+                infra.detach();
+                eprintln!("left running; `loadtest infra down` removes them");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Infra { action: InfraAction::Down } => {
+            let docker = infra::docker::connect().await?;
+            let removed = infra::docker::remove_detached(&docker).await?;
+            eprintln!("removed {removed} container(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
