@@ -1,0 +1,85 @@
+//! Sessions in Redis, so a login made on one instance is honoured by every other.
+//!
+//! The client holds a random 256-bit token; Redis holds only its SHA-256
+//! (`<prefix>session:<hex>` -> `<user id>:<role>`, with the session's TTL), so a Redis dump
+//! does not hand out live credentials.
+
+use std::time::Duration;
+
+use base64::Engine;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+
+use super::users::Role;
+
+#[derive(Clone)]
+pub struct SessionStore {
+    redis: ConnectionManager,
+    prefix: String,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore").field("prefix", &self.prefix).field("ttl", &self.ttl).finish()
+    }
+}
+
+/// A bearer token as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionUser {
+    pub user_id: u64,
+    pub role: Role,
+}
+
+impl SessionStore {
+    pub fn new(redis: ConnectionManager, prefix: impl Into<String>, ttl: Duration) -> Self {
+        Self { redis, prefix: prefix.into(), ttl }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn key(&self, token: &str) -> String {
+        let digest = Sha256::digest(token.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}session:{hex}", self.prefix)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id))]
+    pub async fn create(&self, user_id: u64, role: Role) -> redis::RedisResult<Token> {
+        let bytes: [u8; 32] = rand::random();
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let mut conn = self.redis.clone();
+        let () = conn.set_ex(self.key(&token), format!("{user_id}:{}", role.as_str()), self.ttl.as_secs()).await?;
+        Ok(Token(token))
+    }
+
+    /// The session's user, or `None` when the token is unknown or expired.
+    #[tracing::instrument(skip_all)]
+    pub async fn lookup(&self, token: &str) -> redis::RedisResult<Option<SessionUser>> {
+        // Tokens we issue are 43 characters of base64url: refuse anything else without a round trip.
+        if token.len() != 43 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Ok(None);
+        }
+        let mut conn = self.redis.clone();
+        let value: Option<String> = conn.get(self.key(token)).await?;
+        Ok(value.and_then(|v| {
+            let (id, role) = v.split_once(':')?;
+            Some(SessionUser { user_id: id.parse().ok()?, role: Role::parse(role)? })
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn revoke(&self, token: &str) -> redis::RedisResult<()> {
+        let mut conn = self.redis.clone();
+        let _: i64 = conn.del(self.key(token)).await?;
+        Ok(())
+    }
+}

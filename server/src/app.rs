@@ -1,0 +1,114 @@
+//! Building and running one server: `App::build(settings)` connects everything and binds the
+//! listener; `run_until(shutdown)` serves until the future resolves, then drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounts::{PasswordHasher, SessionStore};
+use crate::ai::worker::AiWorker;
+use crate::metrics::Metrics;
+use crate::ops::Dependencies;
+use crate::settings::Settings;
+use crate::state::{AppState, Rules};
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    ai_worker: AiWorker,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("addr", &self.local_addr()).field("instance", &self.settings.instance_id).finish()
+    }
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        use anyhow::Context;
+        let db = crate::db::connect_and_migrate(&settings.database_url, settings.db_max_connections)
+            .await
+            .context("connecting to the database (SERVER_DATABASE_URL) and applying migrations")?;
+        let redis_config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let redis_client = redis::Client::open(settings.redis_url.as_str()).context("SERVER_REDIS_URL")?;
+        let redis = redis::aio::ConnectionManager::new_with_config(redis_client, redis_config)
+            .await
+            .context("connecting to Redis (SERVER_REDIS_URL)")?;
+        if settings.argon2_memory_kib < 19_456 {
+            tracing::warn!(
+                memory_kib = settings.argon2_memory_kib,
+                "argon2 memory below OWASP's 19 MiB: for load tests only"
+            );
+        }
+        let generator = crate::ai::from_settings(&settings.ai)?;
+        let ai_worker = AiWorker::new(
+            db.clone(),
+            generator,
+            settings.instance_id.clone(),
+            settings.ai.job_lease,
+            settings.ai.worker_poll,
+        );
+        let state = AppState {
+            db: db.clone(),
+            sessions: SessionStore::new(redis.clone(), settings.redis_key_prefix.clone(), settings.session_ttl),
+            passwords: PasswordHasher::new(settings.argon2_memory_kib, settings.argon2_iterations)?,
+            rules: Arc::new(Rules {
+                instance_id: settings.instance_id.clone(),
+                diary_reward: settings.points_diary_reward,
+                comment_reward: settings.points_comment_reward,
+            }),
+            metrics: Metrics::new(),
+            dependencies: Arc::new(Dependencies { db, redis, amqp_url: settings.amqp_url.clone() }),
+            ai_wake: ai_worker.waker(),
+        };
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("binding SERVER_LISTEN_ADDR={}", settings.listen_addr))?;
+        Ok(App { listener, state, ai_worker, settings })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.settings.instance_id
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// for up to `shutdown_grace`, and stops the background workers.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let background = CancellationToken::new();
+        let worker = tokio::spawn(self.ai_worker.clone().run(background.child_token()));
+        let router = crate::http::router(self.state.clone());
+        let signalled = CancellationToken::new();
+        let on_signal = signalled.clone();
+        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            on_signal.cancel();
+        });
+        let grace = self.settings.shutdown_grace;
+        let result = tokio::select! {
+            result = serve => result,
+            () = async { signalled.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "in-flight requests still running after the grace period; closing them");
+                Ok(())
+            }
+        };
+        background.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        self.state.db.close().await;
+        result
+    }
+}

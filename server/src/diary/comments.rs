@@ -1,0 +1,106 @@
+//! Comments on diaries: only those who may see a diary may read or write its comments.
+
+use serde::Serialize;
+use sqlx::MySqlPool;
+
+use super::{get_visible, text_field};
+use crate::error::ApiError;
+use crate::pagination::{Page, Paged};
+use crate::points::{self, Reason};
+
+pub const CONTENT_MAX: usize = 2_000;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Comment {
+    pub id: u64,
+    pub diary_id: u64,
+    /// `None` for the AI's comment.
+    pub author_id: Option<u64>,
+    pub content: String,
+    #[sqlx(rename = "is_ai")]
+    pub ai: bool,
+    #[serde(serialize_with = "crate::time::serialize_utc")]
+    pub created_at: chrono::NaiveDateTime,
+}
+
+const COLUMNS: &str = "id, diary_id, author_id, content, (ai_for_diary IS NOT NULL) AS is_ai, created_at";
+
+/// Posts a comment and the commenter's point award in one transaction.
+#[tracing::instrument(skip(db, content), fields(user_id = author))]
+pub async fn create(
+    db: &MySqlPool,
+    author: u64,
+    diary_id: u64,
+    content: &str,
+    reward: i64,
+) -> Result<Comment, ApiError> {
+    let content = text_field("content", content, CONTENT_MAX)?;
+    get_visible(db, author, diary_id).await?;
+    let mut tx = db.begin().await?;
+    let id = sqlx::query("INSERT INTO comments (diary_id, author_id, content) VALUES (?, ?, ?)")
+        .bind(diary_id)
+        .bind(author)
+        .bind(&content)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_id();
+    if reward > 0 {
+        points::apply(&mut tx, author, reward, Reason::CommentWritten, Some(id))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    tx.commit().await?;
+    fetch(db, id).await?.ok_or_else(|| not_found(id))
+}
+
+/// Posts the AI's comment on `diary_id`; `Ok(None)` when it already has one (a retried job).
+pub async fn create_ai(db: &MySqlPool, diary_id: u64, content: &str) -> sqlx::Result<Option<u64>> {
+    let result =
+        sqlx::query("INSERT INTO comments (diary_id, author_id, content, ai_for_diary) VALUES (?, NULL, ?, ?)")
+            .bind(diary_id)
+            .bind(content)
+            .bind(diary_id)
+            .execute(db)
+            .await;
+    match result {
+        Ok(done) => Ok(Some(done.last_insert_id())),
+        Err(e) if crate::error::violated_constraint(&e).as_deref() == Some("uq_comments_ai_for_diary") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn fetch(db: &MySqlPool, id: u64) -> sqlx::Result<Option<Comment>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM comments WHERE id = ?")).bind(id).fetch_optional(db).await
+}
+
+fn not_found(id: u64) -> ApiError {
+    ApiError::not_found("comment_not_found", format!("no comment {id} that you can see"))
+}
+
+/// Oldest first, like a conversation.
+pub async fn list(db: &MySqlPool, viewer: u64, diary_id: u64, page: Page) -> Result<Paged<Comment>, ApiError> {
+    get_visible(db, viewer, diary_id).await?;
+    let rows: Vec<Comment> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM comments WHERE diary_id = ? AND id > ? ORDER BY id ASC LIMIT ?"
+    ))
+    .bind(diary_id)
+    .bind(page.after.unwrap_or(0))
+    .bind(page.limit + 1)
+    .fetch_all(db)
+    .await?;
+    Ok(Paged::from_rows(rows, page, |c| c.id))
+}
+
+/// The comment's author or the diary's owner may delete it.
+#[tracing::instrument(skip(db), fields(user_id = viewer))]
+pub async fn delete(db: &MySqlPool, viewer: u64, id: u64) -> Result<(), ApiError> {
+    let comment = fetch(db, id).await?.ok_or_else(|| not_found(id))?;
+    let diary = get_visible(db, viewer, comment.diary_id).await.map_err(|_| not_found(id))?;
+    if comment.author_id != Some(viewer) && diary.author_id != viewer {
+        return Err(ApiError::Forbidden(format!(
+            "comment {id} is someone else's: only its author or the diary's owner may delete it"
+        )));
+    }
+    sqlx::query("DELETE FROM comments WHERE id = ?").bind(id).execute(db).await?;
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Diaries: an entry with an emotion, private or shared with friends.
+
+pub mod comments;
+
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
+
+use crate::error::ApiError;
+use crate::pagination::{Page, Paged};
+use crate::points::{self, Reason};
+use crate::social::friends;
+
+pub const TITLE_MAX: usize = 200;
+pub const CONTENT_MAX: usize = 10_000;
+
+/// The fixed set of emotions a diary can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Emotion {
+    Joy,
+    Calm,
+    Gratitude,
+    Sadness,
+    Anxiety,
+    Anger,
+    Tiredness,
+}
+
+impl Emotion {
+    pub const ALL: [Emotion; 7] = [
+        Emotion::Joy,
+        Emotion::Calm,
+        Emotion::Gratitude,
+        Emotion::Sadness,
+        Emotion::Anxiety,
+        Emotion::Anger,
+        Emotion::Tiredness,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Emotion::Joy => "joy",
+            Emotion::Calm => "calm",
+            Emotion::Gratitude => "gratitude",
+            Emotion::Sadness => "sadness",
+            Emotion::Anxiety => "anxiety",
+            Emotion::Anger => "anger",
+            Emotion::Tiredness => "tiredness",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Emotion> {
+        Emotion::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Friends,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Friends => "friends",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "private" => Some(Visibility::Private),
+            "friends" => Some(Visibility::Friends),
+            _ => None,
+        }
+    }
+}
+
+/// A diary as the API serves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diary {
+    pub id: u64,
+    pub author_id: u64,
+    pub title: String,
+    pub content: String,
+    pub emotion: Emotion,
+    pub visibility: Visibility,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DiaryRow {
+    id: u64,
+    author_id: u64,
+    title: String,
+    content: String,
+    emotion: String,
+    visibility: String,
+    created_at: chrono::NaiveDateTime,
+    updated_at: chrono::NaiveDateTime,
+}
+
+impl From<DiaryRow> for Diary {
+    fn from(r: DiaryRow) -> Self {
+        Diary {
+            id: r.id,
+            author_id: r.author_id,
+            title: r.title,
+            content: r.content,
+            // Only values that passed `Emotion::parse` are ever written.
+            emotion: Emotion::parse(&r.emotion).unwrap_or(Emotion::Calm),
+            visibility: Visibility::parse(&r.visibility).unwrap_or(Visibility::Private),
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, author_id, title, content, emotion, visibility, created_at, updated_at";
+
+/// The body of `POST /diaries` and `PATCH /diaries/{id}`, as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiaryInput {
+    pub title: Option<String>,
+    pub content: Option<String>,
+    pub emotion: Option<String>,
+    pub visibility: Option<String>,
+}
+
+/// Validated fields; `None` means "not given" (for updates).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiaryFields {
+    pub title: Option<String>,
+    pub content: Option<String>,
+    pub emotion: Option<Emotion>,
+    pub visibility: Option<Visibility>,
+}
+
+pub fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    let chars = trimmed.chars().count();
+    if chars > max {
+        return Err(ApiError::invalid(field, format!("is {chars} characters long; at most {max} are allowed")));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl DiaryInput {
+    pub fn parse(&self) -> Result<DiaryFields, ApiError> {
+        Ok(DiaryFields {
+            title: self.title.as_deref().map(|t| text_field("title", t, TITLE_MAX)).transpose()?,
+            content: self.content.as_deref().map(|c| text_field("content", c, CONTENT_MAX)).transpose()?,
+            emotion: self
+                .emotion
+                .as_deref()
+                .map(|e| {
+                    Emotion::parse(e).ok_or_else(|| {
+                        let all: Vec<_> = Emotion::ALL.iter().map(|e| e.as_str()).collect();
+                        ApiError::invalid("emotion", format!("unknown emotion `{e}`: use one of {}", all.join(", ")))
+                    })
+                })
+                .transpose()?,
+            visibility: self
+                .visibility
+                .as_deref()
+                .map(|v| {
+                    Visibility::parse(v).ok_or_else(|| {
+                        ApiError::invalid("visibility", format!("unknown visibility `{v}`: use private or friends"))
+                    })
+                })
+                .transpose()?,
+        })
+    }
+}
+
+/// Rewards and follow-up work that writing a diary triggers.
+#[derive(Debug, Clone, Copy)]
+pub struct OnWrite {
+    pub points: i64,
+}
+
+/// Writes a diary, its point award and its AI comment job in one transaction: either all
+/// three exist or none does.
+#[tracing::instrument(skip_all, fields(user_id = author))]
+pub async fn create(db: &MySqlPool, author: u64, fields: DiaryFields, on_write: OnWrite) -> Result<Diary, ApiError> {
+    let title = fields.title.ok_or_else(|| ApiError::invalid("title", "is required"))?;
+    let content = fields.content.ok_or_else(|| ApiError::invalid("content", "is required"))?;
+    let emotion = fields.emotion.ok_or_else(|| ApiError::invalid("emotion", "is required"))?;
+    let visibility = fields.visibility.unwrap_or(Visibility::Friends);
+    let mut tx = db.begin().await?;
+    let id = sqlx::query("INSERT INTO diaries (author_id, title, content, emotion, visibility) VALUES (?, ?, ?, ?, ?)")
+        .bind(author)
+        .bind(&title)
+        .bind(&content)
+        .bind(emotion.as_str())
+        .bind(visibility.as_str())
+        .execute(&mut *tx)
+        .await?
+        .last_insert_id();
+    if on_write.points > 0 {
+        points::apply(&mut tx, author, on_write.points, Reason::DiaryWritten, Some(id))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    sqlx::query("INSERT INTO ai_comment_jobs (diary_id) VALUES (?)").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    fetch(db, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("diary {id} vanished after commit")))
+}
+
+async fn fetch(db: &MySqlPool, id: u64) -> sqlx::Result<Option<Diary>> {
+    let row: Option<DiaryRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM diaries WHERE id = ?")).bind(id).fetch_optional(db).await?;
+    Ok(row.map(Diary::from))
+}
+
+fn not_found(id: u64) -> ApiError {
+    ApiError::not_found("diary_not_found", format!("no diary {id} that you can see"))
+}
+
+/// Whether `viewer` may read `diary`: its author, or a friend of the author when shared.
+pub async fn can_see(db: &MySqlPool, viewer: u64, diary: &Diary) -> sqlx::Result<bool> {
+    if diary.author_id == viewer {
+        return Ok(true);
+    }
+    Ok(diary.visibility == Visibility::Friends && friends::are_friends(db, viewer, diary.author_id).await?)
+}
+
+/// The diary if `viewer` may see it; 404 alike for "absent" and "not yours to see".
+#[tracing::instrument(skip(db), fields(user_id = viewer))]
+pub async fn get_visible(db: &MySqlPool, viewer: u64, id: u64) -> Result<Diary, ApiError> {
+    let diary = fetch(db, id).await?.ok_or_else(|| not_found(id))?;
+    if can_see(db, viewer, &diary).await? { Ok(diary) } else { Err(not_found(id)) }
+}
+
+/// The diary if `viewer` wrote it: 404 when they cannot see it, 403 when they can but it
+/// is a friend's.
+async fn get_own(db: &MySqlPool, viewer: u64, id: u64) -> Result<Diary, ApiError> {
+    let diary = get_visible(db, viewer, id).await?;
+    if diary.author_id != viewer {
+        return Err(ApiError::Forbidden(format!("diary {id} is a friend's: only its author may change it")));
+    }
+    Ok(diary)
+}
+
+#[tracing::instrument(skip(db, fields), fields(user_id = viewer))]
+pub async fn update(db: &MySqlPool, viewer: u64, id: u64, fields: DiaryFields) -> Result<Diary, ApiError> {
+    let current = get_own(db, viewer, id).await?;
+    if fields == DiaryFields::default() {
+        return Err(ApiError::invalid(
+            "title",
+            "nothing to change: send at least one of title, content, emotion, visibility",
+        ));
+    }
+    sqlx::query(
+        "UPDATE diaries SET title = ?, content = ?, emotion = ?, visibility = ?, updated_at = CURRENT_TIMESTAMP(6) \
+         WHERE id = ? AND author_id = ?",
+    )
+    .bind(fields.title.unwrap_or(current.title))
+    .bind(fields.content.unwrap_or(current.content))
+    .bind(fields.emotion.unwrap_or(current.emotion).as_str())
+    .bind(fields.visibility.unwrap_or(current.visibility).as_str())
+    .bind(id)
+    .bind(viewer)
+    .execute(db)
+    .await?;
+    fetch(db, id).await?.ok_or_else(|| not_found(id))
+}
+
+#[tracing::instrument(skip(db), fields(user_id = viewer))]
+pub async fn delete(db: &MySqlPool, viewer: u64, id: u64) -> Result<(), ApiError> {
+    get_own(db, viewer, id).await?;
+    sqlx::query("DELETE FROM diaries WHERE id = ? AND author_id = ?").bind(id).bind(viewer).execute(db).await?;
+    Ok(())
+}
+
+/// One's own diaries, newest first.
+pub async fn list_own(db: &MySqlPool, user: u64, page: Page) -> sqlx::Result<Paged<Diary>> {
+    let rows: Vec<DiaryRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM diaries WHERE author_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(user)
+    .bind(page.after.unwrap_or(u64::MAX))
+    .bind(page.limit + 1)
+    .fetch_all(db)
+    .await?;
+    Ok(Paged::from_rows(rows.into_iter().map(Diary::from).collect(), page, |d| d.id))
+}
+
+/// Friends' shared diaries, newest first.
+pub async fn list_friends(db: &MySqlPool, user: u64, page: Page) -> sqlx::Result<Paged<Diary>> {
+    let rows: Vec<DiaryRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM diaries WHERE visibility = 'friends' AND id < ? \
+         AND author_id IN (SELECT friend_id FROM friendships WHERE user_id = ?) ORDER BY id DESC LIMIT ?"
+    ))
+    .bind(page.after.unwrap_or(u64::MAX))
+    .bind(user)
+    .bind(page.limit + 1)
+    .fetch_all(db)
+    .await?;
+    Ok(Paged::from_rows(rows.into_iter().map(Diary::from).collect(), page, |d| d.id))
+}

@@ -1,0 +1,59 @@
+//! The HTTP surface: one module per resource, each with its own `router()`. Handlers only
+//! translate between HTTP and the domain modules.
+
+pub mod accounts;
+pub mod diaries;
+pub mod extract;
+pub mod friends;
+pub mod guestbook;
+pub mod points;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Request bodies above this are refused before they are read (diaries are 10,000 characters).
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// The whole application, as a pure function of its state.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(accounts::router())
+        .merge(friends::router())
+        .merge(diaries::router())
+        .merge(guestbook::router())
+        .merge(points::router())
+        .route("/healthz", get(crate::ops::healthz))
+        .route("/readyz", get(crate::ops::readyz))
+        .route("/metrics", get(crate::ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    api.layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found("route_not_found", format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({
+            "error": "method_not_allowed",
+            "message": format!("{method} is not allowed on {}", uri.path()),
+        })),
+    )
+}

@@ -1,0 +1,85 @@
+//! Prometheus metrics of one server: per-route request counts and latency, pool usage.
+//! One registry per app (no globals), so several servers in one test process stay apart.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    /// The route pattern (`/diaries/{id}`), never the raw path: bounded cardinality.
+    pub route: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RouteLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    pool_size: Gauge,
+    pool_idle: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~8 s
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("server");
+        let requests = Family::<RouteLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let pool_size = Gauge::default();
+        let pool_idle = Gauge::default();
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("db_pool_connections", "Open database connections", pool_size.clone());
+        registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
+        Arc::new(Self { registry, requests, latency, pool_size, pool_idle })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders the text exposition format, with pool gauges read now.
+    pub fn render(&self, pool: &sqlx::MySqlPool) -> String {
+        self.pool_size.set(pool.size() as i64);
+        self.pool_idle.set(pool.num_idle() as i64);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}
+
+/// Middleware: counts and times every request under its route pattern.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let labels = RouteLabels { method, route, status: response.status().as_u16() };
+    metrics.requests.get_or_create(&labels).inc();
+    metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,4 @@
+//! Friends and guestbooks.
+
+pub mod friends;
+pub mod guestbook;

@@ -1,0 +1,32 @@
+//! What handlers may ask for. Each handler takes only the part it needs
+//! (`State<MySqlPool>`, `State<SessionStore>`, ...) through `FromRef`.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use sqlx::MySqlPool;
+use tokio::sync::Notify;
+
+use crate::accounts::{PasswordHasher, SessionStore};
+use crate::metrics::Metrics;
+use crate::ops::Dependencies;
+
+/// Point rewards and identity: plain values every instance reads from its settings.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub instance_id: String,
+    pub diary_reward: i64,
+    pub comment_reward: i64,
+}
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: MySqlPool,
+    pub sessions: SessionStore,
+    pub passwords: PasswordHasher,
+    pub rules: Arc<Rules>,
+    pub metrics: Arc<Metrics>,
+    pub dependencies: Arc<Dependencies>,
+    /// Wakes this instance's AI worker when a diary was written here.
+    pub ai_wake: Arc<Notify>,
+}

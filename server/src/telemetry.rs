@@ -1,0 +1,15 @@
+//! Structured logs to stderr (stdout carries the machine-readable start-up line).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("server=info,tower_http=warn,lapin=warn,warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

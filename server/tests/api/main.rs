@@ -1,0 +1,12 @@
+//! API integration tests: the real server on 127.0.0.1:0 against real MariaDB and Redis.
+//! One test binary, so the containers are shared; every test owns its database.
+
+mod helpers;
+
+mod accounts;
+mod ai_comments;
+mod bad_input;
+mod diaries;
+mod ops;
+mod points;
+mod social;

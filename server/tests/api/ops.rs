@@ -1,0 +1,67 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{TestResult, World};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_checks_database_redis_and_broker() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+
+    let (status, body) = app.call("GET", "/readyz", None, None).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+    for check in ["database", "redis", "broker"] {
+        assert_eq!(body["checks"][check], "ok", "{body}");
+    }
+    assert_eq!(body["instance"], app.instance);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_which_dependency_is_down() -> TestResult {
+    let world = World::new().await;
+    // A broker URL nothing answers on: the instance still serves, and says what is missing.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let app = world.spawn(&[("SERVER_AMQP_URL", &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))]).await;
+
+    let (status, body) = app.call("GET", "/readyz", None, None).await;
+
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert!(body["checks"]["broker"].as_str().unwrap().starts_with("down"), "{body}");
+    assert_eq!(app.call("GET", "/healthz", None, None).await.0, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_per_route_pattern() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let a = app.signup("a").await;
+    app.call("GET", "/diaries/12345", Some(&a.token), None).await;
+
+    let text = app.client.get(app.url("/metrics")).send().await?.text().await?;
+
+    assert!(text.contains(r#"route="/diaries/{id}""#), "{text}");
+    assert!(text.contains(r#"status="404""#), "{text}");
+    assert!(!text.contains("/diaries/12345"), "raw paths must not become labels");
+    assert!(text.contains("server_db_pool_connections"), "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_starting_at_once_on_an_empty_database_migrate_it_once() -> TestResult {
+    let world = World::new().await;
+
+    let (a, b, c) = tokio::join!(world.spawn(&[]), world.spawn(&[]), world.spawn(&[]));
+
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1").fetch_one(&world.db).await?;
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))?.count() as i64;
+    assert_eq!(applied, files);
+    for app in [&a, &b, &c] {
+        assert_eq!(app.call("GET", "/readyz", None, None).await.0, StatusCode::OK);
+    }
+    Ok(())
+}
