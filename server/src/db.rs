@@ -9,17 +9,24 @@ use sqlx::{ConnectOptions, Connection, Executor, MySqlPool};
 /// out of the hot paths (point updates lock exactly the balance row they change).
 const SESSION_SETUP: &str = "SET time_zone = '+00:00', transaction_isolation = 'READ-COMMITTED'";
 
+/// How long an instance waits for another to finish migrating.
+const MIGRATION_LOCK_TIMEOUT_S: i64 = 120;
+
 /// Connects a pool whose sessions run in UTC, and applies the migrations.
 ///
-/// Several instances may start at once: sqlx's MySQL migrator takes a named lock
-/// (`GET_LOCK`) around the migration run, so one applies and the others find them applied.
+/// Several instances may start at once, so migrations run under a named lock. sqlx's own
+/// MySQL migration lock asks for `GET_LOCK(name, -1)` and ignores the answer; MariaDB does not
+/// wait on a negative timeout, so two instances both applied the first migration and one
+/// failed on a duplicate key (found by `three_instances_starting_at_once_...`). We take the
+/// lock ourselves, with a real timeout, and check that we got it.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> {
     let options: MySqlConnectOptions = url.parse()?;
     // One direct connection first: a pool would hide a wrong password or an unknown database
     // behind "pool timed out".
-    let mut probe = options.connect().await?;
-    probe.execute(SESSION_SETUP).await?;
-    probe.close().await?;
+    let mut conn = options.connect().await?;
+    conn.execute(SESSION_SETUP).await?;
+    migrate(&mut conn).await?;
+    conn.close().await?;
     let pool = MySqlPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
@@ -32,6 +39,22 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
         })
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
+}
+
+async fn migrate(conn: &mut sqlx::MySqlConnection) -> anyhow::Result<()> {
+    let lock_name = "server_migrations";
+    let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT(DATABASE(), ':', ?), ?)")
+        .bind(lock_name)
+        .bind(MIGRATION_LOCK_TIMEOUT_S)
+        .fetch_one(&mut *conn)
+        .await?;
+    if got != Some(1) {
+        anyhow::bail!("another instance held the migration lock for more than {MIGRATION_LOCK_TIMEOUT_S} s");
+    }
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_locking(false);
+    let result = migrator.run_direct(&mut *conn).await;
+    sqlx::query("SELECT RELEASE_LOCK(CONCAT(DATABASE(), ':', ?))").bind(lock_name).execute(&mut *conn).await?;
+    result.map_err(Into::into)
 }
