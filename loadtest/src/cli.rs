@@ -23,6 +23,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a scenario file: provision, start the instances, drive load and faults, count
+    /// every notification, write reports/<scenario>-<time>/, exit 1 if a threshold failed.
+    Run {
+        /// The scenario file, e.g. scenarios/notify-fanout.toml.
+        scenario: std::path::PathBuf,
+        /// The server binary to run (default: `server` next to this executable).
+        #[arg(long, env = "LOADTEST_SERVER_BIN")]
+        server_bin: Option<std::path::PathBuf>,
+        /// Where report folders are written.
+        #[arg(long, default_value = "reports")]
+        reports_dir: std::path::PathBuf,
+        /// Run only these strategies (comma-separated), e.g. --strategies local,rabbitmq.
+        #[arg(long, value_delimiter = ',', value_parser = parse_strategy)]
+        strategies: Option<Vec<crate::scenario::Strategy>>,
+    },
     /// Provision or remove the infrastructure by hand.
     Infra {
         #[command(subcommand)]
@@ -41,6 +56,10 @@ pub enum InfraAction {
     },
     /// Remove the containers `infra up` left running.
     Down,
+}
+
+fn parse_strategy(s: &str) -> Result<crate::scenario::Strategy, String> {
+    s.parse().map_err(|e: crate::scenario::UnknownValue| e.to_string())
 }
 
 fn parse_image_set(s: &str) -> Result<ImageSetChoice, String> {

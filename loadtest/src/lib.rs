@@ -4,5 +4,11 @@
 //! Data flows one way: scenario file -> runner -> (infra, cluster, probes) -> ledger -> report.
 
 pub mod cli;
+pub mod cluster;
 pub mod infra;
+pub mod ledger;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod scenario;
 pub mod tls;

@@ -28,6 +28,20 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { scenario, server_bin, reports_dir, strategies } => {
+            let opts = loadtest::run::RunOptions {
+                scenario,
+                provision: ProvisionOptions { images: cli.images, ..ProvisionOptions::from_env()? },
+                server_bin: server_bin.unwrap_or_else(loadtest::cluster::default_server_bin),
+                reports_dir,
+                strategies,
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            let (report, paths) = loadtest::run::run(&opts).await?;
+            println!("{}", loadtest::report::to_markdown(&report));
+            eprintln!("reports: {}", paths.html.parent().map(|d| d.display().to_string()).unwrap_or_default());
+            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Infra { action: InfraAction::Up { foreground } } => {
             let opts = ProvisionOptions { images: cli.images, detached: !foreground, ..ProvisionOptions::from_env()? };
             let infra = Infra::provision(&opts).await?;

@@ -11,6 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::ai::worker::AiWorker;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::notify::alert::AlertSink;
+use crate::notify::bus::{self, BusContext};
+use crate::notify::hub::Hub;
 use crate::ops::Dependencies;
 use crate::settings::Settings;
 use crate::state::{AppState, Rules};
@@ -47,6 +51,25 @@ impl App {
                 "argon2 memory below OWASP's 19 MiB: for load tests only"
             );
         }
+        let metrics = Metrics::new(settings.notify_delivery.as_str());
+        let hub = Hub::new(metrics.notify.clone());
+        let alert = match &settings.alert_webhook_url {
+            Some(url) => Some(AlertSink::new(url.clone(), Duration::from_secs(5), 3)?),
+            None => None,
+        };
+        let delivery = bus::build(
+            settings.notify_delivery,
+            BusContext {
+                db: db.clone(),
+                hub: hub.clone(),
+                metrics: metrics.notify.clone(),
+                instance_id: settings.instance_id.clone(),
+                redis_url: settings.redis_url.clone(),
+                amqp_url: settings.amqp_url.clone(),
+                prefix: settings.namespace.clone(),
+                alert,
+            },
+        );
         let generator = crate::ai::from_settings(&settings.ai)?;
         let ai_worker = AiWorker::new(
             db.clone(),
@@ -57,16 +80,24 @@ impl App {
         );
         let state = AppState {
             db: db.clone(),
-            sessions: SessionStore::new(redis.clone(), settings.redis_key_prefix.clone(), settings.session_ttl),
+            sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
             passwords: PasswordHasher::new(settings.argon2_memory_kib, settings.argon2_iterations)?,
             rules: Arc::new(Rules {
                 instance_id: settings.instance_id.clone(),
                 diary_reward: settings.points_diary_reward,
                 comment_reward: settings.points_comment_reward,
+                ai_comments: settings.ai.enabled,
             }),
-            metrics: Metrics::new(),
-            dependencies: Arc::new(Dependencies { db, redis, amqp_url: settings.amqp_url.clone() }),
+            metrics,
+            dependencies: Arc::new(Dependencies {
+                db,
+                redis,
+                amqp_url: settings.amqp_url.clone(),
+                delivery: delivery.clone(),
+            }),
             ai_wake: ai_worker.waker(),
+            notifier: Notifier::new(delivery),
+            hub,
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
@@ -90,7 +121,12 @@ impl App {
     /// for up to `shutdown_grace`, and stops the background workers.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let background = CancellationToken::new();
-        let worker = tokio::spawn(self.ai_worker.clone().run(background.child_token()));
+        let worker = if self.settings.ai.enabled {
+            tokio::spawn(self.ai_worker.clone().run(background.child_token()))
+        } else {
+            tokio::spawn(async {})
+        };
+        let delivery = tokio::spawn(self.state.notifier.delivery().clone().run(background.child_token()));
         let router = crate::http::router(self.state.clone());
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
@@ -107,7 +143,11 @@ impl App {
             }
         };
         background.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let _ = worker.await;
+            let _ = delivery.await;
+        })
+        .await;
         self.state.db.close().await;
         result
     }

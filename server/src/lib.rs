@@ -9,6 +9,7 @@ pub mod diary;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod pagination;
 pub mod points;

@@ -21,6 +21,7 @@ pub struct Dependencies {
     pub db: MySqlPool,
     pub redis: ConnectionManager,
     pub amqp_url: String,
+    pub delivery: Arc<dyn crate::notify::bus::Delivery>,
 }
 
 impl std::fmt::Debug for Dependencies {
@@ -60,7 +61,13 @@ pub async fn healthz(State(rules): State<Arc<Rules>>) -> impl IntoResponse {
 
 pub async fn readyz(State(deps): State<Arc<Dependencies>>, State(rules): State<Arc<Rules>>) -> impl IntoResponse {
     let (db, redis, broker) = tokio::join!(bounded(deps.database()), bounded(deps.redis()), bounded(deps.broker()));
-    let ready = db.is_ok() && redis.is_ok() && broker.is_ok();
+    // The strategy's own transport (subscription, consumer) must be connected too: an
+    // instance that cannot receive fan-out would silently drop its streams' notifications.
+    let delivery = match deps.delivery.transport_up() {
+        None | Some(true) => Ok(()),
+        Some(false) => Err(format!("{} transport is reconnecting", deps.delivery.strategy().as_str())),
+    };
+    let ready = db.is_ok() && redis.is_ok() && broker.is_ok() && delivery.is_ok();
     let show = |r: Result<(), String>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("down: {e}"),
@@ -68,7 +75,8 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>, State(rules): State<A
     let body = json!({
         "ready": ready,
         "instance": rules.instance_id,
-        "checks": { "database": show(db), "redis": show(redis), "broker": show(broker) },
+        "strategy": deps.delivery.strategy().as_str(),
+        "checks": { "database": show(db), "redis": show(redis), "broker": show(broker), "delivery": show(delivery) },
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::notify::bus::Strategy;
+
 /// Every key the server understands, with its default (`None`: required or optional).
 const KEYS: &[(&str, Option<&str>)] = &[
     ("instance_id", None),
@@ -16,7 +18,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("database_url", None),
     ("redis_url", None),
     ("amqp_url", None),
-    ("redis_key_prefix", Some("diary:")),
+    ("namespace", Some("diary:")),
+    ("notify_delivery", Some("rabbitmq")),
+    ("alert_webhook_url", None),
+    ("ai_enabled", Some("true")),
     ("log_format", Some("text")),
     ("db_max_connections", Some("20")),
     ("session_ttl_s", Some("86400")),
@@ -60,6 +65,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone)]
 pub struct AiSettings {
+    /// Off: diaries get no AI comment (load tests that measure notifications alone).
+    pub enabled: bool,
     pub generator: AiGeneratorSetting,
     pub timeout: Duration,
     pub max_retries: u32,
@@ -75,8 +82,12 @@ pub struct Settings {
     pub database_url: String,
     pub redis_url: String,
     pub amqp_url: String,
-    /// Prefix of every Redis key this server writes (tests and tenants use their own).
-    pub redis_key_prefix: String,
+    /// Prefix of every Redis key, channel, stream and AMQP exchange/queue this server uses:
+    /// instances that share one must share it; tests and tenants use their own.
+    pub namespace: String,
+    pub notify_delivery: Strategy,
+    /// Slack-compatible webhook that dead-lettered notifications are reported to.
+    pub alert_webhook_url: Option<url::Url>,
     pub log_format: LogFormat,
     pub db_max_connections: u32,
     pub session_ttl: Duration,
@@ -234,7 +245,24 @@ impl Resolver {
             database_url: self.url("database_url", &["mysql", "mariadb"], "mysql://user:pass@host:port/db")?.0,
             redis_url: self.url("redis_url", &["redis", "rediss"], "redis://host:port/")?.0,
             amqp_url: self.url("amqp_url", &["amqp", "amqps"], "amqp://user:pass@host:port/%2f")?.0,
-            redis_key_prefix: self.raw("redis_key_prefix").unwrap_or("").to_string(),
+            namespace: match self.raw("namespace").unwrap_or("") {
+                ns if ns.len() <= 40 && ns.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c)) => {
+                    ns.to_string()
+                }
+                ns => {
+                    return Err(
+                        self.err("namespace", format!("`{ns}`: use up to 40 letters, digits, `-`, `_`, `:`, `.`"))
+                    );
+                }
+            },
+            notify_delivery: {
+                let raw = self.raw("notify_delivery").unwrap_or("rabbitmq");
+                raw.parse().map_err(|e: String| self.err("notify_delivery", e))?
+            },
+            alert_webhook_url: match self.raw("alert_webhook_url") {
+                Some(_) => Some(self.url("alert_webhook_url", &["http", "https"], "a webhook URL")?.1),
+                None => None,
+            },
             log_format: match self.raw("log_format").unwrap_or("text") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
@@ -249,6 +277,11 @@ impl Resolver {
             points_diary_reward: self.number("points_diary_reward", 0i64, 1_000_000)?,
             points_comment_reward: self.number("points_comment_reward", 0i64, 1_000_000)?,
             ai: AiSettings {
+                enabled: match self.raw("ai_enabled").unwrap_or("true") {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => return Err(self.err("ai_enabled", format!("`{other}` is not true or false"))),
+                },
                 generator,
                 timeout: Duration::from_millis(self.number("ai_timeout_ms", 100u64, 600_000)?),
                 max_retries: self.number("ai_max_retries", 0u32, 10)?,
@@ -324,6 +357,15 @@ mod tests {
         assert_eq!(s.db_max_connections, 5);
         let err = Settings::from_sources(Some("listen = 1"), env(&[])).unwrap_err();
         assert_eq!(err.setting, "listen");
+    }
+
+    #[test]
+    fn the_delivery_strategy_is_parsed_and_named_when_wrong() {
+        let s = Settings::from_sources(None, env(&[("SERVER_NOTIFY_DELIVERY", "outbox")])).unwrap();
+        assert_eq!(s.notify_delivery, Strategy::Outbox);
+        let err = Settings::from_sources(None, env(&[("SERVER_NOTIFY_DELIVERY", "kafka")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_NOTIFY_DELIVERY");
+        assert!(err.message.contains("redis-streams"), "{err}");
     }
 
     #[test]

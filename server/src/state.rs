@@ -9,6 +9,8 @@ use tokio::sync::Notify;
 
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::notify::hub::Hub;
 use crate::ops::Dependencies;
 
 /// Point rewards and identity: plain values every instance reads from its settings.
@@ -17,6 +19,8 @@ pub struct Rules {
     pub instance_id: String,
     pub diary_reward: i64,
     pub comment_reward: i64,
+    /// Whether diaries get an AI comment.
+    pub ai_comments: bool,
 }
 
 #[derive(Clone, FromRef)]
@@ -29,4 +33,7 @@ pub struct AppState {
     pub dependencies: Arc<Dependencies>,
     /// Wakes this instance's AI worker when a diary was written here.
     pub ai_wake: Arc<Notify>,
+    pub notifier: Notifier,
+    /// The SSE streams connected to this instance.
+    pub hub: Hub,
 }

@@ -5,6 +5,7 @@ use sqlx::MySqlPool;
 
 use super::{get_visible, text_field};
 use crate::error::ApiError;
+use crate::notify::Notifier;
 use crate::pagination::{Page, Paged};
 use crate::points::{self, Reason};
 
@@ -25,17 +26,19 @@ pub struct Comment {
 
 const COLUMNS: &str = "id, diary_id, author_id, content, (ai_for_diary IS NOT NULL) AS is_ai, created_at";
 
-/// Posts a comment and the commenter's point award in one transaction.
-#[tracing::instrument(skip(db, content), fields(user_id = author))]
+/// Posts a comment and the commenter's point award in one transaction, then notifies the
+/// diary's owner.
+#[tracing::instrument(skip(db, notifier, content), fields(user_id = author))]
 pub async fn create(
     db: &MySqlPool,
+    notifier: &Notifier,
     author: u64,
     diary_id: u64,
     content: &str,
     reward: i64,
 ) -> Result<Comment, ApiError> {
     let content = text_field("content", content, CONTENT_MAX)?;
-    get_visible(db, author, diary_id).await?;
+    let diary = get_visible(db, author, diary_id).await?;
     let mut tx = db.begin().await?;
     let id = sqlx::query("INSERT INTO comments (diary_id, author_id, content) VALUES (?, ?, ?)")
         .bind(diary_id)
@@ -49,7 +52,10 @@ pub async fn create(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
+    let batch = Notifier::for_comment(diary.author_id, author, id);
+    notifier.within(&mut tx, &batch).await?;
     tx.commit().await?;
+    notifier.after_commit(batch).await;
     fetch(db, id).await?.ok_or_else(|| not_found(id))
 }
 

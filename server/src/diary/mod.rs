@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 
 use crate::error::ApiError;
+use crate::notify::Notifier;
 use crate::pagination::{Page, Paged};
 use crate::points::{self, Reason};
 use crate::social::friends;
@@ -184,12 +185,20 @@ impl DiaryInput {
 #[derive(Debug, Clone, Copy)]
 pub struct OnWrite {
     pub points: i64,
+    pub ai_comment: bool,
 }
 
-/// Writes a diary, its point award and its AI comment job in one transaction: either all
-/// three exist or none does.
+/// Writes a diary, its point award, its AI comment job and (for the outbox strategy) its
+/// notifications in one transaction: either all exist or none does. Friends are notified
+/// after the commit.
 #[tracing::instrument(skip_all, fields(user_id = author))]
-pub async fn create(db: &MySqlPool, author: u64, fields: DiaryFields, on_write: OnWrite) -> Result<Diary, ApiError> {
+pub async fn create(
+    db: &MySqlPool,
+    notifier: &Notifier,
+    author: u64,
+    fields: DiaryFields,
+    on_write: OnWrite,
+) -> Result<Diary, ApiError> {
     let title = fields.title.ok_or_else(|| ApiError::invalid("title", "is required"))?;
     let content = fields.content.ok_or_else(|| ApiError::invalid("content", "is required"))?;
     let emotion = fields.emotion.ok_or_else(|| ApiError::invalid("emotion", "is required"))?;
@@ -209,8 +218,16 @@ pub async fn create(db: &MySqlPool, author: u64, fields: DiaryFields, on_write: 
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    sqlx::query("INSERT INTO ai_comment_jobs (diary_id) VALUES (?)").bind(id).execute(&mut *tx).await?;
+    if on_write.ai_comment {
+        sqlx::query("INSERT INTO ai_comment_jobs (diary_id) VALUES (?)").bind(id).execute(&mut *tx).await?;
+    }
+    let batch = match visibility {
+        Visibility::Friends => Notifier::for_diary(&mut tx, author, id).await?,
+        Visibility::Private => Vec::new(),
+    };
+    notifier.within(&mut tx, &batch).await?;
     tx.commit().await?;
+    notifier.after_commit(batch).await;
     fetch(db, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("diary {id} vanished after commit")))
 }
 

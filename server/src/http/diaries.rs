@@ -14,6 +14,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::diary::comments::{self, Comment};
 use crate::diary::{self, Diary, DiaryInput, OnWrite};
 use crate::error::ApiError;
+use crate::notify::Notifier;
 use crate::pagination::{PageQuery, Paged};
 use crate::state::{AppState, Rules};
 
@@ -43,11 +44,15 @@ async fn create(
     State(db): State<MySqlPool>,
     State(rules): State<Arc<Rules>>,
     State(ai_wake): State<Arc<Notify>>,
+    State(notifier): State<Notifier>,
     ApiJson(input): ApiJson<DiaryInput>,
 ) -> Result<(StatusCode, Json<Diary>), ApiError> {
     let fields = input.parse()?;
-    let diary = diary::create(&db, user.id, fields, OnWrite { points: rules.diary_reward }).await?;
-    ai_wake.notify_one();
+    let on_write = OnWrite { points: rules.diary_reward, ai_comment: rules.ai_comments };
+    let diary = diary::create(&db, &notifier, user.id, fields, on_write).await?;
+    if rules.ai_comments {
+        ai_wake.notify_one();
+    }
     Ok((StatusCode::CREATED, Json(diary)))
 }
 
@@ -96,10 +101,11 @@ async fn create_comment(
     user: CurrentUser,
     State(db): State<MySqlPool>,
     State(rules): State<Arc<Rules>>,
+    State(notifier): State<Notifier>,
     ApiPath(diary_id): ApiPath<u64>,
     ApiJson(input): ApiJson<CommentInput>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
-    let comment = comments::create(&db, user.id, diary_id, &input.content, rules.comment_reward).await?;
+    let comment = comments::create(&db, &notifier, user.id, diary_id, &input.content, rules.comment_reward).await?;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 

@@ -6,6 +6,7 @@ pub mod diaries;
 pub mod extract;
 pub mod friends;
 pub mod guestbook;
+pub mod notifications;
 pub mod points;
 
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(diaries::router())
         .merge(guestbook::router())
         .merge(points::router())
+        .merge(notifications::router())
         .route("/healthz", get(crate::ops::healthz))
         .route("/readyz", get(crate::ops::readyz))
         .route("/metrics", get(crate::ops::metrics))

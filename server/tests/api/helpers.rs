@@ -41,7 +41,7 @@ impl World {
             ("SERVER_DATABASE_URL".into(), self.database_url.clone()),
             ("SERVER_REDIS_URL".into(), urls.redis),
             ("SERVER_AMQP_URL".into(), urls.amqp),
-            ("SERVER_REDIS_KEY_PREFIX".into(), self.redis_prefix.clone()),
+            ("SERVER_NAMESPACE".into(), self.redis_prefix.clone()),
             // Cheap hashes: tests sign up many users on 2 cores.
             ("SERVER_ARGON2_MEMORY_KIB".into(), "256".into()),
             ("SERVER_ARGON2_ITERATIONS".into(), "1".into()),

@@ -7,6 +7,8 @@ mod accounts;
 mod ai_comments;
 mod bad_input;
 mod diaries;
+mod notifications;
+mod notify_faults;
 mod ops;
 mod points;
 mod social;

@@ -1,0 +1,400 @@
+//! Expected vs observed notifications for one strategy's run, counted the way Jepsen's queue
+//! checker counts: what the harness caused against what clients received.
+//!
+//! The harness records an *expectation* for every (recipient, cause) pair it knows must be
+//! notified (from the friend graph it built, never from what the server answered), and an
+//! *observation* for every notification an SSE client receives. At the end:
+//!
+//! * **delivered**: expected pairs received at least once by the recipient's own client.
+//! * **lost**: expected pairs never received by the recipient's own client.
+//!   `delivered + lost == expected`, always.
+//! * **redelivered_same_id**: a client received a notification id it had already received
+//!   (after a reconnect replay, say). Clients de-duplicate by id, so this is informational.
+//! * **duplicated**: for an expected pair, the distinct notification ids received beyond the
+//!   first: the server stored or published the same notification under two ids, which no
+//!   client-side de-duplication can hide.
+//! * **misrouted**: received by a client whose user is not the payload's recipient.
+//! * **unexpected**: received but never expected (each distinct id), plus every misrouted one.
+//! * **latency**: first receipt minus expectation, per delivered pair, in microseconds. A
+//!   receipt may be recorded before its expectation (the server answers before the driver
+//!   writes down what it sent): the two are matched at summary time and the latency is 0.
+//!
+//! Receipts are de-duplicated by (client, id) before anything else is counted.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// One SSE client session: a user's client, the same across its reconnects.
+pub type ClientId = u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CauseKind {
+    Diary,
+    Comment,
+}
+
+/// The diary or comment that caused a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cause {
+    pub kind: CauseKind,
+    pub id: u64,
+}
+
+impl Cause {
+    pub fn diary(id: u64) -> Self {
+        Self { kind: CauseKind::Diary, id }
+    }
+
+    pub fn comment(id: u64) -> Self {
+        Self { kind: CauseKind::Comment, id }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            CauseKind::Diary => "diary",
+            CauseKind::Comment => "comment",
+        };
+        write!(f, "{kind} {}", self.id)
+    }
+}
+
+/// Latency percentiles in microseconds (all 0 when nothing was delivered).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// The counts of one run; see the module documentation for what each means.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerSummary {
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+    pub misrouted: u64,
+    pub redelivered_same_id: u64,
+    /// Every observation, before any de-duplication.
+    pub received: u64,
+    pub latency_us: Percentiles,
+    /// First receipts of expected pairs, bucketed by whole seconds since the ledger's `t0`.
+    pub deliveries_per_second: Vec<u64>,
+    /// The first [`LOST_EXAMPLES`] lost (recipient, cause) pairs, sorted.
+    pub lost_examples: Vec<(u64, Cause)>,
+}
+
+/// How many lost pairs a summary names: enough to start debugging, small enough to print.
+pub const LOST_EXAMPLES: usize = 20;
+
+/// Latencies above an hour are recorded as an hour: nothing in a run waits that long.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// What the recipient's own client received for one (recipient, cause) pair.
+#[derive(Debug)]
+struct Receipts {
+    /// Earliest receipt: observations may be recorded out of order by concurrent clients.
+    first_at: Instant,
+    /// Distinct notification ids; almost always one, so a vector beats a set.
+    ids: Vec<u64>,
+}
+
+/// Expected vs observed notifications of one strategy's run.
+#[derive(Debug)]
+pub struct Ledger {
+    t0: Instant,
+    /// Earliest expectation per pair: the harness may cause the same pair twice only by a
+    /// bug of its own, and then the earlier send time is the honest start of the latency.
+    expected: HashMap<(u64, Cause), Instant>,
+    received: HashMap<(u64, Cause), Receipts>,
+    /// (client, notification id) already received: the client-side de-duplication.
+    seen: HashSet<(ClientId, u64)>,
+    /// Distinct ids received by a client whose user is not the payload's recipient.
+    misrouted: u64,
+    redelivered_same_id: u64,
+    observations: u64,
+}
+
+impl Ledger {
+    /// `t0` is the instant the run's clock starts (fault times count from it too), so that
+    /// deliveries per second line up with faults in the report.
+    pub fn new(t0: Instant) -> Self {
+        Self {
+            t0,
+            expected: HashMap::new(),
+            received: HashMap::new(),
+            seen: HashSet::new(),
+            misrouted: 0,
+            redelivered_same_id: 0,
+            observations: 0,
+        }
+    }
+
+    /// The harness caused `cause` at `at` (request send time) and, from the friend graph it
+    /// built, expects `recipient` to be notified.
+    pub fn expect(&mut self, recipient: u64, cause: Cause, at: Instant) {
+        self.expected.entry((recipient, cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+    }
+
+    /// A client of user `client_user` received notification `id` whose payload says
+    /// `recipient` and `cause`, at `at`.
+    pub fn observe(&mut self, client: ClientId, client_user: u64, id: u64, recipient: u64, cause: Cause, at: Instant) {
+        self.observations += 1;
+        if !self.seen.insert((client, id)) {
+            self.redelivered_same_id += 1;
+            return;
+        }
+        if client_user != recipient {
+            self.misrouted += 1;
+            return;
+        }
+        let receipts = self.received.entry((recipient, cause)).or_insert(Receipts { first_at: at, ids: Vec::new() });
+        receipts.first_at = receipts.first_at.min(at);
+        if !receipts.ids.contains(&id) {
+            receipts.ids.push(id);
+        }
+    }
+
+    /// Counts everything recorded so far; may be called at any time, more than once.
+    pub fn summary(&self) -> LedgerSummary {
+        let mut s = LedgerSummary {
+            expected: self.expected.len() as u64,
+            misrouted: self.misrouted,
+            redelivered_same_id: self.redelivered_same_id,
+            received: self.observations,
+            ..LedgerSummary::default()
+        };
+        let mut latency = latency_histogram();
+        let mut lost = Vec::new();
+        for (pair, expected_at) in &self.expected {
+            let Some(receipts) = self.received.get(pair) else {
+                lost.push(*pair);
+                continue;
+            };
+            s.delivered += 1;
+            s.duplicated += receipts.ids.len() as u64 - 1;
+            // Zero when the receipt was recorded before the expectation.
+            let micros = receipts.first_at.saturating_duration_since(*expected_at).as_micros();
+            latency.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+            let second = receipts.first_at.saturating_duration_since(self.t0).as_secs() as usize;
+            if s.deliveries_per_second.len() <= second {
+                s.deliveries_per_second.resize(second + 1, 0);
+            }
+            s.deliveries_per_second[second] += 1;
+        }
+        s.lost = lost.len() as u64;
+        s.unexpected = self.misrouted
+            + self
+                .received
+                .iter()
+                .filter(|(pair, _)| !self.expected.contains_key(pair))
+                .map(|(_, r)| r.ids.len() as u64)
+                .sum::<u64>();
+        s.latency_us = percentiles(&latency);
+        lost.sort_unstable();
+        lost.truncate(LOST_EXAMPLES);
+        s.lost_examples = lost;
+        s
+    }
+}
+
+/// 1 µs .. 1 h at 3 significant digits: microsecond resolution for fast deliveries, 0.1%
+/// error for slow ones.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid")
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    // A quantile reports the top of its bucket, which can lie above the largest value.
+    let max = h.max();
+    let at = |q: f64| h.value_at_quantile(q).min(max);
+    Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_pair_received_by_its_recipient_is_delivered_with_its_latency() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.expect(7, Cause::diary(1), at(t0, 1_000));
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 1_012));
+        let s = ledger.summary();
+        assert_eq!((s.expected, s.delivered, s.lost, s.duplicated, s.unexpected), (1, 1, 0, 0, 0));
+        assert!((12_000..=12_010).contains(&s.latency_us.p50), "{:?}", s.latency_us);
+        assert_eq!(s.latency_us.max, s.latency_us.p50);
+        assert_eq!(s.deliveries_per_second, [0, 1]);
+    }
+
+    #[test]
+    fn a_pair_never_received_is_lost_and_named() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        for recipient in (1..=30).rev() {
+            ledger.expect(recipient, Cause::comment(9), t0);
+        }
+        ledger.observe(1, 1, 100, 1, Cause::comment(9), t0);
+        let s = ledger.summary();
+        assert_eq!((s.delivered, s.lost), (1, 29));
+        assert_eq!(s.lost_examples.len(), LOST_EXAMPLES);
+        assert_eq!(s.lost_examples[0], (2, Cause::comment(9)));
+        assert!(s.lost_examples.is_sorted());
+        assert_eq!(s.latency_us, Percentiles { p50: 0, p90: 0, p99: 0, p999: 0, max: 0 });
+    }
+
+    #[test]
+    fn the_same_id_twice_is_a_redelivery_not_a_duplicate() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.expect(7, Cause::diary(1), t0);
+        for _ in 0..3 {
+            ledger.observe(70, 7, 500, 7, Cause::diary(1), t0);
+        }
+        let s = ledger.summary();
+        assert_eq!((s.delivered, s.duplicated, s.redelivered_same_id, s.received), (1, 0, 2, 3));
+    }
+
+    #[test]
+    fn distinct_ids_for_one_pair_are_duplicates() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.expect(7, Cause::diary(1), t0);
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), t0);
+        ledger.observe(70, 7, 501, 7, Cause::diary(1), t0);
+        ledger.observe(70, 7, 502, 7, Cause::diary(1), t0);
+        ledger.observe(70, 7, 502, 7, Cause::diary(1), t0);
+        let s = ledger.summary();
+        assert_eq!((s.delivered, s.duplicated, s.redelivered_same_id, s.unexpected), (1, 2, 1, 0));
+    }
+
+    #[test]
+    fn a_notification_for_someone_else_is_misrouted_and_unexpected() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.expect(7, Cause::diary(1), t0);
+        // User 8's client receives user 7's notification: it does not count as delivered.
+        ledger.observe(80, 8, 500, 7, Cause::diary(1), t0);
+        let s = ledger.summary();
+        assert_eq!((s.delivered, s.lost, s.misrouted, s.unexpected), (0, 1, 1, 1));
+    }
+
+    #[test]
+    fn a_notification_nobody_caused_is_unexpected_per_distinct_id() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.observe(70, 7, 500, 7, Cause::comment(3), t0);
+        ledger.observe(70, 7, 501, 7, Cause::comment(3), t0);
+        ledger.observe(70, 7, 501, 7, Cause::comment(3), t0);
+        let s = ledger.summary();
+        assert_eq!((s.expected, s.unexpected, s.misrouted, s.duplicated, s.redelivered_same_id), (0, 2, 0, 0, 1));
+    }
+
+    #[test]
+    fn a_receipt_recorded_before_its_expectation_still_counts_with_zero_latency() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 2_000));
+        ledger.expect(7, Cause::diary(1), at(t0, 2_005));
+        let s = ledger.summary();
+        assert_eq!((s.delivered, s.lost, s.unexpected), (1, 0, 0));
+        assert_eq!(s.latency_us.max, 0);
+        assert_eq!(s.deliveries_per_second, [0, 0, 1]);
+    }
+
+    #[test]
+    fn latency_runs_from_the_earliest_expectation_to_the_earliest_receipt() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.expect(7, Cause::diary(1), at(t0, 10));
+        ledger.expect(7, Cause::diary(1), at(t0, 5));
+        ledger.observe(70, 7, 501, 7, Cause::diary(1), at(t0, 40));
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 25));
+        let s = ledger.summary();
+        assert_eq!(s.expected, 1);
+        assert!((20_000..=20_020).contains(&s.latency_us.max), "{:?}", s.latency_us);
+    }
+
+    /// splitmix64: a seeded generator, so a failing case reproduces from its seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Random small histories against a model: the counts follow from what was generated.
+    #[test]
+    fn random_histories_always_balance() {
+        for seed in 0..500 {
+            let mut rng = Rng(seed);
+            let t0 = Instant::now();
+            let mut ledger = Ledger::new(t0);
+            let users = 2 + rng.below(6);
+            let mut next_id = 0;
+            let (mut expected, mut delivered, mut duplicated) = (0, 0, 0);
+            let mut pairs = HashSet::new();
+            for cause_id in 0..rng.below(20) {
+                let cause = if rng.below(2) == 0 { Cause::diary(cause_id) } else { Cause::comment(cause_id) };
+                let recipient = rng.below(users);
+                if !pairs.insert((recipient, cause)) {
+                    continue;
+                }
+                expected += 1;
+                let ids = rng.below(4); // 0: lost, 1: delivered, more: duplicated
+                for _ in 0..ids {
+                    next_id += 1;
+                    for _ in 0..=rng.below(2) {
+                        ledger.observe(recipient, recipient, next_id, recipient, cause, at(t0, rng.below(3_000)));
+                    }
+                }
+                ledger.expect(recipient, cause, at(t0, rng.below(3_000)));
+                if ids > 0 {
+                    delivered += 1;
+                    duplicated += ids - 1;
+                }
+                if rng.below(5) == 0 {
+                    // Misroute: someone else's client gets a copy under a fresh id.
+                    next_id += 1;
+                    let other = (recipient + 1) % users;
+                    ledger.observe(other, other, next_id, recipient, cause, t0);
+                }
+            }
+            let s = ledger.summary();
+            assert_eq!(s.delivered + s.lost, s.expected, "seed {seed}");
+            assert_eq!((s.expected, s.delivered, s.duplicated), (expected, delivered, duplicated), "seed {seed}");
+            assert_eq!(s.unexpected, s.misrouted, "seed {seed}: nothing else was unexpected");
+            assert_eq!(s.deliveries_per_second.iter().sum::<u64>(), delivered, "seed {seed}");
+            assert!(s.latency_us.p50 <= s.latency_us.p99 && s.latency_us.p99 <= s.latency_us.max, "seed {seed}");
+        }
+    }
+}

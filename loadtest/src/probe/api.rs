@@ -1,0 +1,105 @@
+//! The HTTP API as a client sees it: sign up, log in, befriend, write diaries and comments.
+//! Used by the runners to build a world and to cause events.
+
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiCallError {
+    #[error("{method} {path}: {cause}")]
+    Transport { method: &'static str, path: String, cause: String },
+    #[error("{method} {path} answered {status}: {body}")]
+    Status { method: &'static str, path: String, status: u16, body: String },
+}
+
+/// A signed-up, logged-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: u64,
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    async fn call(
+        &self,
+        base: &str,
+        method: &'static str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Result<Value, ApiCallError> {
+        let url = format!("{base}{path}");
+        let mut req = match method {
+            "POST" => self.http.post(&url).json(&body),
+            _ => self.http.get(&url),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| ApiCallError::Transport {
+            method,
+            path: path.to_string(),
+            cause: e.to_string(),
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(ApiCallError::Status { method, path: path.to_string(), status: status.as_u16(), body: text });
+        }
+        Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) })
+    }
+
+    pub async fn signup_and_login(&self, base: &str, email: &str, name: &str) -> Result<User, ApiCallError> {
+        let password = "load-test-password";
+        self.call(
+            base,
+            "POST",
+            "/auth/signup",
+            None,
+            json!({"email": email, "password": password, "display_name": name}),
+        )
+        .await?;
+        let login = self.call(base, "POST", "/auth/login", None, json!({"email": email, "password": password})).await?;
+        let id = login["user"]["id"].as_u64();
+        let token = login["token"].as_str();
+        match (id, token) {
+            (Some(id), Some(token)) => Ok(User { id, token: token.to_string() }),
+            _ => Err(ApiCallError::Status {
+                method: "POST",
+                path: "/auth/login".into(),
+                status: 200,
+                body: login.to_string(),
+            }),
+        }
+    }
+
+    /// `a` asks, `b` accepts.
+    pub async fn befriend(&self, base: &str, a: &User, b: &User) -> Result<(), ApiCallError> {
+        let request = self.call(base, "POST", "/friends/requests", Some(&a.token), json!({"user_id": b.id})).await?;
+        let id = request["id"].as_u64().unwrap_or(0);
+        self.call(base, "POST", &format!("/friends/requests/{id}/accept"), Some(&b.token), Value::Null).await?;
+        Ok(())
+    }
+
+    /// A diary shared with friends; returns its id.
+    pub async fn write_diary(&self, base: &str, author: &User, n: u64) -> Result<u64, ApiCallError> {
+        let body = json!({"title": format!("load {n}"), "content": "a day under load", "emotion": "calm", "visibility": "friends"});
+        let diary = self.call(base, "POST", "/diaries", Some(&author.token), body).await?;
+        Ok(diary["id"].as_u64().unwrap_or(0))
+    }
+
+    /// A comment on `diary`; returns its id.
+    pub async fn comment(&self, base: &str, author: &User, diary: u64) -> Result<u64, ApiCallError> {
+        let body = json!({"content": "hang in there"});
+        let comment = self.call(base, "POST", &format!("/diaries/{diary}/comments"), Some(&author.token), body).await?;
+        Ok(comment["id"].as_u64().unwrap_or(0))
+    }
+}

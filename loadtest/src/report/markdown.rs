@@ -1,0 +1,110 @@
+//! `report.md`: the verdict and the numbers as Markdown, for a terminal, a pull request or a
+//! CI job summary.
+
+use std::fmt::Write;
+
+use super::text::{md_cell, ms, percent, seconds};
+use super::{RunReport, StrategyResult, fault_rows};
+
+pub(super) fn render(r: &RunReport) -> String {
+    let mut out = String::new();
+    let verdict = if r.passed { "PASS" } else { "FAIL" };
+    let _ = writeln!(out, "# {}: {verdict}\n", md_cell(&r.scenario));
+    let _ = writeln!(out, "| | |\n|---|---|");
+    for (key, value) in [
+        ("verdict", format!("**{verdict}**")),
+        ("kind", md_cell(&r.kind)),
+        ("command", md_cell(&r.command)),
+        ("instances", r.instances.to_string()),
+        ("duration", seconds(r.duration_s)),
+        ("started", md_cell(&r.started_at)),
+        ("images", md_cell(&r.image_set)),
+    ] {
+        let _ = writeln!(out, "| {key} | {value} |");
+    }
+
+    out.push_str("\n## Results\n\n");
+    results_table(&mut out, &r.results);
+
+    out.push_str("\n## Thresholds\n\n");
+    if r.thresholds.is_empty() {
+        out.push_str("No thresholds: nothing can fail this scenario.\n");
+    }
+    for t in &r.thresholds {
+        let mark = if t.passed { "✅" } else { "❌" };
+        let _ = writeln!(out, "- {mark} {}: {}", md_cell(&t.name), md_cell(&t.detail));
+    }
+
+    if !r.faults.is_empty() {
+        out.push_str("\n## Faults\n\n| at | action | target | strategies | outcome |\n|---:|---|---|---|---|\n");
+        for f in fault_rows(&r.faults) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                seconds(f.at_s),
+                md_cell(&f.action),
+                md_cell(&f.target),
+                md_cell(&f.strategies_label(&r.results)),
+                md_cell(&f.outcome)
+            );
+        }
+    }
+
+    let lossy: Vec<&StrategyResult> = r.results.iter().filter(|s| !s.lost_examples.is_empty()).collect();
+    if !lossy.is_empty() {
+        out.push_str("\n## Lost examples\n");
+        for s in lossy {
+            let _ = writeln!(out, "\n### {} (first {} of {})\n", md_cell(&s.strategy), s.lost_examples.len(), s.lost);
+            for example in &s.lost_examples {
+                let _ = writeln!(out, "- {}", md_cell(example));
+            }
+        }
+    }
+
+    let noted: Vec<&StrategyResult> = r.results.iter().filter(|s| !s.notes.is_empty()).collect();
+    if !noted.is_empty() {
+        out.push_str("\n## Notes\n");
+        for s in noted {
+            let _ = writeln!(out, "\n### {}\n", md_cell(&s.strategy));
+            for note in &s.notes {
+                let _ = writeln!(out, "- {}", md_cell(note));
+            }
+        }
+    }
+
+    if let Some(baseline) = &r.baseline {
+        let json = serde_json::to_string_pretty(baseline).unwrap_or_default();
+        let _ = writeln!(out, "\n## Baseline\n\n```json\n{}\n```", json.replace("```", "'''"));
+    }
+    out
+}
+
+fn results_table(out: &mut String, results: &[StrategyResult]) {
+    out.push_str(
+        "| strategy | expected | delivered | lost | lost % | duplicated | unexpected | stored twice | \
+         throughput/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | verdict |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in results {
+        let l = &s.latency_us;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            md_cell(&s.strategy),
+            s.expected,
+            s.delivered,
+            s.lost,
+            percent(s.lost, s.expected),
+            s.duplicated,
+            s.unexpected,
+            s.stored_twice,
+            s.throughput_per_s,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max),
+            if s.passed { "✅" } else { "❌" },
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The outcome of a run, as files: `report.json` (the contract CI parses), `report.md`,
+//! `report.html` (self-contained, inline SVG charts, no scripts) and `junit.xml`.
+//!
+//! Field names of [`RunReport`] and everything inside it are a public schema: rename nothing,
+//! only add fields.
+
+mod charts;
+mod html;
+mod junit;
+mod markdown;
+mod text;
+pub mod thresholds;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::LedgerSummary;
+pub use crate::ledger::Percentiles;
+
+/// One scenario run: every strategy compared, the faults injected, the thresholds judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub kind: String,
+    pub instances: u32,
+    /// Wall-clock seconds of the whole run, all strategies.
+    pub duration_s: f64,
+    /// Every threshold passed and the run itself did not fail.
+    pub passed: bool,
+    /// RFC 3339.
+    pub started_at: String,
+    /// The command line that produced this report, so it can be run again.
+    pub command: String,
+    /// Which images ran RabbitMQ, Redis and MariaDB: official, debian or external.
+    pub image_set: String,
+    pub faults: Vec<FaultRecord>,
+    pub thresholds: Vec<ThresholdResult>,
+    pub results: Vec<StrategyResult>,
+    /// Measurements that put the results in context, e.g. the raw broker fan-out rate
+    /// measured in the same run. Free-form.
+    pub baseline: Option<serde_json::Value>,
+}
+
+/// A fault as it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// Seconds since the strategy run's start (the start of its warm-up).
+    pub at_s: f64,
+    pub action: String,
+    pub target: String,
+    /// The strategy whose run it happened in.
+    pub strategy: String,
+    /// `ok`, or what went wrong injecting it.
+    pub outcome: String,
+}
+
+/// One limit judged against one strategy's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// `<strategy>.<limit>`, e.g. `rabbitmq.max_lost`.
+    pub name: String,
+    pub strategy: String,
+    pub passed: bool,
+    /// The measured value against the limit, e.g. `lost 3 > 0`.
+    pub detail: String,
+}
+
+/// One strategy's run, counted by the ledger (see [`crate::ledger`] for the definitions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyResult {
+    pub strategy: String,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+    pub misrouted: u64,
+    pub redelivered_same_id: u64,
+    /// (recipient, cause) pairs stored as more than one row, from SQL after the run.
+    pub stored_twice: u64,
+    /// Diaries and comments the driver created.
+    pub events_caused: u64,
+    /// Delivered pairs per second of the load's duration.
+    pub throughput_per_s: f64,
+    pub latency_us: Percentiles,
+    /// Every threshold of this strategy passed.
+    pub passed: bool,
+    /// First receipts per whole second since the run's start.
+    pub deliveries_per_second: Vec<u64>,
+    /// The first lost (recipient, cause) pairs, e.g. `user 12: diary 7`.
+    pub lost_examples: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl StrategyResult {
+    /// The result of one strategy's run. `run_seconds` is the time over which events were
+    /// caused (the load's `duration_s`); it divides `delivered` into `throughput_per_s`.
+    /// `passed` starts true: [`thresholds::evaluate`] decides it.
+    pub fn from_summary(
+        strategy: &str,
+        summary: &LedgerSummary,
+        events_caused: u64,
+        stored_twice: u64,
+        run_seconds: f64,
+    ) -> Self {
+        let throughput_per_s = if run_seconds > 0.0 { summary.delivered as f64 / run_seconds } else { 0.0 };
+        StrategyResult {
+            strategy: strategy.to_string(),
+            expected: summary.expected,
+            delivered: summary.delivered,
+            lost: summary.lost,
+            duplicated: summary.duplicated,
+            unexpected: summary.unexpected,
+            misrouted: summary.misrouted,
+            redelivered_same_id: summary.redelivered_same_id,
+            stored_twice,
+            events_caused,
+            throughput_per_s,
+            latency_us: summary.latency_us,
+            passed: true,
+            deliveries_per_second: summary.deliveries_per_second.clone(),
+            lost_examples: summary.lost_examples.iter().map(|(user, cause)| format!("user {user}: {cause}")).collect(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// lost / expected, 0 when nothing was expected.
+    pub fn lost_ratio(&self) -> f64 {
+        if self.expected == 0 { 0.0 } else { self.lost as f64 / self.expected as f64 }
+    }
+}
+
+/// The Markdown report, e.g. to print at the end of a run.
+pub fn to_markdown(report: &RunReport) -> String {
+    markdown::render(report)
+}
+
+/// The self-contained HTML report.
+pub fn to_html(report: &RunReport) -> String {
+    html::render(report)
+}
+
+/// The JUnit XML: one test suite, one test case per threshold.
+pub fn to_junit(report: &RunReport) -> String {
+    junit::render(report)
+}
+
+/// Faults as the reports show them: one row per fault, with the strategies whose runs it
+/// hit, since every strategy's run repeats the same faults at (almost) the same times.
+#[derive(Debug, Clone, PartialEq)]
+struct FaultRow {
+    at_s: f64,
+    action: String,
+    target: String,
+    outcome: String,
+    strategies: Vec<String>,
+}
+
+/// Groups faults by time (to 0.1 s: each run injects them at slightly different instants),
+/// action, target and outcome, in time order.
+fn fault_rows(faults: &[FaultRecord]) -> Vec<FaultRow> {
+    let tenths = |s: f64| (s * 10.0).round() as i64;
+    let mut rows: Vec<FaultRow> = Vec::new();
+    for f in faults {
+        let same = |r: &&mut FaultRow| {
+            tenths(r.at_s) == tenths(f.at_s) && r.action == f.action && r.target == f.target && r.outcome == f.outcome
+        };
+        match rows.iter_mut().find(|r| same(r)) {
+            Some(row) if !row.strategies.contains(&f.strategy) => row.strategies.push(f.strategy.clone()),
+            Some(_) => {}
+            None => rows.push(FaultRow {
+                at_s: tenths(f.at_s) as f64 / 10.0,
+                action: f.action.clone(),
+                target: f.target.clone(),
+                outcome: f.outcome.clone(),
+                strategies: vec![f.strategy.clone()],
+            }),
+        }
+    }
+    rows.sort_by(|a, b| a.at_s.total_cmp(&b.at_s).then_with(|| a.action.cmp(&b.action)));
+    rows
+}
+
+impl FaultRow {
+    /// `all` when the fault hit every strategy's run, else the strategies it hit.
+    fn strategies_label(&self, results: &[StrategyResult]) -> String {
+        if !results.is_empty() && results.iter().all(|r| self.strategies.contains(&r.strategy)) {
+            "all".to_string()
+        } else {
+            self.strategies.join(", ")
+        }
+    }
+}
+
+/// Where [`write`] put each file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPaths {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub junit: PathBuf,
+}
+
+/// Writes `report.json`, `report.md`, `report.html` and `junit.xml` into `dir` (created if
+/// missing), replacing earlier ones.
+pub fn write(dir: &Path, report: &RunReport) -> io::Result<ReportPaths> {
+    std::fs::create_dir_all(dir)?;
+    let paths = ReportPaths {
+        json: dir.join("report.json"),
+        markdown: dir.join("report.md"),
+        html: dir.join("report.html"),
+        junit: dir.join("junit.xml"),
+    };
+    let json = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
+    std::fs::write(&paths.json, json + "\n")?;
+    std::fs::write(&paths.markdown, markdown::render(report))?;
+    std::fs::write(&paths.html, html::render(report))?;
+    std::fs::write(&paths.junit, junit::render(report))?;
+    Ok(paths)
+}

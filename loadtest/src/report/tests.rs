@@ -1,0 +1,314 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::ledger::{Cause, Ledger};
+
+/// A strategy's result with nothing wrong in it.
+pub(crate) fn result(strategy: &str) -> StrategyResult {
+    StrategyResult {
+        strategy: strategy.to_string(),
+        expected: 100,
+        delivered: 100,
+        lost: 0,
+        duplicated: 0,
+        unexpected: 0,
+        misrouted: 0,
+        redelivered_same_id: 0,
+        stored_twice: 0,
+        events_caused: 40,
+        throughput_per_s: 10.0,
+        latency_us: Percentiles { p50: 1_200, p90: 2_500, p99: 8_000, p999: 15_000, max: 21_000 },
+        passed: true,
+        deliveries_per_second: vec![0, 10, 10, 10],
+        lost_examples: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+/// A run that looks like the real one: `local` loses about 2/3, the rest deliver, faults hit.
+pub(crate) fn sample_report() -> RunReport {
+    let curve = |level: u64, dips: &[(usize, usize, u64)]| -> Vec<u64> {
+        (0..38)
+            .map(|s| {
+                if s < 3 {
+                    return 0;
+                }
+                let wobble = (s as u64 * 37) % 23;
+                dips.iter().find(|(from, to, _)| (*from..*to).contains(&s)).map_or(level + wobble, |d| d.2 + wobble / 4)
+            })
+            .collect()
+    };
+    let mut local = result("local");
+    (local.expected, local.delivered, local.lost) = (23_950, 8_012, 15_938);
+    local.deliveries_per_second = curve(265, &[(10, 15, 170)]);
+    local.lost_examples = (1..=20).map(|u| format!("user {u}: diary {}", u * 3)).collect();
+    local.passed = true;
+    local.throughput_per_s = 267.1;
+    local.latency_us = Percentiles { p50: 850, p90: 1_900, p99: 4_100, p999: 9_800, max: 12_500 };
+    let mut rabbit = result("rabbitmq");
+    (rabbit.expected, rabbit.delivered) = (23_950, 23_950);
+    rabbit.throughput_per_s = 798.3;
+    rabbit.deliveries_per_second = curve(790, &[(10, 12, 520), (20, 25, 40), (25, 27, 1_900)]);
+    rabbit.latency_us = Percentiles { p50: 2_400, p90: 6_800, p99: 140_000, p999: 4_900_000, max: 5_020_000 };
+    rabbit.passed = false;
+    rabbit.notes = vec!["broker outage 20-25 s: notifications buffered by the publisher".to_string()];
+    let mut outbox = result("outbox");
+    (outbox.expected, outbox.delivered, outbox.duplicated, outbox.redelivered_same_id) = (23_950, 23_950, 0, 41);
+    outbox.throughput_per_s = 798.3;
+    outbox.deliveries_per_second = curve(780, &[(20, 25, 700)]);
+    let fault = |at_s: f64, action: &str, target: &str, strategy: &str| FaultRecord {
+        at_s,
+        action: action.to_string(),
+        target: target.to_string(),
+        strategy: strategy.to_string(),
+        outcome: "ok".to_string(),
+    };
+    let mut faults = Vec::new();
+    for s in ["local", "rabbitmq", "outbox"] {
+        faults.push(fault(10.0, "kill-instance", "instance:2", s));
+        faults.push(fault(15.0, "restart-instance", "instance:2", s));
+        faults.push(fault(20.0, "stop-service", "rabbitmq", s));
+        faults.push(fault(25.0, "start-service", "rabbitmq", s));
+        faults.push(fault(32.0, "restart-service", "redis", s));
+    }
+    RunReport {
+        scenario: "notify-fanout".to_string(),
+        kind: "fanout".to_string(),
+        instances: 3,
+        duration_s: 131.4,
+        passed: false,
+        started_at: "2026-11-22T10:15:00Z".to_string(),
+        command: "loadtest run scenarios/notify-fanout.toml".to_string(),
+        image_set: "debian".to_string(),
+        faults,
+        thresholds: vec![
+            ThresholdResult {
+                name: "local.min_lost_ratio".to_string(),
+                strategy: "local".to_string(),
+                passed: true,
+                detail: "lost 66.5% >= 50%".to_string(),
+            },
+            ThresholdResult {
+                name: "rabbitmq.max_lost".to_string(),
+                strategy: "rabbitmq".to_string(),
+                passed: true,
+                detail: "lost 0 <= 0".to_string(),
+            },
+            ThresholdResult {
+                name: "rabbitmq.max_p99_ms".to_string(),
+                strategy: "rabbitmq".to_string(),
+                passed: false,
+                detail: "p99 140.00 ms > 100 ms".to_string(),
+            },
+        ],
+        results: vec![local, rabbit, outbox],
+        baseline: Some(serde_json::json!({ "raw_fanout_msgs_per_s": 84_000 })),
+    }
+}
+
+fn hostile_report() -> RunReport {
+    let mut r = sample_report();
+    r.scenario = "<script>alert('x')</script> & \u{0}".to_string();
+    r.results[0].strategy = "<b>local</b>".to_string();
+    r.thresholds[2].detail = "p99 \"140\" ms > 100 ms <&>".to_string();
+    r.faults[0].action = "<img src=x onerror=alert(1)>".to_string();
+    r
+}
+
+/// The object's keys, sorted (serde_json maps do not keep insertion order).
+fn keys(value: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value.as_object().expect("an object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn json_field_names_are_the_published_schema_and_round_trip() {
+    let report = sample_report();
+    let value = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        keys(&value),
+        [
+            "baseline",
+            "command",
+            "duration_s",
+            "faults",
+            "image_set",
+            "instances",
+            "kind",
+            "passed",
+            "results",
+            "scenario",
+            "started_at",
+            "thresholds"
+        ]
+    );
+    assert_eq!(
+        keys(&value["results"][0]),
+        [
+            "delivered",
+            "deliveries_per_second",
+            "duplicated",
+            "events_caused",
+            "expected",
+            "latency_us",
+            "lost",
+            "lost_examples",
+            "misrouted",
+            "notes",
+            "passed",
+            "redelivered_same_id",
+            "stored_twice",
+            "strategy",
+            "throughput_per_s",
+            "unexpected"
+        ]
+    );
+    assert_eq!(keys(&value["results"][0]["latency_us"]), ["max", "p50", "p90", "p99", "p999"]);
+    assert_eq!(keys(&value["faults"][0]), ["action", "at_s", "outcome", "strategy", "target"]);
+    assert_eq!(keys(&value["thresholds"][0]), ["detail", "name", "passed", "strategy"]);
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(serde_json::from_str::<RunReport>(&text).unwrap(), report);
+}
+
+#[test]
+fn a_result_carries_the_ledger_counts() {
+    let t0 = Instant::now();
+    let mut ledger = Ledger::new(t0);
+    ledger.expect(1, Cause::diary(1), t0);
+    ledger.expect(2, Cause::diary(1), t0);
+    ledger.observe(10, 1, 100, 1, Cause::diary(1), t0 + Duration::from_millis(3));
+    ledger.observe(10, 1, 100, 1, Cause::diary(1), t0 + Duration::from_millis(4));
+    let r = StrategyResult::from_summary("rabbitmq", &ledger.summary(), 1, 0, 0.5);
+    assert_eq!((r.expected, r.delivered, r.lost, r.redelivered_same_id, r.events_caused), (2, 1, 1, 1, 1));
+    assert_eq!(r.throughput_per_s, 2.0);
+    assert_eq!(r.lost_examples, ["user 2: diary 1"]);
+    assert!(r.passed);
+    assert_eq!(StrategyResult::from_summary("x", &ledger.summary(), 1, 0, 0.0).throughput_per_s, 0.0);
+}
+
+#[test]
+fn markdown_has_every_strategy_threshold_and_fault() {
+    let md = to_markdown(&sample_report());
+    assert!(md.starts_with("# notify-fanout: FAIL\n"), "{md}");
+    for strategy in ["local", "rabbitmq", "outbox"] {
+        assert!(md.contains(&format!("\n| {strategy} | 23950 |")), "{strategy}: {md}");
+    }
+    assert!(md.contains("| 66.5 |"), "lost % of local: {md}");
+    assert!(md.contains("| 2.40 | 6.80 | 140.00 | 4900.00 | 5020.00 | ❌ |"), "{md}");
+    assert!(md.contains("- ❌ rabbitmq.max_p99_ms: p99 140.00 ms > 100 ms"), "{md}");
+    assert!(md.contains("- ✅ local.min_lost_ratio"), "{md}");
+    assert!(md.contains("| 10 s | kill-instance | instance:2 | all | ok |"), "{md}");
+    assert_eq!(md.matches("| kill-instance |").count(), 1, "one row per fault, not per run: {md}");
+    assert!(md.contains("### local (first 20 of 15938)"), "{md}");
+    assert!(md.contains("\"raw_fanout_msgs_per_s\": 84000"), "{md}");
+}
+
+#[test]
+fn faults_are_grouped_across_runs_in_time_order() {
+    let mut r = sample_report();
+    // Each run injects at a slightly different instant; one run failed to inject.
+    r.faults[5].at_s = 10.04;
+    r.faults[10].outcome = "failed: no such container".to_string();
+    let rows = fault_rows(&r.faults);
+    assert_eq!(rows.len(), 6);
+    assert_eq!((rows[0].at_s, rows[0].strategies_label(&r.results)), (10.0, "local, rabbitmq".to_string()));
+    assert_eq!(rows[1].strategies, ["outbox"]);
+    assert!(rows.is_sorted_by(|a, b| a.at_s <= b.at_s));
+}
+
+#[test]
+fn markdown_cells_cannot_break_the_table() {
+    let mut r = sample_report();
+    r.results[0].strategy = "a|b".to_string();
+    assert!(to_markdown(&r).contains("| a\\|b |"));
+}
+
+#[test]
+fn html_is_self_contained_with_three_charts() {
+    let page = to_html(&sample_report());
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(page.matches("<svg").count(), 3);
+    assert_eq!(page.matches("</svg>").count(), 3);
+    assert_eq!(page.matches("<table").count(), page.matches("</table>").count());
+    // Nothing to fetch: the only URL is the SVG namespace, which is a name, not a request.
+    assert!(!page.contains("<script") && !page.contains("src=") && !page.contains("href="));
+    assert_eq!(page.matches("://").count(), page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count());
+    assert!(page.contains("kill-instance instance:2"), "fault markers on the deliveries chart");
+    for strategy in ["local", "rabbitmq", "outbox"] {
+        assert!(page.contains(&format!("<title>{strategy}</title></polyline>")), "{strategy}");
+    }
+}
+
+#[test]
+fn html_escapes_everything_a_scenario_can_say() {
+    let page = to_html(&hostile_report());
+    assert!(!page.contains("<script") && !page.contains("<img") && !page.contains("<b>"), "unescaped markup");
+    assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp;"));
+    assert!(page.contains("&lt;b&gt;local&lt;/b&gt;"));
+    assert!(!page.contains('\u{0}'));
+}
+
+#[test]
+fn an_empty_run_still_renders() {
+    let mut r = sample_report();
+    r.results.iter_mut().for_each(|s| {
+        s.latency_us = Percentiles::default();
+        s.deliveries_per_second.clear();
+    });
+    r.results.truncate(1);
+    r.faults.clear();
+    let page = to_html(&r);
+    assert!(page.contains("nothing delivered: no latency to show") && page.contains(">nothing delivered<"));
+    r.results.clear();
+    assert!(to_html(&r).contains("no results"));
+}
+
+#[test]
+fn junit_counts_one_case_per_threshold() {
+    let xml = to_junit(&sample_report());
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
+    assert!(xml.contains("<testsuite name=\"notify-fanout\" tests=\"3\" failures=\"1\" errors=\"0\""), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 3);
+    assert_eq!(xml.matches("<failure ").count(), 1);
+    assert!(xml.contains("<failure message=\"p99 140.00 ms &gt; 100 ms\" type=\"threshold\">"), "{xml}");
+}
+
+#[test]
+fn junit_escapes_what_a_scenario_can_say() {
+    let xml = to_junit(&hostile_report());
+    assert!(!xml.contains("<script") && !xml.contains('\u{0}'));
+    assert!(xml.contains("&quot;140&quot; ms &gt; 100 ms &lt;&amp;&gt;"), "{xml}");
+}
+
+#[test]
+fn junit_fails_a_failed_run_even_when_every_threshold_passed() {
+    let mut r = sample_report();
+    r.thresholds.iter_mut().for_each(|t| t.passed = true);
+    let xml = to_junit(&r);
+    assert!(xml.contains("tests=\"4\" failures=\"1\""), "{xml}");
+    assert!(xml.contains("name=\"notify-fanout.run\""), "{xml}");
+    r.passed = true;
+    assert!(to_junit(&r).contains("tests=\"3\" failures=\"0\""));
+}
+
+#[test]
+fn write_puts_four_files_in_the_directory() {
+    let dir = std::env::temp_dir().join(crate::infra::unique_name("report"));
+    let paths = write(&dir, &sample_report()).unwrap();
+    for path in [&paths.json, &paths.markdown, &paths.html, &paths.junit] {
+        assert!(std::fs::metadata(path).unwrap().len() > 100, "{}", path.display());
+    }
+    let json = std::fs::read_to_string(&paths.json).unwrap();
+    assert_eq!(serde_json::from_str::<RunReport>(&json).unwrap(), sample_report());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Renders the sample to /tmp/sample-report/ to look at it in a browser:
+/// `cargo test -p loadtest --lib render_sample_report -- --ignored`.
+#[test]
+#[ignore = "writes to /tmp/sample-report for a person to look at"]
+fn render_sample_report() {
+    let paths = write(std::path::Path::new("/tmp/sample-report"), &sample_report()).unwrap();
+    println!("{}", paths.html.display());
+}

@@ -1,0 +1,140 @@
+//! Judging results against a scenario's `[thresholds]`: one verdict per limit that is set,
+//! each with the measured value, so a failure says by how much.
+
+use super::{StrategyResult, ThresholdResult, text};
+use crate::scenario::{Scenario, Thresholds};
+
+/// Judges every result against its limits (`[thresholds.all]` overridden by the strategy's
+/// own), sets each result's `passed`, and returns every verdict. An absent limit passes.
+pub fn evaluate(scenario: &Scenario, results: &mut [StrategyResult]) -> Vec<ThresholdResult> {
+    let mut verdicts = Vec::new();
+    for result in results.iter_mut() {
+        let own = judge(&scenario.thresholds_for(&result.strategy), result);
+        result.passed = own.iter().all(|v| v.passed);
+        verdicts.extend(own);
+    }
+    verdicts
+}
+
+fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
+    let mut out = Vec::new();
+    let mut verdict = |limit: &str, passed: bool, detail: String| {
+        out.push(ThresholdResult {
+            name: format!("{}.{limit}", r.strategy),
+            strategy: r.strategy.clone(),
+            passed,
+            detail,
+        });
+    };
+    let counts = [
+        ("max_lost", "lost", t.max_lost, r.lost),
+        ("max_duplicated", "duplicated", t.max_duplicated, r.duplicated),
+        ("max_unexpected", "unexpected", t.max_unexpected, r.unexpected),
+        ("max_stored_twice", "stored twice", t.max_stored_twice, r.stored_twice),
+    ];
+    for (limit, what, max, value) in counts {
+        if let Some(max) = max {
+            let passed = value <= max;
+            verdict(limit, passed, format!("{what} {value} {} {max}", if passed { "<=" } else { ">" }));
+        }
+    }
+    if let Some(max) = t.max_p99_ms {
+        if r.delivered == 0 {
+            verdict("max_p99_ms", false, "nothing delivered: no p99 to compare".to_string());
+        } else {
+            let p99_ms = r.latency_us.p99 as f64 / 1000.0;
+            let passed = p99_ms <= max;
+            let op = if passed { "<=" } else { ">" };
+            verdict("max_p99_ms", passed, format!("p99 {} ms {op} {max} ms", text::ms(r.latency_us.p99)));
+        }
+    }
+    if let Some(min) = t.min_delivered_per_s {
+        let passed = r.throughput_per_s >= min;
+        let op = if passed { ">=" } else { "<" };
+        verdict("min_delivered_per_s", passed, format!("throughput {:.1}/s {op} {min}/s", r.throughput_per_s));
+    }
+    let lost_pct = text::percent(r.lost, r.expected);
+    if let Some(min) = t.min_lost_ratio {
+        // A baseline that loses nothing because nothing was expected proves nothing.
+        let passed = r.expected > 0 && r.lost_ratio() >= min;
+        let detail = if r.expected == 0 {
+            "nothing expected: no loss ratio to compare".to_string()
+        } else {
+            format!("lost {lost_pct}% {} {}%", if passed { ">=" } else { "<" }, min * 100.0)
+        };
+        verdict("min_lost_ratio", passed, detail);
+    }
+    if let Some(max) = t.max_lost_ratio {
+        let passed = r.lost_ratio() <= max;
+        let op = if passed { "<=" } else { ">" };
+        verdict("max_lost_ratio", passed, format!("lost {lost_pct}% {op} {}%", max * 100.0));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::result;
+
+    fn scenario(thresholds: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\nkind = \"fanout\"\nstrategies = [\"local\", \"rabbitmq\"]\n[cluster]\ninstances = 3\n\
+             [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n{thresholds}"
+        );
+        Scenario::parse(&text, "t").unwrap()
+    }
+
+    #[test]
+    fn a_limit_that_is_exceeded_fails_and_says_by_how_much() {
+        let s = scenario("[thresholds.rabbitmq]\nmax_lost = 0\nmax_p99_ms = 100.0\n");
+        let mut rabbit = result("rabbitmq");
+        rabbit.lost = 3;
+        rabbit.latency_us.p99 = 12_340;
+        let mut results = [rabbit];
+        let verdicts = evaluate(&s, &mut results);
+        assert_eq!(verdicts.len(), 2);
+        assert_eq!(verdicts[0].name, "rabbitmq.max_lost");
+        assert_eq!((verdicts[0].passed, verdicts[0].detail.as_str()), (false, "lost 3 > 0"));
+        assert_eq!((verdicts[1].passed, verdicts[1].detail.as_str()), (true, "p99 12.34 ms <= 100 ms"));
+        assert!(!results[0].passed);
+    }
+
+    #[test]
+    fn absent_limits_pass_and_all_applies_to_every_strategy() {
+        let s = scenario("[thresholds.all]\nmax_unexpected = 0\n[thresholds.local]\nmin_lost_ratio = 0.5\n");
+        let mut local = result("local");
+        local.expected = 300;
+        local.lost = 200;
+        let mut results = [local, result("rabbitmq")];
+        let verdicts = evaluate(&s, &mut results);
+        let names: Vec<&str> = verdicts.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["local.max_unexpected", "local.min_lost_ratio", "rabbitmq.max_unexpected"]);
+        assert!(verdicts.iter().all(|v| v.passed), "{verdicts:?}");
+        assert_eq!(verdicts[1].detail, "lost 66.7% >= 50%");
+        assert!(results.iter().all(|r| r.passed));
+    }
+
+    #[test]
+    fn a_loss_baseline_with_nothing_expected_fails() {
+        let s = scenario("[thresholds.local]\nmin_lost_ratio = 0.5\nmax_p99_ms = 5\n");
+        let mut local = result("local");
+        (local.expected, local.delivered, local.lost) = (0, 0, 0);
+        let mut results = [local];
+        let verdicts = evaluate(&s, &mut results);
+        assert!(verdicts.iter().all(|v| !v.passed), "{verdicts:?}");
+        assert!(!results[0].passed);
+    }
+
+    #[test]
+    fn rates_and_ratios_compare_with_their_units() {
+        let s =
+            scenario("[thresholds.rabbitmq]\nmin_delivered_per_s = 500\nmax_lost_ratio = 0.01\nmax_stored_twice = 0\n");
+        let mut rabbit = result("rabbitmq");
+        rabbit.throughput_per_s = 480.0;
+        rabbit.stored_twice = 1;
+        let mut results = [rabbit];
+        let details: Vec<String> = evaluate(&s, &mut results).into_iter().map(|v| v.detail).collect();
+        assert_eq!(details, ["stored twice 1 > 0", "throughput 480.0/s < 500/s", "lost 0.0% <= 1%"]);
+    }
+}

@@ -1,0 +1,93 @@
+//! Running a scenario: provision the infrastructure once, run each strategy in turn under
+//! the same load and faults, judge the thresholds, write the reports.
+
+pub mod clients;
+pub mod fanout;
+pub mod faults;
+pub mod world;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::infra::{Infra, ProvisionOptions};
+use crate::report::{self, FaultRecord, ReportPaths, RunReport, StrategyResult};
+use crate::scenario::{Kind, Scenario, Strategy};
+
+/// What one strategy's run produced.
+#[derive(Debug)]
+pub struct StrategyRun {
+    pub result: StrategyResult,
+    pub faults: Vec<FaultRecord>,
+}
+
+/// Shared by the strategy runs of one scenario run.
+pub struct RunContext<'a> {
+    pub scenario: &'a Scenario,
+    pub infra: Arc<Infra>,
+    pub server_bin: PathBuf,
+    pub report_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub provision: ProvisionOptions,
+    pub server_bin: PathBuf,
+    pub reports_dir: PathBuf,
+    /// Only these strategies (default: the scenario's).
+    pub strategies: Option<Vec<Strategy>>,
+    /// The command line, recorded in the report.
+    pub command: String,
+}
+
+/// Runs the scenario and writes its reports; the report says whether it passed.
+pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> {
+    let mut scenario = Scenario::load(&opts.scenario)?;
+    if let Some(only) = &opts.strategies {
+        scenario.strategies = only.clone();
+    }
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let report_dir = opts.reports_dir.join(format!("{}-{}", scenario.name, started_at.format("%Y%m%d-%H%M%S")));
+    std::fs::create_dir_all(&report_dir)?;
+    eprintln!("scenario {} ({}), reports in {}", scenario.name, scenario.kind.as_str(), report_dir.display());
+    let infra = Arc::new(Infra::provision(&opts.provision).await?);
+    eprintln!("infrastructure up (image set {})", infra.image_set());
+    let ctx = RunContext {
+        scenario: &scenario,
+        infra: infra.clone(),
+        server_bin: opts.server_bin.clone(),
+        report_dir: report_dir.clone(),
+    };
+
+    let mut results = Vec::new();
+    let mut faults = Vec::new();
+    for &strategy in &scenario.strategies {
+        let run = match scenario.kind {
+            Kind::Fanout => fanout::run(&ctx, strategy).await?,
+        };
+        results.push(run.result);
+        faults.extend(run.faults);
+    }
+    let thresholds = report::thresholds::evaluate(&scenario, &mut results);
+    let passed = thresholds.iter().all(|t| t.passed);
+    let report = RunReport {
+        scenario: scenario.name.clone(),
+        kind: scenario.kind.as_str().to_string(),
+        instances: scenario.cluster.instances,
+        duration_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        passed,
+        started_at: started_at.to_rfc3339(),
+        command: opts.command.clone(),
+        image_set: infra.image_set().to_string(),
+        faults,
+        thresholds,
+        results,
+        baseline: None,
+    };
+    let paths = report::write(&report_dir, &report)?;
+    drop(ctx);
+    drop(infra);
+    Ok((report, paths))
+}

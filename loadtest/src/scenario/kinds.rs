@@ -1,0 +1,256 @@
+//! The closed vocabularies of a scenario file (kinds, strategies, fault actions and targets),
+//! parsed once at the edge into enums.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::infra::ServiceKind;
+
+/// A value outside a closed vocabulary; the message lists every accepted value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}`: expected one of {known}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub known: String,
+}
+
+/// Defines an enum spelled in scenario files as kebab-case strings, with `ALL`, `as_str`,
+/// `FromStr`, `Display` and string (de)serialization whose error lists the known values.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal, { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue {
+                        what: $what,
+                        value: s.to_string(),
+                        known: [$($text),+].join(", "),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What a scenario exercises; each kind has its own runner. Later: claim, booking, chat, capacity.
+    Kind, "kind", {
+        /// Notifications fanned out to friends and diary owners, delivered by SSE.
+        Fanout => "fanout",
+    }
+);
+
+string_enum!(
+    /// How the server delivers a notification from the instance that caused it to the
+    /// instance that holds the recipient's SSE stream.
+    Strategy, "strategy", {
+        /// In-process only: the naive baseline, expected to lose ~(N-1)/N with N instances.
+        Local => "local",
+        RedisPubsub => "redis-pubsub",
+        RedisStreams => "redis-streams",
+        Rabbitmq => "rabbitmq",
+        Outbox => "outbox",
+    }
+);
+
+string_enum!(
+    /// How SSE clients are spread over the instances.
+    Spread, "spread", {
+        RoundRobin => "round-robin",
+        /// Seeded, so a run is reproducible.
+        Random => "random",
+    }
+);
+
+string_enum!(
+    /// How a client whose SSE stream dropped reconnects.
+    Reconnect, "reconnect", {
+        /// Sends `Last-Event-ID` so the server can replay what was missed.
+        LastEventId => "last-event-id",
+        /// A new stream without `Last-Event-ID`: whatever was missed stays missed.
+        Fresh => "fresh",
+    }
+);
+
+string_enum!(
+    /// What a fault does. `*-instance` actions act on a server process, `*-service` actions
+    /// on a container of the infrastructure.
+    FaultAction, "fault action", {
+        /// SIGKILL.
+        KillInstance => "kill-instance",
+        RestartInstance => "restart-instance",
+        /// SIGSTOP: the process holds its sockets but answers nothing.
+        PauseInstance => "pause-instance",
+        /// SIGCONT.
+        ResumeInstance => "resume-instance",
+        StopService => "stop-service",
+        StartService => "start-service",
+        PauseService => "pause-service",
+        UnpauseService => "unpause-service",
+        RestartService => "restart-service",
+    }
+);
+
+impl FaultAction {
+    /// True for actions on a server instance, false for actions on a service container.
+    pub fn on_instance(self) -> bool {
+        matches!(self, Self::KillInstance | Self::RestartInstance | Self::PauseInstance | Self::ResumeInstance)
+    }
+
+    /// True when `duration_s` means something: the fault is undone after that long.
+    pub fn takes_duration(self) -> bool {
+        matches!(self, Self::KillInstance | Self::PauseInstance | Self::StopService | Self::PauseService)
+    }
+
+    /// What happens when `duration_s` elapses, for messages and reports.
+    pub fn undo(self) -> Option<FaultAction> {
+        match self {
+            Self::KillInstance => Some(Self::RestartInstance),
+            Self::PauseInstance => Some(Self::ResumeInstance),
+            Self::StopService => Some(Self::StartService),
+            Self::PauseService => Some(Self::UnpauseService),
+            _ => None,
+        }
+    }
+}
+
+/// What a fault acts on: `instance:N` (1-based) or a service by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultTarget {
+    Instance(u32),
+    Service(ServiceKind),
+}
+
+impl FaultTarget {
+    /// The 1-based instance number, if this targets an instance.
+    pub fn instance(self) -> Option<u32> {
+        match self {
+            Self::Instance(n) => Some(n),
+            Self::Service(_) => None,
+        }
+    }
+
+    pub fn service(self) -> Option<ServiceKind> {
+        match self {
+            Self::Service(kind) => Some(kind),
+            Self::Instance(_) => None,
+        }
+    }
+}
+
+impl FromStr for FaultTarget {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let unknown = || UnknownValue {
+            what: "fault target",
+            value: s.to_string(),
+            known: "instance:N (1-based), rabbitmq, redis, mariadb".to_string(),
+        };
+        if let Some(n) = s.strip_prefix("instance:") {
+            return n.parse().map(Self::Instance).map_err(|_| unknown());
+        }
+        ServiceKind::ALL.into_iter().find(|kind| kind.name() == s).map(Self::Service).ok_or_else(unknown)
+    }
+}
+
+impl fmt::Display for FaultTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Instance(n) => write!(f, "instance:{n}"),
+            Self::Service(kind) => f.write_str(kind.name()),
+        }
+    }
+}
+
+impl Serialize for FaultTarget {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultTarget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_round_trips_through_its_spelling() {
+        for s in Strategy::ALL {
+            assert_eq!(s.as_str().parse::<Strategy>(), Ok(*s));
+        }
+        for a in FaultAction::ALL {
+            assert_eq!(a.as_str().parse::<FaultAction>(), Ok(*a));
+        }
+        for t in ["instance:1", "instance:16", "rabbitmq", "redis", "mariadb"] {
+            assert_eq!(t.parse::<FaultTarget>().map(|t| t.to_string()).as_deref(), Ok(t));
+        }
+    }
+
+    #[test]
+    fn unknown_values_list_the_known_ones() {
+        let err = "kafka".parse::<Strategy>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown strategy `kafka`: expected one of local, redis-pubsub, redis-streams, rabbitmq, outbox"
+        );
+        assert!("claim".parse::<Kind>().unwrap_err().to_string().contains("expected one of fanout"));
+        assert!("instance:x".parse::<FaultTarget>().is_err());
+        assert!("instance:".parse::<FaultTarget>().is_err());
+        assert!("postgres".parse::<FaultTarget>().is_err());
+    }
+
+    #[test]
+    fn only_undoable_actions_take_a_duration() {
+        for a in FaultAction::ALL {
+            assert_eq!(a.takes_duration(), a.undo().is_some(), "{a}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Scenario files (`scenarios/*.toml`): the schema, parsed into types and validated before
+//! anything runs. `scenarios/README.md` documents every field.
+//!
+//! A scenario that loads is runnable: every rule a runner would otherwise trip over mid-run
+//! (a fault after the end, `instance:4` of three, a threshold for a strategy not compared) is
+//! refused here, with the file, the field path and what is wrong.
+
+mod error;
+mod kinds;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{Problem, ScenarioError};
+pub use kinds::{FaultAction, FaultTarget, Kind, Reconnect, Spread, Strategy, UnknownValue};
+
+/// One scenario: what runs, under which load and faults, and what makes it fail.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// `[a-z0-9-]+`; names the report directory and the JUnit suite.
+    pub name: String,
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seeds the friend graph, the event choice and the instance choice, so a run reproduces.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Compared in this order, each in its own run of the same load and faults.
+    pub strategies: Vec<Strategy>,
+    pub cluster: Cluster,
+    pub load: Load,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+    /// Keyed by strategy name or `all`; see [`Scenario::thresholds_for`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub thresholds: BTreeMap<String, Thresholds>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Server processes, 1..=16.
+    pub instances: u32,
+    /// Extra environment for every instance, on top of what the runner sets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub users: u32,
+    /// Random friends per user (undirected, seeded); a diary notifies its writer's friends.
+    pub friends_per_user: u32,
+    /// Users that hold an SSE stream, one client each.
+    pub sse_clients: u32,
+    #[serde(default = "default_spread")]
+    pub spread: Spread,
+    /// Causing events per second, over all instances.
+    pub rate_per_s: f64,
+    #[serde(default)]
+    pub mix: Mix,
+    /// How long events are caused, after the warm-up.
+    pub duration_s: f64,
+    /// Clients connect; no events are caused yet.
+    #[serde(default = "default_warmup_s")]
+    pub warmup_s: f64,
+    /// Wait after the last event before anything not received counts as lost.
+    #[serde(default = "default_drain_s")]
+    pub drain_s: f64,
+    #[serde(default = "default_reconnect")]
+    pub reconnect: Reconnect,
+    /// A hard cap on events caused, so the load loop is bounded whatever the rate.
+    #[serde(default = "default_max_events")]
+    pub max_events: u64,
+}
+
+/// Relative weights of the events caused: a diary notifies the writer's friends, a comment
+/// notifies the diary's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub diary: f64,
+    #[serde(default)]
+    pub comment: f64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self { diary: 0.7, comment: 0.3 }
+    }
+}
+
+impl Mix {
+    /// The share of diaries among events caused, in 0..=1.
+    pub fn diary_share(&self) -> f64 {
+        self.diary / (self.diary + self.comment)
+    }
+}
+
+/// One fault, at a time measured from the start of the warm-up.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub at_s: f64,
+    pub action: FaultAction,
+    pub target: FaultTarget,
+    /// Undo the fault after this long (restart, resume, start, unpause); see
+    /// [`FaultAction::undo`]. Absent: the fault stays until another fault undoes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+}
+
+/// Limits that fail a run. Absent limits pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lost: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duplicated: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unexpected: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stored_twice: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_delivered_per_s: Option<f64>,
+    /// For baselines expected to lose (`local`): lost / expected must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_lost_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lost_ratio: Option<f64>,
+}
+
+impl Thresholds {
+    /// Each limit of `specific` that is set, else the one of `self`.
+    pub fn overridden_by(self, specific: Thresholds) -> Thresholds {
+        Thresholds {
+            max_lost: specific.max_lost.or(self.max_lost),
+            max_duplicated: specific.max_duplicated.or(self.max_duplicated),
+            max_unexpected: specific.max_unexpected.or(self.max_unexpected),
+            max_stored_twice: specific.max_stored_twice.or(self.max_stored_twice),
+            max_p99_ms: specific.max_p99_ms.or(self.max_p99_ms),
+            min_delivered_per_s: specific.min_delivered_per_s.or(self.min_delivered_per_s),
+            min_lost_ratio: specific.min_lost_ratio.or(self.min_lost_ratio),
+            max_lost_ratio: specific.max_lost_ratio.or(self.max_lost_ratio),
+        }
+    }
+}
+
+/// The key of `[thresholds.all]`, whose limits apply to every strategy.
+pub const ALL_STRATEGIES: &str = "all";
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file; errors name `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Read { origin: origin.clone(), cause: e.to_string() })?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses and validates scenario text; `origin` names it in errors (usually the path).
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| ScenarioError::from_toml(origin, text, String::new(), e))?;
+        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            ScenarioError::from_toml(origin, text, path, e.into_inner())
+        })?;
+        let problems = validate::problems(&scenario);
+        if problems.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(ScenarioError::Invalid { origin: origin.to_string(), problems })
+        }
+    }
+
+    /// Warm-up + duration + drain: how long one strategy's run takes, in seconds.
+    pub fn total_s(&self) -> f64 {
+        self.load.warmup_s + self.load.duration_s + self.load.drain_s
+    }
+
+    /// The limits for `strategy`: `[thresholds.all]`, each overridden by the strategy's own.
+    pub fn thresholds_for(&self, strategy: &str) -> Thresholds {
+        let all = self.thresholds.get(ALL_STRATEGIES).copied().unwrap_or_default();
+        match self.thresholds.get(strategy) {
+            Some(specific) => all.overridden_by(*specific),
+            None => all,
+        }
+    }
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_spread() -> Spread {
+    Spread::RoundRobin
+}
+
+fn default_warmup_s() -> f64 {
+    3.0
+}
+
+fn default_drain_s() -> f64 {
+    5.0
+}
+
+fn default_reconnect() -> Reconnect {
+    Reconnect::LastEventId
+}
+
+fn default_max_events() -> u64 {
+    1_000_000
+}

@@ -1,0 +1,218 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::infra::ServiceKind;
+
+const MINIMAL: &str = r#"
+name = "tiny"
+kind = "fanout"
+strategies = ["local", "rabbitmq"]
+
+[cluster]
+instances = 3
+
+[load]
+users = 10
+friends_per_user = 2
+sse_clients = 10
+rate_per_s = 5
+duration_s = 10
+"#;
+
+/// MINIMAL with `extra` appended (TOML tables may follow in any order).
+fn with(extra: &str) -> String {
+    format!("{MINIMAL}\n{extra}")
+}
+
+/// MINIMAL with one line replaced.
+fn replacing(line: &str, by: &str) -> String {
+    assert!(MINIMAL.contains(line), "{line}");
+    MINIMAL.replace(line, by)
+}
+
+fn error_of(text: &str) -> String {
+    Scenario::parse(text, "scenarios/x.toml").expect_err("should be refused").to_string()
+}
+
+fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("scenarios/ is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            scenario_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_scenario_file_in_the_repository_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files = Vec::new();
+    scenario_files(&dir, &mut files);
+    assert!(files.len() >= 4, "expected the four notify scenarios, found {files:?}");
+    for file in &files {
+        let scenario = Scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
+        if file.starts_with(dir.join("ci")) {
+            let total = scenario.total_s() * scenario.strategies.len() as f64;
+            assert!(total < 60.0, "{}: a CI scenario must run in under 60 s, takes {total} s", file.display());
+        }
+    }
+}
+
+#[test]
+fn the_main_fanout_scenario_says_what_the_seed_claims() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/notify-fanout.toml");
+    let s = Scenario::load(&path).unwrap();
+    assert_eq!(s.strategies, [Strategy::Local, Strategy::Rabbitmq]);
+    assert_eq!(s.cluster.instances, 3);
+    assert_eq!(s.thresholds_for("rabbitmq").max_lost, Some(0));
+    assert_eq!(s.thresholds_for("local").min_lost_ratio, Some(0.5));
+}
+
+#[test]
+fn omitted_fields_take_their_documented_defaults() {
+    let s = Scenario::parse(MINIMAL, "minimal").unwrap();
+    assert_eq!(s.seed, 1);
+    assert_eq!(s.load.spread, Spread::RoundRobin);
+    assert_eq!(s.load.reconnect, Reconnect::LastEventId);
+    assert_eq!(s.load.mix, Mix { diary: 0.7, comment: 0.3 });
+    assert_eq!((s.load.warmup_s, s.load.drain_s), (3.0, 5.0));
+    assert_eq!(s.load.max_events, 1_000_000);
+    assert!(s.faults.is_empty() && s.thresholds.is_empty() && s.cluster.server_env.is_empty());
+    assert_eq!(s.total_s(), 18.0);
+}
+
+#[test]
+fn a_negative_rate_is_named_with_file_and_field() {
+    let err = error_of(&replacing("rate_per_s = 5", "rate_per_s = -5"));
+    assert_eq!(err, "scenarios/x.toml: load.rate_per_s: -5 is negative: events per second must be > 0");
+}
+
+#[test]
+fn every_broken_rule_is_listed_not_only_the_first() {
+    let text = replacing("users = 10", "users = 1").replace("duration_s = 10", "duration_s = 0");
+    let err = Scenario::parse(&text, "x").unwrap_err();
+    let fields: Vec<String> = err.problems().into_iter().map(|p| p.field).collect();
+    assert_eq!(fields, ["load.users", "load.friends_per_user", "load.sse_clients", "load.duration_s"]);
+    assert_eq!(err.to_string().lines().count(), 4);
+}
+
+#[test]
+fn an_unknown_field_is_refused_with_its_path_and_line() {
+    let err = error_of(&replacing("rate_per_s = 5", "rate_pers = 5"));
+    assert!(err.starts_with("scenarios/x.toml: load.rate_pers: unknown field `rate_pers`, expected one of"), "{err}");
+    assert!(err.ends_with("(line 13, column 1)"), "{err}");
+
+    let err = error_of(&with("[[faults]]\nat_s = 1\naction = \"kill-instance\"\ntarget = \"instance:1\"\nfor_s = 1"));
+    assert!(err.contains("faults[0]") && err.contains("unknown field `for_s`"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_names_the_field_path() {
+    let err = error_of(&with("[thresholds.rabbitmq]\nmax_lost = \"none\""));
+    assert!(err.starts_with("scenarios/x.toml: thresholds.rabbitmq.max_lost: "), "{err}");
+    let err = error_of(&replacing("[cluster]", "[cluster]\nserver_env = { SERVER_X = 0 }"));
+    assert!(err.contains("cluster.server_env.SERVER_X"), "{err}");
+}
+
+#[test]
+fn unknown_values_list_the_known_ones() {
+    let err = error_of(&replacing(r#"["local", "rabbitmq"]"#, r#"["local", "kafka"]"#));
+    assert!(err.contains("strategies[1]: unknown strategy `kafka`: expected one of local, redis-pubsub"), "{err}");
+    let err = error_of(&replacing(r#"kind = "fanout""#, r#"kind = "claim""#));
+    assert!(err.contains("kind: unknown kind `claim`: expected one of fanout"), "{err}");
+}
+
+#[test]
+fn broken_toml_says_where() {
+    let err = error_of("name = \"x\"\nkind = ");
+    assert!(err.starts_with("scenarios/x.toml: ") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn strategies_are_listed_once_and_at_least_one() {
+    let err = error_of(&replacing(r#"["local", "rabbitmq"]"#, r#"["local", "rabbitmq", "local"]"#));
+    assert!(err.contains("strategies[2]: `local` is listed twice (also strategies[0])"), "{err}");
+    let err = error_of(&replacing(r#"["local", "rabbitmq"]"#, "[]"));
+    assert!(err.contains("strategies: is empty"), "{err}");
+}
+
+#[test]
+fn the_name_must_be_usable_as_a_file_name() {
+    assert!(error_of(&replacing(r#"name = "tiny""#, r#"name = "Tiny/../x""#)).contains("name: "));
+}
+
+#[test]
+fn a_fault_after_the_end_of_the_load_is_refused() {
+    let fault = |at: f64| format!("[[faults]]\nat_s = {at:?}\naction = \"restart-service\"\ntarget = \"redis\"\n");
+    let text = with(&format!("{}{}{}", fault(1.0), fault(5.0), fault(13.0)));
+    let err = error_of(&text);
+    assert!(err.contains("faults[2].at_s: 13 is at or after the end of the load"), "{err}");
+    assert!(!err.contains("faults[0]") && !err.contains("faults[1]"), "{err}");
+    let ok = with(&fault(12.9));
+    let s = Scenario::parse(&ok, "x").unwrap();
+    assert_eq!(s.faults[0].target, FaultTarget::Service(ServiceKind::Redis));
+    assert_eq!(s.faults[0].action, FaultAction::RestartService);
+}
+
+#[test]
+fn a_fault_target_must_fit_its_action_and_the_cluster() {
+    let fault = |action: &str, target: &str| {
+        with(&format!("[[faults]]\nat_s = 1\naction = \"{action}\"\ntarget = \"{target}\"\n"))
+    };
+    assert!(error_of(&fault("kill-instance", "rabbitmq")).contains("faults[0].target: `rabbitmq` is a service"));
+    assert!(error_of(&fault("stop-service", "instance:1")).contains("faults[0].target: `instance:1` is an instance"));
+    assert!(error_of(&fault("pause-instance", "instance:4")).contains("instance 4 does not exist"));
+    assert!(error_of(&fault("pause-instance", "instance:0")).contains("instance 0 does not exist"));
+    assert!(error_of(&fault("stop-service", "postgres")).contains("unknown fault target `postgres`"));
+    assert!(Scenario::parse(&fault("pause-instance", "instance:3"), "x").is_ok());
+}
+
+#[test]
+fn only_undoable_faults_take_a_duration() {
+    let fault = |action: &str, target: &str, d: f64| {
+        with(&format!("[[faults]]\nat_s = 1\naction = \"{action}\"\ntarget = \"{target}\"\nduration_s = {d:?}\n"))
+    };
+    assert!(error_of(&fault("restart-service", "redis", 2.0)).contains("faults[0].duration_s: restart-service"));
+    assert!(error_of(&fault("kill-instance", "instance:1", -1.0)).contains("faults[0].duration_s: -1 is negative"));
+    let s = Scenario::parse(&fault("kill-instance", "instance:1", 2.5), "x").unwrap();
+    assert_eq!(s.faults[0].duration_s, Some(2.5));
+}
+
+#[test]
+fn overlapping_faults_on_one_target_are_refused() {
+    let text = with(
+        "[[faults]]\nat_s = 2\naction = \"pause-instance\"\ntarget = \"instance:2\"\nduration_s = 4\n\
+         [[faults]]\nat_s = 3\naction = \"kill-instance\"\ntarget = \"instance:1\"\n\
+         [[faults]]\nat_s = 5\naction = \"kill-instance\"\ntarget = \"instance:2\"\n",
+    );
+    let err = error_of(&text);
+    assert!(err.contains("faults[2].at_s: kill-instance on instance:2 at 5 s overlaps faults[0]"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn thresholds_name_listed_strategies_or_all() {
+    let err = error_of(&with("[thresholds.outbox]\nmax_lost = 0"));
+    assert!(err.contains("thresholds.outbox: `outbox` is not a strategy of this scenario"), "{err}");
+    assert!(err.contains("expected one of local, rabbitmq, all"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_lost_ratio = 1.5"));
+    assert!(err.contains("thresholds.all.max_lost_ratio: 1.5 is out of range"), "{err}");
+}
+
+#[test]
+fn a_strategy_threshold_overrides_the_one_for_all() {
+    let text = with("[thresholds.all]\nmax_lost = 5\nmax_unexpected = 0\n[thresholds.rabbitmq]\nmax_lost = 0\n");
+    let s = Scenario::parse(&text, "x").unwrap();
+    let rabbit = s.thresholds_for("rabbitmq");
+    assert_eq!((rabbit.max_lost, rabbit.max_unexpected), (Some(0), Some(0)));
+    let local = s.thresholds_for("local");
+    assert_eq!((local.max_lost, local.max_unexpected, local.max_p99_ms), (Some(5), Some(0), None));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = Scenario::load(Path::new("/nonexistent/x.toml")).unwrap_err().to_string();
+    assert!(err.starts_with("/nonexistent/x.toml: cannot read"), "{err}");
+}

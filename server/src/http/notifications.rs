@@ -1,0 +1,140 @@
+//! `/notifications/stream` (SSE), `/notifications` (list), read marks.
+//!
+//! The stream follows the HTML standard's server-sent events
+//! (https://html.spec.whatwg.org/multipage/server-sent-events.html): each event has `id:`
+//! (the notification id), `event:` (its type) and JSON `data:`. A client that reconnects
+//! sends `Last-Event-ID`; a first connection may pass `?last_event_id=`. The stream then
+//! subscribes first, replays every stored notification after that id, and goes live,
+//! skipping live copies of what the replay already sent: no gap, no duplicate at the seam.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::MySqlPool;
+
+use super::extract::{ApiPath, ApiQuery, CurrentUser};
+use crate::error::ApiError;
+use crate::notify::hub::Hub;
+use crate::notify::{Notification, store};
+use crate::pagination::{PageQuery, Paged};
+use crate::state::AppState;
+
+/// Replay is bounded: a client further behind than this gets the newest part and should
+/// fetch the rest with `GET /notifications`.
+const REPLAY_MAX: u32 = 10_000;
+const REPLAY_PAGE: u32 = 500;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/notifications", get(list))
+        .route("/notifications/stream", get(stream))
+        .route("/notifications/{id}/read", post(mark_read))
+        .route("/notifications/read-all", post(mark_all_read))
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    last_event_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    unread: Option<bool>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+fn parse_last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let raw = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().map_err(|_| invalid_last_event_id("not ASCII"))?.trim().to_string()),
+        None => query.map(|q| q.trim().to_string()),
+    };
+    match raw.as_deref() {
+        None | Some("") => Ok(None),
+        Some(id) => id.parse::<u64>().map(Some).map_err(|_| invalid_last_event_id(id)),
+    }
+}
+
+fn invalid_last_event_id(got: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_last_event_id",
+        format!(
+            "Last-Event-ID `{got}` is not a notification id: send the `id:` of the last event received, a whole number"
+        ),
+    )
+}
+
+fn event(n: &Notification) -> Event {
+    Event::default().id(n.id.to_string()).event(n.kind.as_str()).data(serde_json::to_string(n).unwrap_or_default())
+}
+
+async fn stream(
+    user: CurrentUser,
+    State(db): State<MySqlPool>,
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let last_event_id = parse_last_event_id(&headers, q.last_event_id.as_deref())?;
+    // Subscribe before reading the database: anything stored from now on reaches us live.
+    let subscription = hub.subscribe(user.id);
+    let mut replay = Vec::new();
+    if let Some(mut after) = last_event_id {
+        while replay.len() < REPLAY_MAX as usize {
+            let page = store::after(&db, user.id, after, REPLAY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            let full = page.len() == REPLAY_PAGE as usize;
+            replay.extend(page);
+            if !full {
+                break;
+            }
+        }
+    }
+    let replayed: HashSet<u64> = replay.iter().map(|n| n.id).collect();
+    let replay_events = futures::stream::iter(replay.into_iter().map(|n| Ok(event(&n))));
+    let live = futures::stream::unfold((subscription, replayed), |(mut sub, replayed)| async move {
+        loop {
+            let n = sub.receiver.recv().await?;
+            // Stored after we subscribed and also read by the replay: already sent.
+            if !replayed.contains(&n.id) {
+                return Some((Ok(event(&n)), (sub, replayed)));
+            }
+        }
+    });
+    let keep_alive = KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive");
+    Ok(Sse::new(replay_events.chain(live).boxed()).keep_alive(keep_alive))
+}
+
+async fn list(
+    user: CurrentUser,
+    State(db): State<MySqlPool>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Paged<Notification>>, ApiError> {
+    Ok(Json(store::list(&db, user.id, q.unread.unwrap_or(false), q.page.parse()?).await?))
+}
+
+async fn mark_read(
+    user: CurrentUser,
+    State(db): State<MySqlPool>,
+    ApiPath(id): ApiPath<u64>,
+) -> Result<StatusCode, ApiError> {
+    if store::mark_read(&db, user.id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("notification_not_found", format!("no notification {id} of yours")))
+    }
+}
+
+async fn mark_all_read(user: CurrentUser, State(db): State<MySqlPool>) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(json!({ "marked": store::mark_all_read(&db, user.id).await? })))
+}

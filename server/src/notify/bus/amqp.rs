@@ -1,0 +1,178 @@
+//! RabbitMQ plumbing shared by `rabbitmq` and `outbox`: the seed's topology, a supervised
+//! connection that re-declares everything after a broker restart, confirmed publishing, and
+//! the per-instance push consumer.
+//!
+//! Topology (AMQP 0-9-1, https://www.rabbitmq.com/tutorials/amqp-concepts):
+//! * `<p>.direct` (direct, durable) -> `<p>.store` (durable queue, competing consumers store
+//!   each notification once; dead-letters to `<p>.dlx`);
+//! * `<p>.fanout` (fanout, durable) -> `<p>.push.<instance>` (exclusive, auto-delete: one per
+//!   instance, gone with its connection, as in the seed);
+//! * `<p>.dlx` (fanout, durable) -> `<p>.dlq` (durable): rejected messages, alerted on.
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::RwLock;
+use tokio_util::sync::CancellationToken;
+
+use super::BusContext;
+use crate::notify::Notification;
+
+/// Unacknowledged push messages per instance: enough to keep the pipe full at thousands
+/// per second without letting one slow instance hoard the fanout.
+const PUSH_PREFETCH: u16 = 512;
+
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub direct: String,
+    pub store_queue: String,
+    pub fanout: String,
+    pub push_queue: String,
+    pub dlx: String,
+    pub dlq: String,
+}
+
+impl Names {
+    pub fn new(prefix: &str, instance_id: &str) -> Self {
+        let p = format!("{}notify", prefix.replace(':', "."));
+        Names {
+            direct: format!("{p}.direct"),
+            store_queue: format!("{p}.store"),
+            fanout: format!("{p}.fanout"),
+            push_queue: format!("{p}.push.{instance_id}"),
+            dlx: format!("{p}.dlx"),
+            dlq: format!("{p}.dlq"),
+        }
+    }
+}
+
+pub const STORE_KEY: &str = "store";
+
+/// A connected session: the connection and a confirm-mode channel for publishing.
+pub struct Session {
+    pub conn: Connection,
+    pub publish: Channel,
+}
+
+/// Connects and declares the topology (idempotent: every instance does it at every connect).
+pub async fn connect(url: &str, names: &Names, with_store_queue: bool) -> lapin::Result<Session> {
+    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    ch.exchange_declare(names.fanout.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+    ch.exchange_declare(names.dlx.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+    let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare(names.dlq.as_str().into(), durable_queue, FieldTable::default()).await?;
+    ch.queue_bind(
+        names.dlq.as_str().into(),
+        names.dlx.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    if with_store_queue {
+        ch.exchange_declare(names.direct.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(names.dlx.as_str().into()));
+        ch.queue_declare(names.store_queue.as_str().into(), durable_queue, args).await?;
+        ch.queue_bind(
+            names.store_queue.as_str().into(),
+            names.direct.as_str().into(),
+            STORE_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    }
+    let push = QueueDeclareOptions { exclusive: true, auto_delete: true, durable: false, ..Default::default() };
+    ch.queue_declare(names.push_queue.as_str().into(), push, FieldTable::default()).await?;
+    ch.queue_bind(
+        names.push_queue.as_str().into(),
+        names.fanout.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(Session { conn, publish: ch })
+}
+
+/// The current publishing channel, if connected. Swapped by the supervisor on reconnects.
+#[derive(Default)]
+pub struct PublisherSlot(RwLock<Option<Channel>>);
+
+impl PublisherSlot {
+    pub async fn set(&self, ch: Option<Channel>) {
+        *self.0.write().await = ch;
+    }
+
+    /// Publishes and waits for the broker's confirm: Ok means the broker has the message.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        persistent: bool,
+    ) -> Result<(), String> {
+        let ch = self.0.read().await.clone().ok_or_else(|| "not connected".to_string())?;
+        let props =
+            if persistent { BasicProperties::default().with_delivery_mode(2) } else { BasicProperties::default() };
+        let confirm = ch
+            .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), payload, props)
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        if confirm.is_ack() { Ok(()) } else { Err(format!("broker refused the message: {confirm:?}")) }
+    }
+}
+
+/// Consumes this instance's push queue and hands each notification to the hub, until the
+/// connection fails or `shutdown`.
+pub async fn consume_push(
+    conn: &Connection,
+    names: &Names,
+    ctx: &BusContext,
+    shutdown: &CancellationToken,
+) -> lapin::Result<()> {
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(PUSH_PREFETCH, BasicQosOptions::default()).await?;
+    let mut consumer = ch
+        .basic_consume(
+            names.push_queue.as_str().into(),
+            "push".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            d = consumer.next() => match d {
+                Some(d) => d?,
+                None => return Ok(()),
+            },
+        };
+        if delivery.redelivered {
+            ctx.metrics.redelivered.inc();
+        }
+        match serde_json::from_slice::<Notification>(&delivery.data) {
+            Ok(n) => {
+                ctx.hub.push(&n);
+                delivery.ack(BasicAckOptions::default()).await?;
+            }
+            Err(e) => {
+                // Only our own relays publish here; an unreadable message cannot be pushed to
+                // anyone, so it is dropped (the stored row is still replayable).
+                tracing::warn!(error = %e, "unreadable push message; dropped");
+                delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
+            }
+        }
+    }
+}

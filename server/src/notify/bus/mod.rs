@@ -1,0 +1,174 @@
+//! Delivery strategies: how a notification raised on one instance reaches the instance that
+//! holds the recipient's stream. One trait; one file per strategy.
+//!
+//! | strategy | stores | carries to every instance | survives |
+//! |---|---|---|---|
+//! | `local` | the raising instance | nothing: local streams only | — (the seed's baseline) |
+//! | `redis-pubsub` | the raising instance | `PUBLISH` to one channel | nothing while a subscriber is away |
+//! | `redis-streams` | the raising instance | `XADD` to a capped stream, read on from the last id | a short disconnect |
+//! | `rabbitmq` | a competing consumer of a durable queue | a fanout exchange, one auto-delete queue per instance | a slow store; not a broker outage at publish time |
+//! | `outbox` | the cause's own transaction | a relay publishes unrelayed rows to the fanout | a broker outage at write time |
+
+pub mod amqp;
+pub mod local;
+pub mod outbox;
+pub mod rabbitmq;
+pub mod redis_pubsub;
+pub mod redis_streams;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::{MySqlConnection, MySqlPool};
+use tokio_util::sync::CancellationToken;
+
+use super::alert::AlertSink;
+use super::hub::Hub;
+use super::metrics::NotifyMetrics;
+use super::store::{self, Relay};
+use super::{NewNotification, Notification};
+
+/// The strategies, as named in settings and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Local,
+    RedisPubSub,
+    RedisStreams,
+    RabbitMq,
+    Outbox,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 5] =
+        [Strategy::Local, Strategy::RedisPubSub, Strategy::RedisStreams, Strategy::RabbitMq, Strategy::Outbox];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Local => "local",
+            Strategy::RedisPubSub => "redis-pubsub",
+            Strategy::RedisStreams => "redis-streams",
+            Strategy::RabbitMq => "rabbitmq",
+            Strategy::Outbox => "outbox",
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Strategy::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Strategy::ALL.iter().map(|k| k.as_str()).collect();
+            format!("`{s}` is not one of {}", names.join(", "))
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the {0} transport is not connected")]
+    Unavailable(&'static str),
+    #[error("{0}")]
+    Transport(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Everything a strategy may use.
+#[derive(Clone)]
+pub struct BusContext {
+    pub db: MySqlPool,
+    pub hub: Hub,
+    pub metrics: Arc<NotifyMetrics>,
+    pub instance_id: String,
+    pub redis_url: String,
+    pub amqp_url: String,
+    /// Prefix of exchanges, queues, channels and stream keys: tests and tenants use their own.
+    pub prefix: String,
+    pub alert: Option<AlertSink>,
+}
+
+/// Whether a strategy's transport is connected, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct Link {
+    up: AtomicBool,
+}
+
+impl Link {
+    pub fn set(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+}
+
+pub trait Delivery: Send + Sync {
+    fn strategy(&self) -> Strategy;
+
+    /// Inside the cause's transaction, before it commits. Only `outbox` writes here.
+    fn within<'a>(
+        &'a self,
+        _tx: &'a mut MySqlConnection,
+        _batch: &'a [NewNotification],
+    ) -> BoxFuture<'a, sqlx::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// After the cause committed: store and carry the batch, as the strategy does.
+    fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>>;
+
+    /// Background work (subscriptions, consumers, relays) until `shutdown`.
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()>;
+
+    /// `None` when the strategy has no transport; else whether it is connected now.
+    fn transport_up(&self) -> Option<bool>;
+}
+
+pub fn build(strategy: Strategy, ctx: BusContext) -> Arc<dyn Delivery> {
+    match strategy {
+        Strategy::Local => Arc::new(local::LocalDelivery::new(ctx)),
+        Strategy::RedisPubSub => Arc::new(redis_pubsub::RedisPubSubDelivery::new(ctx)),
+        Strategy::RedisStreams => Arc::new(redis_streams::RedisStreamsDelivery::new(ctx)),
+        Strategy::RabbitMq => Arc::new(rabbitmq::RabbitMqDelivery::new(ctx)),
+        Strategy::Outbox => Arc::new(outbox::OutboxDelivery::new(ctx)),
+    }
+}
+
+/// Stores a batch on its own (the strategies that store after commit).
+pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
+    let mut conn = ctx.db.acquire().await?;
+    let stored = store::insert_batch(&mut conn, batch, Relay::NotNeeded).await?;
+    ctx.metrics.stored.inc_by(stored.len() as u64);
+    Ok(stored)
+}
+
+/// Exponential backoff with jitter for reconnect loops: 100 ms doubling to 5 s.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new() -> Self {
+        Self { next: Duration::from_millis(100) }
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(100);
+    }
+
+    /// Sleeps for the next delay, or returns false at once if `shutdown` fires.
+    pub async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.next.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `outbox`: notification rows are written in the cause's own transaction, so a committed
+//! diary always has its notifications, whatever the broker is doing. A relay on every
+//! instance claims unrelayed rows (`FOR UPDATE SKIP LOCKED`), publishes them to the fanout
+//! with confirms, and marks them relayed. At least once: a relay that dies between publish
+//! and commit republishes, and clients de-duplicate by notification id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::MySqlConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::amqp::{self, Names, PublisherSlot};
+use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy};
+use crate::notify::NewNotification;
+use crate::notify::store::{self, Relay};
+
+const RELAY_BATCH: u32 = 200;
+const RELAY_POLL: Duration = Duration::from_millis(100);
+
+pub struct OutboxDelivery {
+    ctx: BusContext,
+    names: Names,
+    publisher: PublisherSlot,
+    link: Link,
+    wake: Notify,
+}
+
+impl OutboxDelivery {
+    pub fn new(ctx: BusContext) -> Self {
+        let names = Names::new(&ctx.prefix, &ctx.instance_id);
+        Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default(), wake: Notify::new() }
+    }
+
+    /// Relays one batch; returns how many rows it published.
+    async fn relay_once(&self) -> Result<usize, String> {
+        let mut tx = self.ctx.db.begin().await.map_err(|e| e.to_string())?;
+        let ids: Vec<u64> = sqlx::query_scalar(
+            "SELECT id FROM notifications WHERE relayed_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+        )
+        .bind(RELAY_BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let first = ids[0];
+        let last = *ids.last().unwrap_or(&first);
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT id, recipient_id, kind, cause_id, actor_id, created_at, read_at FROM notifications WHERE id IN ",
+            );
+            q.push_tuples(chunk, |mut t, id| {
+                t.push_bind(*id);
+            });
+            let part: Vec<(u64, u64, String, u64, u64, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)> =
+                q.build_query_as().fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
+            rows.extend(part);
+        }
+        for (id, recipient_id, kind, cause_id, actor_id, created_at, read_at) in rows {
+            let n = crate::notify::Notification {
+                id,
+                recipient_id,
+                kind: crate::notify::Kind::parse(&kind).unwrap_or(crate::notify::Kind::Diary),
+                cause_id,
+                actor_id,
+                created_at: created_at.and_utc(),
+                read_at: read_at.map(|t| t.and_utc()),
+            };
+            let payload = serde_json::to_vec(&n).map_err(|e| e.to_string())?;
+            // On failure the transaction rolls back: the rows stay unrelayed for the next try.
+            self.publisher.publish(&self.names.fanout, "", &payload, false).await?;
+            self.ctx.metrics.published.inc();
+        }
+        let mut update =
+            sqlx::QueryBuilder::new("UPDATE notifications SET relayed_at = CURRENT_TIMESTAMP(6) WHERE id IN ");
+        update.push_tuples(&ids, |mut t, id| {
+            t.push_bind(*id);
+        });
+        update.build().execute(&mut *tx).await.map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::debug!(first, last, "relayed notifications");
+        Ok(ids.len())
+    }
+
+    async fn relay_loop(&self, shutdown: &CancellationToken) {
+        loop {
+            match self.relay_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox relay pass failed; rows stay for the next pass"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(RELAY_POLL) => {}
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> lapin::Result<()> {
+        let session = amqp::connect(&self.ctx.amqp_url, &self.names, false).await?;
+        self.publisher.set(Some(session.publish.clone())).await;
+        self.link.set(true);
+        tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ (outbox relay)");
+        let result = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown).await;
+        self.publisher.set(None).await;
+        let _ = session.conn.close(200, "reconnecting".into()).await;
+        result
+    }
+}
+
+impl Delivery for OutboxDelivery {
+    fn strategy(&self) -> Strategy {
+        Strategy::Outbox
+    }
+
+    fn within<'a>(
+        &'a self,
+        tx: &'a mut MySqlConnection,
+        batch: &'a [NewNotification],
+    ) -> BoxFuture<'a, sqlx::Result<()>> {
+        Box::pin(async move {
+            let stored = store::insert_batch(tx, batch, Relay::Pending).await?;
+            self.ctx.metrics.stored.inc_by(stored.len() as u64);
+            Ok(())
+        })
+    }
+
+    fn after_commit(&self, _batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            self.wake.notify_one();
+            Ok(())
+        })
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let relay = self.clone();
+            let relay_shutdown = shutdown.clone();
+            let relay_task = tokio::spawn(async move { relay.relay_loop(&relay_shutdown).await });
+            let mut backoff = Backoff::new();
+            while !shutdown.is_cancelled() {
+                if let Err(e) = self.session(&shutdown).await {
+                    tracing::warn!(error = %e, "RabbitMQ session ended; reconnecting");
+                }
+                if self.link.is_up() {
+                    backoff.reset();
+                }
+                self.link.set(false);
+                if !backoff.wait(&shutdown).await {
+                    break;
+                }
+            }
+            let _ = relay_task.await;
+        })
+    }
+
+    fn transport_up(&self) -> Option<bool> {
+        Some(self.link.is_up())
+    }
+}

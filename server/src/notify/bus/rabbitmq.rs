@@ -1,0 +1,205 @@
+//! `rabbitmq`: the seed's design. The request publishes the batch to a direct exchange; one
+//! competing consumer of the durable store queue stores it (idempotently) and publishes each
+//! stored notification to the fanout; every instance's exclusive queue receives it and the
+//! instance holding the stream pushes it. Rejected messages go to the DLQ, which alerts.
+//!
+//! What it cannot survive: a broker that is down when the request publishes (the diary is
+//! committed, the notification is not): `outbox` closes that gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use lapin::Connection;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use tokio_util::sync::CancellationToken;
+
+use super::amqp::{self, Names, PublisherSlot, STORE_KEY};
+use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy};
+use crate::notify::NewNotification;
+use crate::notify::store::{self, Relay};
+
+/// Store messages in flight per consumer: each is one transaction, so a few dozen keep the
+/// database busy without one instance taking the whole queue.
+const STORE_PREFETCH: u16 = 32;
+
+pub struct RabbitMqDelivery {
+    ctx: BusContext,
+    names: Names,
+    publisher: PublisherSlot,
+    link: Link,
+}
+
+impl RabbitMqDelivery {
+    pub fn new(ctx: BusContext) -> Self {
+        let names = Names::new(&ctx.prefix, &ctx.instance_id);
+        Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default() }
+    }
+
+    /// Stores each batch once, then fans its notifications out.
+    async fn consume_store(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(STORE_PREFETCH, BasicQosOptions::default()).await?;
+        let mut consumer = ch
+            .basic_consume(
+                self.names.store_queue.as_str().into(),
+                "store".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                d = consumer.next() => match d {
+                    Some(d) => d?,
+                    None => return Ok(()),
+                },
+            };
+            if delivery.redelivered {
+                self.ctx.metrics.redelivered.inc();
+            }
+            let batch: Vec<NewNotification> = match serde_json::from_slice(&delivery.data) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    // Poison: retrying cannot help. Reject without requeue: the queue's
+                    // dead-letter exchange moves it to the DLQ, whose consumer alerts.
+                    tracing::warn!(error = %e, "unreadable store message; dead-lettering");
+                    delivery.reject(BasicRejectOptions { requeue: false }).await?;
+                    continue;
+                }
+            };
+            match self.store_and_fan_out(&batch).await {
+                Ok(()) => {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                Err(e) => {
+                    // The database or the fanout is away: requeue; storing again is harmless.
+                    tracing::warn!(error = %e, "storing a notification batch failed; requeued");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                }
+            }
+        }
+    }
+
+    async fn store_and_fan_out(&self, batch: &[NewNotification]) -> Result<(), String> {
+        let stored = {
+            let mut conn = self.ctx.db.acquire().await.map_err(|e| e.to_string())?;
+            store::insert_batch(&mut conn, batch, Relay::NotNeeded).await.map_err(|e| e.to_string())?
+        };
+        self.ctx.metrics.stored.inc_by(stored.len() as u64);
+        for n in &stored {
+            let payload = serde_json::to_vec(n).map_err(|e| e.to_string())?;
+            self.publisher.publish(&self.names.fanout, "", &payload, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
+        let ch = conn.create_channel().await?;
+        ch.basic_qos(4, BasicQosOptions::default()).await?;
+        let mut consumer = ch
+            .basic_consume(
+                self.names.dlq.as_str().into(),
+                "dlq".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                d = consumer.next() => match d {
+                    Some(d) => d?,
+                    None => return Ok(()),
+                },
+            };
+            self.ctx.metrics.dead_lettered.inc();
+            let preview: String = String::from_utf8_lossy(&delivery.data).chars().take(300).collect();
+            let text = format!(
+                "notification dead-lettered on instance {} (queue {}): {preview}",
+                self.ctx.instance_id, self.names.dlq
+            );
+            tracing::error!(%text, "dead-lettered notification");
+            let Some(alert) = &self.ctx.alert else {
+                delivery.ack(BasicAckOptions::default()).await?;
+                continue;
+            };
+            match alert.post(&text).await {
+                Ok(()) => {
+                    self.ctx.metrics.alerts_sent.inc();
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                Err(e) => {
+                    // Keep it in the DLQ and try again later rather than lose the alert.
+                    tracing::warn!(error = %e, "alert webhook failed; the message stays in the DLQ");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                }
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &CancellationToken) -> lapin::Result<()> {
+        let session = amqp::connect(&self.ctx.amqp_url, &self.names, true).await?;
+        self.publisher.set(Some(session.publish.clone())).await;
+        self.link.set(true);
+        tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ");
+        let result = tokio::select! {
+            r = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown) => r,
+            r = self.consume_store(&session.conn, shutdown) => r,
+            r = self.consume_dlq(&session.conn, shutdown) => r,
+        };
+        self.publisher.set(None).await;
+        let _ = session.conn.close(200, "reconnecting".into()).await;
+        result
+    }
+}
+
+impl Delivery for RabbitMqDelivery {
+    fn strategy(&self) -> Strategy {
+        Strategy::RabbitMq
+    }
+
+    fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let payload = serde_json::to_vec(&batch).map_err(|e| DeliveryError::Transport(e.to_string()))?;
+            match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true).await {
+                Ok(()) => {
+                    self.ctx.metrics.published.inc();
+                    Ok(())
+                }
+                Err(e) => {
+                    self.ctx.metrics.publish_failed.inc();
+                    Err(DeliveryError::Transport(format!("rabbitmq publish: {e}")))
+                }
+            }
+        })
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut backoff = Backoff::new();
+            while !shutdown.is_cancelled() {
+                match self.session(&shutdown).await {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "RabbitMQ session ended; reconnecting"),
+                }
+                if self.link.is_up() {
+                    backoff.reset();
+                }
+                self.link.set(false);
+                if !backoff.wait(&shutdown).await {
+                    break;
+                }
+            }
+        })
+    }
+
+    fn transport_up(&self) -> Option<bool> {
+        Some(self.link.is_up())
+    }
+}

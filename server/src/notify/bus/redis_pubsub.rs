@@ -1,0 +1,112 @@
+//! `redis-pubsub`: store, then `PUBLISH` to one channel that every instance subscribes to.
+//! At most once: what is published while an instance's subscription is down is gone for it.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy, store_now};
+use crate::notify::{NewNotification, Notification};
+
+pub struct RedisPubSubDelivery {
+    ctx: BusContext,
+    channel: String,
+    publisher: OnceCell<ConnectionManager>,
+    link: Link,
+}
+
+impl RedisPubSubDelivery {
+    pub fn new(ctx: BusContext) -> Self {
+        let channel = format!("{}notifications", ctx.prefix);
+        Self { ctx, channel, publisher: OnceCell::new(), link: Link::default() }
+    }
+
+    async fn publisher(&self) -> Result<ConnectionManager, DeliveryError> {
+        self.publisher
+            .get_or_try_init(|| async {
+                let client = redis::Client::open(self.ctx.redis_url.as_str())?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+                    .set_connection_timeout(Some(std::time::Duration::from_secs(2)));
+                ConnectionManager::new_with_config(client, config).await
+            })
+            .await
+            .cloned()
+            .map_err(|e| DeliveryError::Transport(format!("redis: {e}")))
+    }
+
+    /// One subscription session: returns when the connection ends.
+    async fn subscribe_once(&self, shutdown: &CancellationToken) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.ctx.redis_url.as_str())?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&self.channel).await?;
+        self.link.set(true);
+        tracing::info!(channel = %self.channel, "subscribed to notifications");
+        let mut messages = pubsub.on_message();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                msg = messages.next() => match msg {
+                    Some(msg) => match serde_json::from_slice::<Notification>(msg.get_payload_bytes()) {
+                        Ok(n) => { self.ctx.hub.push(&n); }
+                        Err(e) => tracing::warn!(error = %e, "unreadable notification on the channel"),
+                    },
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+impl Delivery for RedisPubSubDelivery {
+    fn strategy(&self) -> Strategy {
+        Strategy::RedisPubSub
+    }
+
+    fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let stored = store_now(&self.ctx, &batch).await?;
+            let mut conn = self.publisher().await?;
+            for n in &stored {
+                let payload = serde_json::to_string(n).map_err(|e| DeliveryError::Transport(e.to_string()))?;
+                let result: redis::RedisResult<i64> = conn.publish(&self.channel, payload).await;
+                match result {
+                    Ok(_) => self.ctx.metrics.published.inc(),
+                    Err(e) => {
+                        self.ctx.metrics.publish_failed.inc();
+                        return Err(DeliveryError::Transport(format!("redis publish: {e}")));
+                    }
+                };
+            }
+            Ok(())
+        })
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut backoff = Backoff::new();
+            while !shutdown.is_cancelled() {
+                match self.subscribe_once(&shutdown).await {
+                    Ok(()) => tracing::warn!("notification subscription ended; resubscribing"),
+                    Err(e) => tracing::warn!(error = %e, "notification subscription failed; retrying"),
+                }
+                if self.link.is_up() {
+                    backoff.reset();
+                }
+                self.link.set(false);
+                if !backoff.wait(&shutdown).await {
+                    break;
+                }
+            }
+        })
+    }
+
+    fn transport_up(&self) -> Option<bool> {
+        Some(self.link.is_up())
+    }
+}

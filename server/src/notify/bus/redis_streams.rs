@@ -1,0 +1,143 @@
+//! `redis-streams`: store, then `XADD` to a capped stream; each instance reads on from the
+//! last id it saw, so a short disconnect (or a slow reader) loses nothing the cap still holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
+use tokio::sync::{Mutex, OnceCell};
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy, store_now};
+use crate::notify::{NewNotification, Notification};
+
+/// Entries kept in the stream: about a few minutes of peak load, enough to bridge restarts.
+const STREAM_CAP: usize = 100_000;
+const BLOCK_MS: usize = 2_000;
+
+pub struct RedisStreamsDelivery {
+    ctx: BusContext,
+    key: String,
+    publisher: OnceCell<ConnectionManager>,
+    /// The last entry id this instance has read; survives reconnects.
+    last_id: Mutex<Option<String>>,
+    link: Link,
+}
+
+impl RedisStreamsDelivery {
+    pub fn new(ctx: BusContext) -> Self {
+        let key = format!("{}notifications:stream", ctx.prefix);
+        Self { ctx, key, publisher: OnceCell::new(), last_id: Mutex::new(None), link: Link::default() }
+    }
+
+    async fn publisher(&self) -> Result<ConnectionManager, DeliveryError> {
+        self.publisher
+            .get_or_try_init(|| async {
+                let client = redis::Client::open(self.ctx.redis_url.as_str())?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_connection_timeout(Some(Duration::from_secs(2)));
+                ConnectionManager::new_with_config(client, config).await
+            })
+            .await
+            .cloned()
+            .map_err(|e| DeliveryError::Transport(format!("redis: {e}")))
+    }
+
+    /// Reads until the connection fails or `shutdown`.
+    async fn read_once(&self, shutdown: &CancellationToken) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.ctx.redis_url.as_str())?;
+        // A dedicated connection: XREAD BLOCK would stall every other command on a shared one.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_millis(BLOCK_MS as u64 + 3_000)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+        {
+            let mut last = self.last_id.lock().await;
+            if last.is_none() {
+                // First start: from now on. Later reconnects continue where we stopped.
+                let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+                    .arg(&self.key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await?;
+                *last = Some(newest.first().map(|(id, _)| id.clone()).unwrap_or_else(|| "0-0".to_string()));
+            }
+        }
+        self.link.set(true);
+        let options = StreamReadOptions::default().block(BLOCK_MS).count(500);
+        loop {
+            let from = self.last_id.lock().await.clone().unwrap_or_else(|| "0-0".to_string());
+            let keys = [&self.key];
+            let ids = [&from];
+            let reply: Option<StreamReadReply> = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = conn.xread_options(&keys, &ids, &options) => r?,
+            };
+            let Some(reply) = reply else { continue };
+            for stream in reply.keys {
+                for entry in stream.ids {
+                    match entry.get::<String>("n").map(|s| serde_json::from_str::<Notification>(&s)) {
+                        Some(Ok(n)) => {
+                            self.ctx.hub.push(&n);
+                        }
+                        _ => tracing::warn!(id = %entry.id, "unreadable notification entry"),
+                    }
+                    *self.last_id.lock().await = Some(entry.id);
+                }
+            }
+        }
+    }
+}
+
+impl Delivery for RedisStreamsDelivery {
+    fn strategy(&self) -> Strategy {
+        Strategy::RedisStreams
+    }
+
+    fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let stored = store_now(&self.ctx, &batch).await?;
+            let mut conn = self.publisher().await?;
+            for n in &stored {
+                let payload = serde_json::to_string(n).map_err(|e| DeliveryError::Transport(e.to_string()))?;
+                let result: redis::RedisResult<String> =
+                    conn.xadd_maxlen(&self.key, StreamMaxlen::Approx(STREAM_CAP), "*", &[("n", payload)]).await;
+                if let Err(e) = result {
+                    self.ctx.metrics.publish_failed.inc();
+                    return Err(DeliveryError::Transport(format!("redis XADD: {e}")));
+                }
+                self.ctx.metrics.published.inc();
+            }
+            Ok(())
+        })
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut backoff = Backoff::new();
+            while !shutdown.is_cancelled() {
+                if let Err(e) = self.read_once(&shutdown).await {
+                    tracing::warn!(error = %e, "notification stream reader failed; reconnecting");
+                }
+                if self.link.is_up() {
+                    backoff.reset();
+                }
+                self.link.set(false);
+                if !backoff.wait(&shutdown).await {
+                    break;
+                }
+            }
+        })
+    }
+
+    fn transport_up(&self) -> Option<bool> {
+        Some(self.link.is_up())
+    }
+}

@@ -1,0 +1,103 @@
+//! Delivery under failure: a poison message ends in the DLQ and alerts a webhook; with the
+//! broker stopped, `outbox` still accepts diaries and delivers their notifications later.
+
+use std::time::Duration;
+
+use axum::routing::post;
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use loadtest::infra::{Infra, ProvisionOptions, ServiceKind};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::helpers::{TestResult, World};
+use crate::notifications::{Stream, wait_ready};
+
+/// A local HTTP receiver standing in for Slack: it records every JSON body posted to it.
+async fn webhook_receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the webhook receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_ends_in_the_dlq_and_the_webhook_gets_an_alert() -> TestResult {
+    let world = World::new().await;
+    let (hook, mut alerts) = webhook_receiver().await;
+    let app = world
+        .spawn(&[
+            ("SERVER_NOTIFY_DELIVERY", "rabbitmq"),
+            ("SERVER_ALERT_WEBHOOK_URL", &hook),
+            ("SERVER_AI_ENABLED", "false"),
+        ])
+        .await;
+    wait_ready(&app).await;
+
+    // A message no consumer can read, published where the request path publishes.
+    let conn = Connection::connect(world.infra.rabbitmq().url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    let exchange = format!("{}notify.direct", world.redis_prefix.replace(':', "."));
+    ch.basic_publish(
+        exchange.as_str().into(),
+        "store".into(),
+        BasicPublishOptions::default(),
+        b"{not json",
+        BasicProperties::default(),
+    )
+    .await?
+    .await?;
+
+    let alert = tokio::time::timeout(Duration::from_secs(15), alerts.recv()).await?.expect("an alert");
+    let text = alert["text"].as_str().unwrap_or_default();
+    assert!(text.contains("dead-lettered"), "{alert}");
+    assert!(text.contains("{not json"), "the alert shows the message: {alert}");
+    let metrics = app.client.get(app.url("/metrics")).send().await?.text().await?;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("server_notify_dead_lettered_total") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    conn.close(200, "done".into()).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_accepts_diaries_while_the_broker_is_down_and_delivers_them_after() -> TestResult {
+    let world = World::new().await;
+    let rabbit = Infra::provision_one(ServiceKind::RabbitMq, &ProvisionOptions::from_env()?).await?;
+    let env = [("SERVER_NOTIFY_DELIVERY", "outbox"), ("SERVER_AMQP_URL", rabbit.url()), ("SERVER_AI_ENABLED", "false")];
+    let (one, two) = (world.spawn(&env).await, world.spawn(&env).await);
+    wait_ready(&one).await;
+    wait_ready(&two).await;
+    let (author, friend) = (one.signup("author").await, one.signup("friend").await);
+    one.befriend(&author, &friend).await;
+    let mut stream = Stream::open(&two, &friend, None).await;
+
+    rabbit.stop().await?;
+    let diary = one.diary(&author, "friends").await;
+    let (unrelayed,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE cause_id = ? AND relayed_at IS NULL")
+            .bind(diary)
+            .fetch_one(&world.db)
+            .await?;
+    assert_eq!(unrelayed, 1, "the notification is committed with the diary, waiting for the broker");
+    assert!(stream.next(Duration::from_millis(500)).await.is_none());
+    rabbit.start().await?;
+
+    let (_, data) = stream.next(Duration::from_secs(30)).await.expect("delivered once the broker is back");
+    assert_eq!(data["cause_id"], diary);
+    assert!(stream.drain(Duration::from_secs(1)).await.is_empty(), "delivered once");
+    wait_ready(&one).await; // and the instance reports itself whole again
+    Ok(())
+}
