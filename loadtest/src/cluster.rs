@@ -94,15 +94,14 @@ impl Cluster {
                 paused: false,
             })
             .collect();
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| std::io::Error::other(e))?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(std::io::Error::other)?;
         let mut cluster = Cluster { spec, instances, http };
         let mut starts = Vec::new();
         for i in 0..cluster.instances.len() {
             starts.push(cluster.spawn(i, None).await?);
         }
         for (i, listening) in starts.into_iter().enumerate() {
-            cluster.await_ready(i, listening).await?;
+            cluster.await_ready(i, listening, "/readyz").await?;
         }
         Ok(cluster)
     }
@@ -150,10 +149,12 @@ impl Cluster {
         Ok(rx)
     }
 
+    /// Waits for the listening line, then until `probe` (`/readyz` or `/healthz`) answers 200.
     async fn await_ready(
         &mut self,
         i: usize,
         listening: tokio::sync::oneshot::Receiver<SocketAddr>,
+        probe: &str,
     ) -> Result<(), ClusterError> {
         let deadline = Instant::now() + self.spec.ready_timeout;
         let failed = |inst: &Instance, reason: String| ClusterError::StartFailed {
@@ -182,13 +183,13 @@ impl Cluster {
             }
         };
         self.instances[i].addr = Some(addr);
-        let url = format!("http://{addr}/readyz");
+        let url = format!("http://{addr}{probe}");
         loop {
             match self.http.get(&url).send().await {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if Instant::now() >= deadline => {
                     let body = r.text().await.unwrap_or_default();
-                    return Err(failed(&self.instances[i], format!("/readyz still says {body}")));
+                    return Err(failed(&self.instances[i], format!("{probe} still says {body}")));
                 }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(failed(&self.instances[i], format!("/readyz: {e}")));
@@ -249,7 +250,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts a killed instance again on its old port and waits until it is ready.
+    /// Starts a killed instance again on its old port and waits until it serves HTTP
+    /// (`/healthz`): during a fault its dependencies may be down on purpose, so `/readyz`
+    /// is not required, only reported by the instance itself.
     pub async fn restart(&mut self, index: usize) -> Result<(), ClusterError> {
         let i = index.checked_sub(1).filter(|i| *i < self.instances.len()).ok_or(ClusterError::NoInstance(index))?;
         if self.instances[i].child.is_some() {
@@ -257,7 +260,7 @@ impl Cluster {
         }
         let port = self.instances[i].addr.map(|a| a.port());
         let listening = self.spawn(i, port).await?;
-        self.await_ready(i, listening).await
+        self.await_ready(i, listening, "/healthz").await
     }
 
     /// SIGSTOP: the process keeps its sockets but answers nothing (heartbeats time out).
@@ -290,11 +293,11 @@ impl Cluster {
             }
         }
         for inst in &mut self.instances {
-            if let Some(mut child) = inst.child.take() {
-                if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                    let _ = child.start_kill();
-                    let _ = child.wait().await;
-                }
+            if let Some(mut child) = inst.child.take()
+                && tokio::time::timeout(grace, child.wait()).await.is_err()
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
             }
         }
     }

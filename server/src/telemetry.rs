@@ -4,9 +4,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
 
+/// `tower_http` is off by default: its failure log repeats every 503 of `/readyz` while a
+/// dependency is down; our own handlers log the 500s that matter, with their cause.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("server=info,tower_http=warn,lapin=warn,warn"));
+        .unwrap_or_else(|_| EnvFilter::new("server=info,tower_http=off,lapin=warn,warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -48,7 +48,11 @@ impl Frame {
 fn open(out: &mut String, f: &Frame, title: &str) {
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}"><title>{t}</title><text x="{x}" y="22" class="title">{t}</text>"#,
+        concat!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}">"#,
+            r#"<title>{t}</title><text x="{x}" y="22" class="title">{t}</text>"#,
+        ),
+        WIDTH = WIDTH,
         h = f.height,
         t = html(title),
         x = f.left,
@@ -59,9 +63,13 @@ fn open(out: &mut String, f: &Frame, title: &str) {
 fn y_tick(out: &mut String, f: &Frame, y: f64, label: &str) {
     let _ = write!(
         out,
-        r#"<line x1="{l}" y1="{y:.1}" x2="{r}" y2="{y:.1}" class="grid"/><text x="{tx}" y="{ty:.1}" class="tick" text-anchor="end">{label}</text>"#,
+        concat!(
+            r#"<line x1="{l}" y1="{y:.1}" x2="{r}" y2="{y:.1}" class="grid"/>"#,
+            r#"<text x="{tx}" y="{ty:.1}" class="tick" text-anchor="end">{label}</text>"#,
+        ),
         l = f.left,
         r = f.right,
+        y = y,
         tx = f.left - 6.0,
         ty = y + 4.0,
         label = html(label),
@@ -71,7 +79,11 @@ fn y_tick(out: &mut String, f: &Frame, y: f64, label: &str) {
 fn axes(out: &mut String, f: &Frame, y_label: &str) {
     let _ = write!(
         out,
-        r#"<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" class="axis"/><line x1="{l}" y1="{t}" x2="{l}" y2="{b}" class="axis"/><text transform="translate(16 {my}) rotate(-90)" class="tick" text-anchor="middle">{label}</text>"#,
+        concat!(
+            r#"<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" class="axis"/>"#,
+            r#"<line x1="{l}" y1="{t}" x2="{l}" y2="{b}" class="axis"/>"#,
+            r#"<text transform="translate(16 {my}) rotate(-90)" class="tick" text-anchor="middle">{label}</text>"#,
+        ),
         l = f.left,
         r = f.right,
         t = f.top,
@@ -201,10 +213,19 @@ pub(super) fn loss(results: &[StrategyResult]) -> String {
         let label = if s.expected == 0 { "-".to_string() } else { format!("{:.1}%", ratio * 100.0) };
         let _ = write!(
             out,
-            r#"<rect x="{x:.1}" y="{y:.1}" width="{bar_w:.1}" height="{h:.1}" fill="{c}"><title>{n}: {lost} of {exp} lost</title></rect><text x="{cx:.1}" y="{ly:.1}" class="value" text-anchor="middle">{label}</text><text x="{cx:.1}" y="{ny}" class="tick" text-anchor="middle">{n}</text>"#,
+            concat!(
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{bar_w:.1}" height="{h:.1}" fill="{c}">"#,
+                r#"<title>{n}: {lost} of {exp} lost</title></rect>"#,
+                r#"<text x="{cx:.1}" y="{ly:.1}" class="value" text-anchor="middle">{label}</text>"#,
+                r#"<text x="{cx:.1}" y="{ny}" class="tick" text-anchor="middle">{n}</text>"#,
+            ),
+            x = x,
             y = f.bottom - h,
+            bar_w = bar_w,
+            h = h,
             c = color(i),
             n = html(&s.strategy),
+            label = label,
             lost = s.lost,
             exp = s.expected,
             cx = x + bar_w / 2.0,

@@ -303,12 +303,3 @@ fn write_puts_four_files_in_the_directory() {
     assert_eq!(serde_json::from_str::<RunReport>(&json).unwrap(), sample_report());
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
-/// Renders the sample to /tmp/sample-report/ to look at it in a browser:
-/// `cargo test -p loadtest --lib render_sample_report -- --ignored`.
-#[test]
-#[ignore = "writes to /tmp/sample-report for a person to look at"]
-fn render_sample_report() {
-    let paths = write(std::path::Path::new("/tmp/sample-report"), &sample_report()).unwrap();
-    println!("{}", paths.html.display());
-}

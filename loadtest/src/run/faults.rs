@@ -40,7 +40,13 @@ pub async fn run_faults(
         let started = t0.elapsed().as_secs_f64();
         let outcome = match apply(action, target, &cluster, &infra, &alive).await {
             Ok(()) => "ok".to_string(),
-            Err(e) => format!("error: {e}"),
+            Err(e) => {
+                // The whole error (with the instance's log tail) goes to the console; the report
+                // keeps its first line.
+                eprintln!("[{strategy}] fault {} {} failed:\n{e:#}", action.as_str(), target_name(target));
+                let first = format!("{e:#}").lines().next().unwrap_or_default().chars().take(240).collect::<String>();
+                format!("failed: {first}")
+            }
         };
         eprintln!("[{strategy}] {started:>5.1}s  fault {} {}: {outcome}", action.as_str(), target_name(target));
         records.push(FaultRecord {

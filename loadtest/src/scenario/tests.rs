@@ -61,6 +61,14 @@ fn every_scenario_file_in_the_repository_loads() {
 }
 
 #[test]
+fn the_example_in_the_schema_reference_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let example = readme.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a toml block");
+    Scenario::parse(example, "scenarios/README.md").unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
 fn the_main_fanout_scenario_says_what_the_seed_claims() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/notify-fanout.toml");
     let s = Scenario::load(&path).unwrap();

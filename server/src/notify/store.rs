@@ -75,6 +75,21 @@ pub async fn insert_batch(
     Ok(rows.into_iter().map(Notification::from).collect())
 }
 
+/// The rows with these ids, in id order.
+pub async fn by_ids(conn: &mut MySqlConnection, ids: &[u64]) -> sqlx::Result<Vec<Notification>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut q = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM notifications WHERE id IN "));
+        q.push_tuples(chunk, |mut t, id| {
+            t.push_bind(*id);
+        });
+        q.push(" ORDER BY id");
+        let rows: Vec<Row> = q.build_query_as().fetch_all(&mut *conn).await?;
+        out.extend(rows.into_iter().map(Notification::from));
+    }
+    Ok(out)
+}
+
 /// The recipient's notifications with id > `after`, oldest first, at most `limit`.
 pub async fn after(db: &MySqlPool, recipient: u64, after: u64, limit: u32) -> sqlx::Result<Vec<Notification>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(

@@ -47,30 +47,7 @@ impl OutboxDelivery {
         if ids.is_empty() {
             return Ok(0);
         }
-        let first = ids[0];
-        let last = *ids.last().unwrap_or(&first);
-        let mut rows = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT id, recipient_id, kind, cause_id, actor_id, created_at, read_at FROM notifications WHERE id IN ",
-            );
-            q.push_tuples(chunk, |mut t, id| {
-                t.push_bind(*id);
-            });
-            let part: Vec<(u64, u64, String, u64, u64, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)> =
-                q.build_query_as().fetch_all(&mut *tx).await.map_err(|e| e.to_string())?;
-            rows.extend(part);
-        }
-        for (id, recipient_id, kind, cause_id, actor_id, created_at, read_at) in rows {
-            let n = crate::notify::Notification {
-                id,
-                recipient_id,
-                kind: crate::notify::Kind::parse(&kind).unwrap_or(crate::notify::Kind::Diary),
-                cause_id,
-                actor_id,
-                created_at: created_at.and_utc(),
-                read_at: read_at.map(|t| t.and_utc()),
-            };
+        for n in store::by_ids(&mut tx, &ids).await.map_err(|e| e.to_string())? {
             let payload = serde_json::to_vec(&n).map_err(|e| e.to_string())?;
             // On failure the transaction rolls back: the rows stay unrelayed for the next try.
             self.publisher.publish(&self.names.fanout, "", &payload, false).await?;
@@ -83,7 +60,7 @@ impl OutboxDelivery {
         });
         update.build().execute(&mut *tx).await.map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        tracing::debug!(first, last, "relayed notifications");
+        tracing::debug!(count = ids.len(), "relayed notifications");
         Ok(ids.len())
     }
 
