@@ -1,6 +1,7 @@
 //! Running a scenario: provision the infrastructure once, run each strategy in turn under
 //! the same load and faults, judge the thresholds, write the reports.
 
+pub mod baseline;
 pub mod clients;
 pub mod fanout;
 pub mod faults;
@@ -61,13 +62,41 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         report_dir: report_dir.clone(),
     };
 
+    // The broker's own fan-out rate, before any strategy runs, as the yardstick of the report.
+    let baseline = if scenario.strategies.iter().any(|s| matches!(s, Strategy::Rabbitmq | Strategy::Outbox)) {
+        let consumers = u64::from(scenario.cluster.instances);
+        match baseline::raw_fanout(&infra.urls().amqp, 20_000, consumers, std::time::Duration::from_secs(60)).await {
+            Ok(raw) => {
+                eprintln!(
+                    "raw broker fan-out: {:.0} deliveries/s ({} messages x {} consumers, confirms on)",
+                    raw.deliveries_per_s, raw.messages, raw.consumers
+                );
+                Some(raw)
+            }
+            Err(e) => {
+                eprintln!("raw broker fan-out not measured: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut results = Vec::new();
     let mut faults = Vec::new();
     for &strategy in &scenario.strategies {
         let run = match scenario.kind {
             Kind::Fanout => fanout::run(&ctx, strategy).await?,
         };
-        results.push(run.result);
+        let mut result = run.result;
+        if let Some(raw) = &baseline {
+            result.notes.push(format!(
+                "delivered {:.0}/s = {:.1}% of the broker's raw fan-out rate ({:.0}/s)",
+                result.throughput_per_s,
+                100.0 * result.throughput_per_s / raw.deliveries_per_s.max(f64::EPSILON),
+                raw.deliveries_per_s
+            ));
+        }
+        results.push(result);
         faults.extend(run.faults);
     }
     let thresholds = report::thresholds::evaluate(&scenario, &mut results);
@@ -84,7 +113,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         faults,
         thresholds,
         results,
-        baseline: None,
+        baseline: baseline.map(|raw| serde_json::json!({ "raw_broker_fanout": raw })),
     };
     let paths = report::write(&report_dir, &report)?;
     drop(ctx);
