@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod points;

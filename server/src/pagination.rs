@@ -10,9 +10,13 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 
 /// `?limit=&cursor=` as sent; parsed by [`PageQuery::parse`] so errors name the field.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, 1 to 100; 20 when not given.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page, unchanged; absent for the first page.
     pub cursor: Option<String>,
 }
 
@@ -60,10 +64,11 @@ fn decode_cursor(raw: &str) -> Result<u64, ApiError> {
     text.strip_prefix("k1:").and_then(|id| id.parse().ok()).ok_or_else(invalid)
 }
 
-/// One page of results and the cursor of the next (absent on the last page).
-#[derive(Debug, Serialize)]
+/// One page of results and the cursor of the next (`null` on the last page).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -22,6 +22,8 @@ pub enum SseError {
     Status { status: u16, body: String },
     #[error("the stream broke: {0}")]
     Broken(String),
+    #[error("nothing arrived for {0:?}, not even a keep-alive")]
+    Idle(std::time::Duration),
 }
 
 /// Incremental parser: feed bytes as they arrive, take whole events out.
@@ -83,6 +85,18 @@ pub async fn connect(
     token: &str,
     last_event_id: Option<&str>,
 ) -> Result<impl Stream<Item = Result<SseEvent, SseError>> + Send + 'static, SseError> {
+    connect_with_idle_timeout(client, url, token, last_event_id, None).await
+}
+
+/// [`connect`], and the stream ends with [`SseError::Idle`] when no bytes at all (events or
+/// keep-alive comments) arrive for `idle`: how a client notices a frozen server.
+pub async fn connect_with_idle_timeout(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    last_event_id: Option<&str>,
+    idle: Option<std::time::Duration>,
+) -> Result<impl Stream<Item = Result<SseEvent, SseError>> + Send + 'static, SseError> {
     let mut request = client.get(url).bearer_auth(token).header("accept", "text/event-stream");
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
@@ -96,13 +110,20 @@ pub async fn connect(
     let bytes = response.bytes_stream();
     let events = futures::stream::unfold(
         (bytes, Parser::default(), Vec::<SseEvent>::new()),
-        |(mut bytes, mut parser, mut ready)| async move {
+        move |(mut bytes, mut parser, mut ready)| async move {
             loop {
                 if !ready.is_empty() {
                     let event = ready.remove(0);
                     return Some((Ok(event), (bytes, parser, ready)));
                 }
-                match bytes.next().await {
+                let next = match idle {
+                    Some(limit) => match tokio::time::timeout(limit, bytes.next()).await {
+                        Ok(next) => next,
+                        Err(_) => return Some((Err(SseError::Idle(limit)), (bytes, parser, ready))),
+                    },
+                    None => bytes.next().await,
+                };
+                match next {
                     Some(Ok(chunk)) => parser.feed(&chunk, &mut ready),
                     Some(Err(e)) => return Some((Err(SseError::Broken(e.to_string())), (bytes, parser, ready))),
                     None => return None,

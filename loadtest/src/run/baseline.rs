@@ -37,8 +37,13 @@ pub async fn raw_fanout(amqp_url: &str, messages: u64, consumers: u64, limit: Du
     let exchange = unique_name("baseline");
     let conn = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    ch.exchange_declare(exchange.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
-        .await?;
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await?;
     let mut receivers = Vec::new();
     for i in 0..consumers {
         // One connection per consumer, like one server instance each.
@@ -46,11 +51,28 @@ pub async fn raw_fanout(amqp_url: &str, messages: u64, consumers: u64, limit: Du
         let cch = cconn.create_channel().await?;
         cch.basic_qos(512, BasicQosOptions::default()).await?;
         let queue = format!("{exchange}.{i}");
-        cch.queue_declare(queue.as_str().into(), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+        cch.queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+        cch.queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let mut consumer = cch
+            .basic_consume(
+                queue.as_str().into(),
+                "baseline".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
-        cch.queue_bind(queue.as_str().into(), exchange.as_str().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
-            .await?;
-        let mut consumer = cch.basic_consume(queue.as_str().into(), "baseline".into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
         receivers.push(async move {
             let mut got = 0u64;
             while got < messages {
@@ -71,7 +93,15 @@ pub async fn raw_fanout(amqp_url: &str, messages: u64, consumers: u64, limit: Du
     let publish = async {
         let mut confirms = Vec::with_capacity(1024);
         for _ in 0..messages {
-            let c = ch.basic_publish(exchange.as_str().into(), "".into(), BasicPublishOptions::default(), PAYLOAD, BasicProperties::default()).await?;
+            let c = ch
+                .basic_publish(
+                    exchange.as_str().into(),
+                    "".into(),
+                    BasicPublishOptions::default(),
+                    PAYLOAD,
+                    BasicProperties::default(),
+                )
+                .await?;
             confirms.push(c);
             if confirms.len() == 1024 {
                 for c in confirms.drain(..) {

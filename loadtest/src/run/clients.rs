@@ -67,7 +67,7 @@ pub async fn run_client(
         let resume = if spec.resume_with_last_event_id { last_id.as_deref() } else { None };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
-            c = sse::connect(&http, &url, &spec.token, resume) => c,
+            c = sse::connect_with_idle_timeout(&http, &url, &spec.token, resume, Some(IDLE_TIMEOUT)) => c,
         };
         match connected {
             Ok(events) => {
@@ -81,10 +81,10 @@ pub async fn run_client(
                 loop {
                     let next = tokio::select! {
                         _ = stop.cancelled() => return,
-                        n = tokio::time::timeout(IDLE_TIMEOUT, events.next()) => n,
+                        n = events.next() => n,
                     };
                     let event = match next {
-                        Ok(Some(Ok(event))) => event,
+                        Some(Ok(event)) => event,
                         _ => break, // closed, broken or silent: reconnect
                     };
                     let at = Instant::now();

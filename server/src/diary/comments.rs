@@ -11,11 +11,11 @@ use crate::points::{self, Reason};
 
 pub const CONTENT_MAX: usize = 2_000;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Comment {
     pub id: u64,
     pub diary_id: u64,
-    /// `None` for the AI's comment.
+    /// `null` for the AI's comment.
     pub author_id: Option<u64>,
     pub content: String,
     #[sqlx(rename = "is_ai")]

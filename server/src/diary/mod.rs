@@ -15,7 +15,7 @@ pub const TITLE_MAX: usize = 200;
 pub const CONTENT_MAX: usize = 10_000;
 
 /// The fixed set of emotions a diary can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Emotion {
     Joy,
@@ -55,7 +55,7 @@ impl Emotion {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Private,
@@ -80,7 +80,7 @@ impl Visibility {
 }
 
 /// A diary as the API serves it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Diary {
     pub id: u64,
     pub author_id: u64,
@@ -123,12 +123,22 @@ impl From<DiaryRow> for Diary {
 const COLUMNS: &str = "id, author_id, title, content, emotion, visibility, created_at, updated_at";
 
 /// The body of `POST /diaries` and `PATCH /diaries/{id}`, as sent.
-#[derive(Debug, Default, Deserialize)]
+// Emotion and visibility stay strings here so that an unknown value is a 422 naming the
+// field rather than a serde 400; the OpenAPI schema still lists the accepted values.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiaryInput {
+    /// Required to create.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
+    /// Required to create.
+    #[schema(min_length = 1, max_length = 10000)]
     pub content: Option<String>,
+    /// Required to create.
+    #[schema(value_type = Option<Emotion>)]
     pub emotion: Option<String>,
+    /// `friends` when not given at creation.
+    #[schema(value_type = Option<Visibility>)]
     pub visibility: Option<String>,
 }
 

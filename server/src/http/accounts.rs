@@ -1,48 +1,65 @@
 //! `/auth/*` and `/me`, `/users/{id}`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::MySqlPool;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, BearerToken, CurrentUser};
 use crate::accounts::{PasswordHasher, SessionStore, User, users};
 use crate::error::{ApiError, violated_constraint};
+use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/signup", post(signup))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/me", get(me))
-        .route("/users/{id}", get(profile))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(profile))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignupInput {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     password: String,
+    #[schema(min_length = 1, max_length = 50)]
     display_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginInput {
+    #[schema(format = Email)]
     email: String,
+    #[schema(format = Password)]
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct LoginOutput {
+    /// Send as `Authorization: Bearer <token>`.
     token: String,
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the session expires.
     expires_in_s: u64,
     user: User,
+}
+
+/// What anyone signed in may see of another user.
+#[derive(Debug, Serialize, ToSchema)]
+struct PublicProfile {
+    id: u64,
+    display_name: String,
 }
 
 fn parse_email(raw: &str) -> Result<String, ApiError> {
@@ -63,6 +80,21 @@ fn parse_password(raw: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creates an account; log in with `POST /auth/login` to get a token.
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    operation_id = "signup",
+    tag = "accounts",
+    request_body = SignupInput,
+    responses(
+        (status = 201, description = "The new account", body = User),
+        (status = 400, response = BadRequest),
+        (status = 409, description = "`email_taken`: the email is already registered", body = ErrorBody),
+        (status = 422, description = "`invalid_field` on `email`, `password` or `display_name`", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn signup(
     State(db): State<MySqlPool>,
     State(passwords): State<PasswordHasher>,
@@ -81,6 +113,20 @@ async fn signup(
     }
 }
 
+/// Opens a session and returns its bearer token.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "accounts",
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "A session", body = LoginOutput),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`unauthorized`: wrong email or password", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn login(
     State(db): State<MySqlPool>,
     State(passwords): State<PasswordHasher>,
@@ -99,6 +145,19 @@ async fn login(
     Ok(Json(LoginOutput { token: token.0, token_type: "Bearer", expires_in_s: sessions.ttl().as_secs(), user }))
 }
 
+/// Ends the session of the token sent.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    operation_id = "logout",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The token no longer works"),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn logout(
     _user: CurrentUser,
     State(sessions): State<SessionStore>,
@@ -108,6 +167,19 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller's own account.
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "get_me",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = User),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn me(user: CurrentUser, State(db): State<MySqlPool>) -> Result<Json<User>, ApiError> {
     users::by_id(&db, user.id)
         .await?
@@ -116,12 +188,27 @@ async fn me(user: CurrentUser, State(db): State<MySqlPool>) -> Result<Json<User>
 }
 
 /// Another user's public profile: id and display name only.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    operation_id = "get_user",
+    tag = "accounts",
+    params(("id" = u64, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile", body = PublicProfile),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn profile(
     _user: CurrentUser,
     State(db): State<MySqlPool>,
     ApiPath(id): ApiPath<u64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PublicProfile>, ApiError> {
     let user =
         users::by_id(&db, id).await?.ok_or_else(|| ApiError::not_found("user_not_found", format!("no user {id}")))?;
-    Ok(Json(json!({ "id": user.id, "display_name": user.display_name })))
+    Ok(Json(PublicProfile { id: user.id, display_name: user.display_name }))
 }

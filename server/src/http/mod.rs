@@ -1,5 +1,9 @@
 //! The HTTP surface: one module per resource, each with its own `router()`. Handlers only
 //! translate between HTTP and the domain modules.
+//!
+//! Each handler carries its OpenAPI operation (`#[utoipa::path]`) and is registered with
+//! `utoipa_axum::routes!`, which adds the route and the operation together: a route added
+//! with a plain `.route(..)` would be served but missing from `/openapi.json`.
 
 pub mod accounts;
 pub mod diaries;
@@ -7,35 +11,45 @@ pub mod extract;
 pub mod friends;
 pub mod guestbook;
 pub mod notifications;
+pub mod ops;
 pub mod points;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
 /// Request bodies above this are refused before they are read (diaries are 10,000 characters).
 const BODY_LIMIT: usize = 256 * 1024;
 
-/// The whole application, as a pure function of its state.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// Every route with its operation.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::router())
         .merge(friends::router())
         .merge(diaries::router())
         .merge(guestbook::router())
         .merge(points::router())
         .merge(notifications::router())
-        .route("/healthz", get(crate::ops::healthz))
-        .route("/readyz", get(crate::ops::readyz))
-        .route("/metrics", get(crate::ops::metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .merge(ops::router())
+}
+
+/// The OpenAPI document of [`router`], served at `GET /openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The whole application, as a pure function of its state.
+pub fn router(state: AppState) -> Router {
+    let (api, _document) = routes().split_for_parts();
+    let api = api.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30)))

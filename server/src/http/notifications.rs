@@ -11,20 +11,22 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use futures::{Stream, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
 use crate::error::ApiError;
 use crate::notify::hub::Hub;
 use crate::notify::{Notification, store};
+use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::pagination::{PageQuery, Paged};
 use crate::state::AppState;
 
@@ -33,24 +35,38 @@ use crate::state::AppState;
 const REPLAY_MAX: u32 = 10_000;
 const REPLAY_PAGE: u32 = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/notifications", get(list))
-        .route("/notifications/stream", get(stream))
-        .route("/notifications/{id}/read", post(mark_read))
-        .route("/notifications/read-all", post(mark_all_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stream))
+        .routes(routes!(mark_read))
+        .routes(routes!(mark_all_read))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamQuery {
+    /// Where a first connection starts, like `Last-Event-ID` (which a browser's `EventSource`
+    /// cannot set); the header wins when both are sent.
+    #[param(value_type = Option<u64>)]
     last_event_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only notifications not yet marked read; `false` when not given.
     unread: Option<bool>,
+    // utoipa's `IntoParams` does not follow `flatten`: the operation lists `PageQuery` itself.
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct MarkedRead {
+    /// How many notifications this marked read.
+    marked: u64,
 }
 
 fn parse_last_event_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<u64>, ApiError> {
@@ -77,6 +93,37 @@ fn event(n: &Notification) -> Event {
     Event::default().id(n.id.to_string()).event(n.kind.as_str()).data(serde_json::to_string(n).unwrap_or_default())
 }
 
+/// The caller's notifications as server-sent events: first those after `Last-Event-ID`, then
+/// live ones as they happen.
+#[utoipa::path(
+    get,
+    path = "/notifications/stream",
+    operation_id = "stream_notifications",
+    tag = "notifications",
+    params(
+        (
+            "Last-Event-ID" = Option<u64>,
+            Header,
+            nullable = false,
+            description = "The `id:` of the last event received; a reconnecting `EventSource` sends it by itself"
+        ),
+        StreamQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (
+            status = 200,
+            description = "An endless event stream. Each event has `id:` (the notification id), `event:` \
+                (`diary` or `comment`) and `data:` (a `Notification` as JSON); a `keep-alive` comment comes \
+                every 15 seconds. See https://html.spec.whatwg.org/multipage/server-sent-events.html",
+            content_type = "text/event-stream",
+            body = String
+        ),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn stream(
     user: CurrentUser,
     State(db): State<MySqlPool>,
@@ -115,6 +162,22 @@ async fn stream(
     Ok(Sse::new(replay_events.chain(live).boxed()).keep_alive(keep_alive))
 }
 
+/// The caller's notifications, newest first.
+#[utoipa::path(
+    get,
+    path = "/notifications",
+    operation_id = "list_notifications",
+    tag = "notifications",
+    params(ListQuery, PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of notifications", body = Paged<Notification>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, description = "`invalid_field` on `limit`", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list(
     user: CurrentUser,
     State(db): State<MySqlPool>,
@@ -123,6 +186,22 @@ async fn list(
     Ok(Json(store::list(&db, user.id, q.unread.unwrap_or(false), q.page.parse()?).await?))
 }
 
+/// Marks one of the caller's notifications read.
+#[utoipa::path(
+    post,
+    path = "/notifications/{id}/read",
+    operation_id = "mark_notification_read",
+    tag = "notifications",
+    params(("id" = u64, Path, description = "The notification's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Marked read (also when it already was)"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`notification_not_found`: none of the caller's has this id", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn mark_read(
     user: CurrentUser,
     State(db): State<MySqlPool>,
@@ -135,6 +214,19 @@ async fn mark_read(
     }
 }
 
-async fn mark_all_read(user: CurrentUser, State(db): State<MySqlPool>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "marked": store::mark_all_read(&db, user.id).await? })))
+/// Marks all of the caller's notifications read.
+#[utoipa::path(
+    post,
+    path = "/notifications/read-all",
+    operation_id = "mark_all_notifications_read",
+    tag = "notifications",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many were unread", body = MarkedRead),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn mark_all_read(user: CurrentUser, State(db): State<MySqlPool>) -> Result<Json<MarkedRead>, ApiError> {
+    Ok(Json(MarkedRead { marked: store::mark_all_read(&db, user.id).await? }))
 }

@@ -14,8 +14,9 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 
 /// What caused a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = NotificationKind)]
 pub enum Kind {
     /// A friend wrote a diary shared with friends; `cause_id` is the diary.
     Diary,
@@ -50,7 +51,7 @@ pub struct NewNotification {
 }
 
 /// A stored notification: what the SSE stream and the list endpoint serve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: u64,
     pub recipient_id: u64,

@@ -81,7 +81,8 @@ pub async fn balance(db: &MySqlPool, user_id: u64) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT balance FROM point_balances WHERE user_id = ?").bind(user_id).fetch_one(db).await
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = PointsLogEntry)]
 pub struct LogEntry {
     pub id: u64,
     pub delta: i64,

@@ -6,7 +6,7 @@ use sqlx::MySqlPool;
 
 use crate::error::{ApiError, violated_constraint};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct FriendRequest {
     pub id: u64,
     pub from_user: u64,
@@ -15,7 +15,7 @@ pub struct FriendRequest {
     pub created_at: chrono::NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Friend {
     pub user_id: u64,
     pub display_name: String,

@@ -10,7 +10,8 @@ use crate::pagination::{Page, Paged};
 
 pub const CONTENT_MAX: usize = 1_000;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = GuestbookEntry)]
 pub struct Entry {
     pub id: u64,
     pub owner_id: u64,

@@ -5,10 +5,12 @@ mod helpers;
 
 mod accounts;
 mod ai_comments;
+mod ai_provider;
 mod bad_input;
 mod diaries;
 mod notifications;
 mod notify_faults;
+mod openapi;
 mod ops;
 mod points;
 mod social;

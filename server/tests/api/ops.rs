@@ -7,6 +7,8 @@ async fn readyz_checks_database_redis_and_broker() -> TestResult {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
 
+    // The delivery transport connects in the background: ready within seconds, not at once.
+    crate::notifications::wait_ready(&app).await;
     let (status, body) = app.call("GET", "/readyz", None, None).await;
 
     assert_eq!(status, StatusCode::OK, "{body}");

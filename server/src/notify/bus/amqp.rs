@@ -162,9 +162,12 @@ pub async fn consume_push(
         if delivery.redelivered {
             ctx.metrics.redelivered.inc();
         }
-        match serde_json::from_slice::<Notification>(&delivery.data) {
-            Ok(n) => {
-                ctx.hub.push(&n);
+        // One message carries one cause's notifications (a diary's friends): a batch.
+        match serde_json::from_slice::<Vec<Notification>>(&delivery.data) {
+            Ok(batch) => {
+                for n in &batch {
+                    ctx.hub.push(n);
+                }
                 delivery.ack(BasicAckOptions::default()).await?;
             }
             Err(e) => {

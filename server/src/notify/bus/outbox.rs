@@ -19,6 +19,8 @@ use crate::notify::store::{self, Relay};
 
 const RELAY_BATCH: u32 = 200;
 const RELAY_POLL: Duration = Duration::from_millis(100);
+/// Notifications per fanout message: one publish and one confirm for many rows.
+const RELAY_MESSAGE: usize = 50;
 
 pub struct OutboxDelivery {
     ctx: BusContext,
@@ -47,11 +49,12 @@ impl OutboxDelivery {
         if ids.is_empty() {
             return Ok(0);
         }
-        for n in store::by_ids(&mut tx, &ids).await.map_err(|e| e.to_string())? {
-            let payload = serde_json::to_vec(&n).map_err(|e| e.to_string())?;
+        let rows = store::by_ids(&mut tx, &ids).await.map_err(|e| e.to_string())?;
+        for chunk in rows.chunks(RELAY_MESSAGE) {
+            let payload = serde_json::to_vec(chunk).map_err(|e| e.to_string())?;
             // On failure the transaction rolls back: the rows stay unrelayed for the next try.
             self.publisher.publish(&self.names.fanout, "", &payload, false).await?;
-            self.ctx.metrics.published.inc();
+            self.ctx.metrics.published.inc_by(chunk.len() as u64);
         }
         let mut update =
             sqlx::QueryBuilder::new("UPDATE notifications SET relayed_at = CURRENT_TIMESTAMP(6) WHERE id IN ");

