@@ -15,6 +15,9 @@
 //!   client-side de-duplication can hide.
 //! * **misrouted**: received by a client whose user is not the payload's recipient.
 //! * **unexpected**: received but never expected (each distinct id), plus every misrouted one.
+//! * **indeterminate**: received for a cause whose request the driver saw fail or time out,
+//!   but which the database shows committed (Jepsen's "info" operations): neither expected
+//!   nor unexpected, counted apart. See [`Ledger::indeterminate`].
 //! * **latency**: first receipt minus expectation, per delivered pair, in microseconds. A
 //!   receipt may be recorded before its expectation (the server answers before the driver
 //!   writes down what it sent): the two are matched at summary time and the latency is 0.
@@ -85,6 +88,9 @@ pub struct LedgerSummary {
     pub unexpected: u64,
     pub misrouted: u64,
     pub redelivered_same_id: u64,
+    /// Receipts for causes of failed or timed-out requests that committed anyway.
+    #[serde(default)]
+    pub indeterminate: u64,
     /// Every observation, before any de-duplication.
     pub received: u64,
     pub latency_us: Percentiles,
@@ -123,6 +129,8 @@ pub struct Ledger {
     misrouted: u64,
     redelivered_same_id: u64,
     observations: u64,
+    /// Causes of uncertain requests that turned out committed.
+    indeterminate: HashSet<Cause>,
 }
 
 impl Ledger {
@@ -137,7 +145,14 @@ impl Ledger {
             misrouted: 0,
             redelivered_same_id: 0,
             observations: 0,
+            indeterminate: HashSet::new(),
         }
+    }
+
+    /// `cause` exists (the database says so) although its request failed or timed out for
+    /// the driver: what its notifications deliver is neither expected nor unexpected.
+    pub fn indeterminate(&mut self, cause: Cause) {
+        self.indeterminate.insert(cause);
     }
 
     /// The harness caused `cause` at `at` (request send time) and, from the friend graph it
@@ -193,13 +208,17 @@ impl Ledger {
             s.deliveries_per_second[second] += 1;
         }
         s.lost = lost.len() as u64;
-        s.unexpected = self.misrouted
-            + self
-                .received
-                .iter()
-                .filter(|(pair, _)| !self.expected.contains_key(pair))
-                .map(|(_, r)| r.ids.len() as u64)
-                .sum::<u64>();
+        for ((recipient, cause), receipts) in &self.received {
+            if self.expected.contains_key(&(*recipient, *cause)) {
+                continue;
+            }
+            if self.indeterminate.contains(cause) {
+                s.indeterminate += receipts.ids.len() as u64;
+            } else {
+                s.unexpected += receipts.ids.len() as u64;
+            }
+        }
+        s.unexpected += self.misrouted;
         s.latency_us = percentiles(&latency);
         lost.sort_unstable();
         lost.truncate(LOST_EXAMPLES);
@@ -232,6 +251,19 @@ mod tests {
 
     fn at(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn receipts_of_indeterminate_causes_are_counted_apart_not_as_unexpected() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.observe(1, 10, 500, 10, Cause::diary(7), at(t0, 5));
+        ledger.observe(1, 10, 501, 10, Cause::diary(8), at(t0, 5));
+        ledger.indeterminate(Cause::diary(7));
+
+        let s = ledger.summary();
+
+        assert_eq!((s.indeterminate, s.unexpected), (1, 1));
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct StrategyResult {
     pub duplicated: u64,
     pub unexpected: u64,
     pub misrouted: u64,
+    /// Receipts for causes whose request failed or timed out for the driver but committed
+    /// (found by SQL after the run): neither expected nor unexpected.
+    #[serde(default)]
+    pub indeterminate: u64,
     pub redelivered_same_id: u64,
     /// (recipient, cause) pairs stored as more than one row, from SQL after the run.
     pub stored_twice: u64,
@@ -117,6 +121,7 @@ impl StrategyResult {
             duplicated: summary.duplicated,
             unexpected: summary.unexpected,
             misrouted: summary.misrouted,
+            indeterminate: summary.indeterminate,
             redelivered_same_id: summary.redelivered_same_id,
             stored_twice,
             events_caused,

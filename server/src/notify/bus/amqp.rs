@@ -52,6 +52,19 @@ impl Names {
 
 pub const STORE_KEY: &str = "store";
 
+/// How an instance's push queue is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushQueue {
+    /// The seed's: exclusive and auto-delete, gone with the connection. What is published
+    /// while the instance is disconnected (a broker restart, before it re-declares) is lost
+    /// for its streams.
+    ExclusiveAutoDelete,
+    /// Durable, deleted only after `expires` without a consumer: it survives a broker restart
+    /// and buffers what is published before the instance reconnects. An instance that does
+    /// not come back leaves a queue that expires.
+    DurableExpiring(std::time::Duration),
+}
+
 /// A connected session: the connection and a confirm-mode channel for publishing.
 pub struct Session {
     pub conn: Connection,
@@ -59,7 +72,12 @@ pub struct Session {
 }
 
 /// Connects and declares the topology (idempotent: every instance does it at every connect).
-pub async fn connect(url: &str, names: &Names, with_store_queue: bool) -> lapin::Result<Session> {
+pub async fn connect(
+    url: &str,
+    names: &Names,
+    with_store_queue: bool,
+    push_queue: PushQueue,
+) -> lapin::Result<Session> {
     let conn = Connection::connect(url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
@@ -89,8 +107,19 @@ pub async fn connect(url: &str, names: &Names, with_store_queue: bool) -> lapin:
         )
         .await?;
     }
-    let push = QueueDeclareOptions { exclusive: true, auto_delete: true, durable: false, ..Default::default() };
-    ch.queue_declare(names.push_queue.as_str().into(), push, FieldTable::default()).await?;
+    let (push, push_args) = match push_queue {
+        PushQueue::ExclusiveAutoDelete => (
+            QueueDeclareOptions { exclusive: true, auto_delete: true, durable: false, ..Default::default() },
+            FieldTable::default(),
+        ),
+        PushQueue::DurableExpiring(expires) => {
+            let mut args = FieldTable::default();
+            // https://www.rabbitmq.com/docs/ttl#queue-ttl: milliseconds without consumers.
+            args.insert("x-expires".into(), AMQPValue::LongLongInt(expires.as_millis() as i64));
+            (QueueDeclareOptions { durable: true, ..Default::default() }, args)
+        }
+    };
+    ch.queue_declare(names.push_queue.as_str().into(), push, push_args).await?;
     ch.queue_bind(
         names.push_queue.as_str().into(),
         names.fanout.as_str().into(),
@@ -133,6 +162,17 @@ impl PublisherSlot {
     }
 }
 
+/// The next delivery of `consumer`; `None` on shutdown or when the consumer ends.
+pub async fn next_delivery(
+    consumer: &mut lapin::Consumer,
+    shutdown: &CancellationToken,
+) -> Option<lapin::Result<lapin::message::Delivery>> {
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        d = consumer.next() => d,
+    }
+}
+
 /// Consumes this instance's push queue and hands each notification to the hub, until the
 /// connection fails or `shutdown`.
 pub async fn consume_push(
@@ -152,13 +192,8 @@ pub async fn consume_push(
         )
         .await?;
     loop {
-        let delivery = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            d = consumer.next() => match d {
-                Some(d) => d?,
-                None => return Ok(()),
-            },
-        };
+        let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
+        let delivery = delivery?;
         if delivery.redelivered {
             ctx.metrics.redelivered.inc();
         }

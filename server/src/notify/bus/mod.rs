@@ -147,6 +147,46 @@ pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sq
     Ok(stored)
 }
 
+/// Runs `session` again and again until `shutdown`. A session marks `link` up once it is
+/// connected and returns when its connection ends; between sessions the backoff grows, and
+/// starts over after a session that did connect. This is how every transport recovers
+/// from a broker or Redis restart: reconnect, re-declare, re-subscribe.
+pub(crate) async fn supervise<E, Fut>(
+    link: &Link,
+    shutdown: &CancellationToken,
+    what: &str,
+    mut session: impl FnMut() -> Fut,
+) where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let mut backoff = Backoff::new();
+    while !shutdown.is_cancelled() {
+        if let Err(e) = session().await {
+            tracing::warn!(error = %e, what, "transport session ended; reconnecting");
+        }
+        if link.is_up() {
+            backoff.reset();
+        }
+        link.set(false);
+        if !backoff.wait(shutdown).await {
+            break;
+        }
+    }
+}
+
+/// A Redis connection for commands, with bounded timeouts (it reconnects by itself).
+pub(crate) async fn redis_commands(url: &str) -> Result<redis::aio::ConnectionManager, DeliveryError> {
+    let connect = async {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        redis::aio::ConnectionManager::new_with_config(client, config).await
+    };
+    connect.await.map_err(|e| DeliveryError::Transport(format!("redis: {e}")))
+}
+
 /// Exponential backoff with jitter for reconnect loops: 100 ms doubling to 5 s.
 #[derive(Debug)]
 pub(crate) struct Backoff {

@@ -12,13 +12,19 @@ use sqlx::MySqlConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::amqp::{self, Names, PublisherSlot};
-use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy};
+use super::amqp::{self, Names, PublisherSlot, PushQueue};
+use super::{BusContext, Delivery, DeliveryError, Link, Strategy, supervise};
 use crate::notify::NewNotification;
 use crate::notify::store::{self, Relay};
 
 const RELAY_BATCH: u32 = 200;
 const RELAY_POLL: Duration = Duration::from_millis(100);
+/// A push queue without a consumer this long is deleted by the broker (its instance is gone).
+/// Durable, unlike the seed's: after a broker restart one relay may publish before another
+/// instance has reconnected, and that instance's queue must already exist to keep it.
+/// Found by `notify-faults`: with exclusive queues the outbox lost ~40% after the broker came
+/// back.
+const PUSH_QUEUE_EXPIRES: Duration = Duration::from_secs(300);
 /// Notifications per fanout message: one publish and one confirm for many rows.
 const RELAY_MESSAGE: usize = 50;
 
@@ -83,7 +89,9 @@ impl OutboxDelivery {
     }
 
     async fn session(&self, shutdown: &CancellationToken) -> lapin::Result<()> {
-        let session = amqp::connect(&self.ctx.amqp_url, &self.names, false).await?;
+        let session =
+            amqp::connect(&self.ctx.amqp_url, &self.names, false, PushQueue::DurableExpiring(PUSH_QUEUE_EXPIRES))
+                .await?;
         self.publisher.set(Some(session.publish.clone())).await;
         self.link.set(true);
         tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ (outbox relay)");
@@ -123,19 +131,7 @@ impl Delivery for OutboxDelivery {
             let relay = self.clone();
             let relay_shutdown = shutdown.clone();
             let relay_task = tokio::spawn(async move { relay.relay_loop(&relay_shutdown).await });
-            let mut backoff = Backoff::new();
-            while !shutdown.is_cancelled() {
-                if let Err(e) = self.session(&shutdown).await {
-                    tracing::warn!(error = %e, "RabbitMQ session ended; reconnecting");
-                }
-                if self.link.is_up() {
-                    backoff.reset();
-                }
-                self.link.set(false);
-                if !backoff.wait(&shutdown).await {
-                    break;
-                }
-            }
+            supervise(&self.link, &shutdown, "rabbitmq (outbox)", || self.session(&shutdown)).await;
             let _ = relay_task.await;
         })
     }

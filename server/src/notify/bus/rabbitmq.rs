@@ -9,15 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
-use super::amqp::{self, Names, PublisherSlot, STORE_KEY};
-use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy};
+use super::amqp::{self, Names, PublisherSlot, PushQueue, STORE_KEY, next_delivery};
+use super::{BusContext, Delivery, DeliveryError, Link, Strategy, supervise};
 use crate::notify::NewNotification;
 use crate::notify::store::{self, Relay};
 
@@ -54,13 +53,8 @@ impl RabbitMqDelivery {
             .await?;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(STORE_PREFETCH as usize));
         loop {
-            let delivery = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                d = consumer.next() => match d {
-                    Some(d) => d?,
-                    None => return Ok(()),
-                },
-            };
+            let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
+            let delivery = delivery?;
             if delivery.redelivered {
                 self.ctx.metrics.redelivered.inc();
             }
@@ -118,13 +112,8 @@ impl RabbitMqDelivery {
             )
             .await?;
         loop {
-            let delivery = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                d = consumer.next() => match d {
-                    Some(d) => d?,
-                    None => return Ok(()),
-                },
-            };
+            let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
+            let delivery = delivery?;
             self.ctx.metrics.dead_lettered.inc();
             let preview: String = String::from_utf8_lossy(&delivery.data).chars().take(300).collect();
             let text = format!(
@@ -152,7 +141,7 @@ impl RabbitMqDelivery {
     }
 
     async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> lapin::Result<()> {
-        let session = amqp::connect(&self.ctx.amqp_url, &self.names, true).await?;
+        let session = amqp::connect(&self.ctx.amqp_url, &self.names, true, PushQueue::ExclusiveAutoDelete).await?;
         self.publisher.set(Some(session.publish.clone())).await;
         self.link.set(true);
         tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ");
@@ -190,20 +179,7 @@ impl Delivery for RabbitMqDelivery {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let mut backoff = Backoff::new();
-            while !shutdown.is_cancelled() {
-                match self.session(&shutdown).await {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(error = %e, "RabbitMQ session ended; reconnecting"),
-                }
-                if self.link.is_up() {
-                    backoff.reset();
-                }
-                self.link.set(false);
-                if !backoff.wait(&shutdown).await {
-                    break;
-                }
-            }
+            supervise(&self.link, &shutdown, "rabbitmq", || self.session(&shutdown)).await;
         })
     }
 

@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy, store_now};
+use super::{BusContext, Delivery, DeliveryError, Link, Strategy, redis_commands, store_now, supervise};
 use crate::notify::{NewNotification, Notification};
 
 pub struct RedisPubSubDelivery {
@@ -27,17 +27,7 @@ impl RedisPubSubDelivery {
     }
 
     async fn publisher(&self) -> Result<ConnectionManager, DeliveryError> {
-        self.publisher
-            .get_or_try_init(|| async {
-                let client = redis::Client::open(self.ctx.redis_url.as_str())?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(std::time::Duration::from_secs(2)))
-                    .set_connection_timeout(Some(std::time::Duration::from_secs(2)));
-                ConnectionManager::new_with_config(client, config).await
-            })
-            .await
-            .cloned()
-            .map_err(|e| DeliveryError::Transport(format!("redis: {e}")))
+        self.publisher.get_or_try_init(|| redis_commands(&self.ctx.redis_url)).await.cloned()
     }
 
     /// One subscription session: returns when the connection ends.
@@ -89,20 +79,7 @@ impl Delivery for RedisPubSubDelivery {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let mut backoff = Backoff::new();
-            while !shutdown.is_cancelled() {
-                match self.subscribe_once(&shutdown).await {
-                    Ok(()) => tracing::warn!("notification subscription ended; resubscribing"),
-                    Err(e) => tracing::warn!(error = %e, "notification subscription failed; retrying"),
-                }
-                if self.link.is_up() {
-                    backoff.reset();
-                }
-                self.link.set(false);
-                if !backoff.wait(&shutdown).await {
-                    break;
-                }
-            }
+            supervise(&self.link, &shutdown, "redis subscription", || self.subscribe_once(&shutdown)).await;
         })
     }
 

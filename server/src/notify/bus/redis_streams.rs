@@ -11,7 +11,7 @@ use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
 use tokio::sync::{Mutex, OnceCell};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, BusContext, Delivery, DeliveryError, Link, Strategy, store_now};
+use super::{BusContext, Delivery, DeliveryError, Link, Strategy, redis_commands, store_now, supervise};
 use crate::notify::{NewNotification, Notification};
 
 /// Entries kept in the stream: about a few minutes of peak load, enough to bridge restarts.
@@ -34,17 +34,7 @@ impl RedisStreamsDelivery {
     }
 
     async fn publisher(&self) -> Result<ConnectionManager, DeliveryError> {
-        self.publisher
-            .get_or_try_init(|| async {
-                let client = redis::Client::open(self.ctx.redis_url.as_str())?;
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_connection_timeout(Some(Duration::from_secs(2)));
-                ConnectionManager::new_with_config(client, config).await
-            })
-            .await
-            .cloned()
-            .map_err(|e| DeliveryError::Transport(format!("redis: {e}")))
+        self.publisher.get_or_try_init(|| redis_commands(&self.ctx.redis_url)).await.cloned()
     }
 
     /// Reads until the connection fails or `shutdown`.
@@ -121,19 +111,7 @@ impl Delivery for RedisStreamsDelivery {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let mut backoff = Backoff::new();
-            while !shutdown.is_cancelled() {
-                if let Err(e) = self.read_once(&shutdown).await {
-                    tracing::warn!(error = %e, "notification stream reader failed; reconnecting");
-                }
-                if self.link.is_up() {
-                    backoff.reset();
-                }
-                self.link.set(false);
-                if !backoff.wait(&shutdown).await {
-                    break;
-                }
-            }
+            supervise(&self.link, &shutdown, "redis stream reader", || self.read_once(&shutdown)).await;
         })
     }
 
