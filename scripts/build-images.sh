@@ -3,18 +3,21 @@
 # made by debootstrap, the three services installed with apt in a chroot, imported with
 # `docker import`, and one thin image per service on top (same layer, its own start command).
 #
-#   loadtest-debian/rabbitmq:4.0-r1   RabbitMQ 4.0 (AMQP 5672), guest/guest allowed from any host
-#   loadtest-debian/redis:8.0-r1      Redis 8.0 (6379), no persistence, no protected mode
-#   loadtest-debian/mariadb:11.8-r1   MariaDB 11.8 (3306), root/$MARIADB_ROOT_PASSWORD (default loadtest)
+#   loadtest-debian/rabbitmq:4.0-r2   RabbitMQ 4.0 (AMQP 5672), guest/guest allowed from any host
+#   loadtest-debian/redis:8.0-r2      Redis 8.0 (6379), RDB snapshots as upstream's defaults (so a
+#                                     graceful restart keeps the data, as the official image does)
+#   loadtest-debian/mariadb:11.8-r2   MariaDB 11.8 (3306), root/$MARIADB_ROOT_PASSWORD (default loadtest)
 #
 # Idempotent: images that exist are kept (FORCE=1 rebuilds). Needs root, debootstrap, a Docker
 # engine (scripts/docker-up.sh) and a Debian package mirror (taken from apt's own sources, or
 # DEBIAN_MIRROR=...). Takes about two minutes on 2 cores.
 #
-# Keep the names in sync with loadtest/src/infra/images.rs (RECIPE there is the `-rN` here).
+# Keep the names in sync with loadtest/src/infra/images.rs (DEBIAN_RECIPE there is the `-rN` here).
+# r2: Redis saves an RDB snapshot on shutdown, like the official image; with r1 a restart
+# wiped every session and logged every user out.
 set -euo pipefail
 
-recipe=r1
+recipe=r2
 base=loadtest-debian/base:trixie-$recipe
 rabbit=loadtest-debian/rabbitmq:4.0-$recipe
 redis=loadtest-debian/redis:8.0-$recipe
@@ -94,7 +97,7 @@ exec runuser -u rabbitmq -- /usr/lib/rabbitmq/bin/rabbitmq-server "$@"
 SH
 cat >"$root/usr/local/bin/start-redis" <<'SH'
 #!/bin/sh
-exec redis-server --bind 0.0.0.0 --protected-mode no --save '' --appendonly no --daemonize no "$@"
+exec redis-server --bind 0.0.0.0 --protected-mode no --dir /var/lib/redis --save '3600 1 300 100 60 10000' --appendonly no --daemonize no "$@"
 SH
 cat >"$root/usr/local/bin/start-mariadb" <<'SH'
 #!/bin/sh
@@ -124,7 +127,8 @@ tar -C "$root" -c . | docker import \
   --change 'ENV LANG=C.UTF-8' - "$base" >/dev/null
 
 build_service() { # name cmd port
-  docker build -q -t "$1" - >/dev/null <<DOCKERFILE
+  # The legacy builder prints a deprecation notice on every build: keep it in the log.
+  docker build -q -t "$1" - >/dev/null 2>"$work/build.log" <<DOCKERFILE || { cat "$work/build.log" >&2; die "docker build $1 failed"; }
 FROM $base
 LABEL org.loadtest.recipe=$recipe
 EXPOSE $3

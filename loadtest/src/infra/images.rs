@@ -9,9 +9,9 @@ use std::str::FromStr;
 
 use super::InfraError;
 
-/// The recipe revision of the `debian` images; `scripts/build-images.sh` builds `...-r1`.
+/// The recipe revision of the `debian` images; `scripts/build-images.sh` builds `...-r2`.
 /// Bump both together when the recipe changes, so stale images are rebuilt, not reused.
-pub const DEBIAN_RECIPE: &str = "r1";
+pub const DEBIAN_RECIPE: &str = "r2";
 
 /// Root password of the MariaDB containers we start (never used outside loopback).
 pub const MARIADB_ROOT_PASSWORD: &str = "loadtest";

@@ -11,6 +11,26 @@ pub enum ApiCallError {
     Status { method: &'static str, path: String, status: u16, body: String },
 }
 
+impl ApiCallError {
+    /// A short, bounded label for counting failures: the status and the API error code, or
+    /// the transport failure's first words.
+    pub fn kind(&self) -> String {
+        match self {
+            ApiCallError::Transport { method, cause, .. } => {
+                let short: String = cause.split(':').next().unwrap_or(cause).chars().take(60).collect();
+                format!("{method} transport error ({short})")
+            }
+            ApiCallError::Status { method, status, body, .. } => {
+                let code = serde_json::from_str::<Value>(body)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "no error code".into());
+                format!("{method} {status} {code}")
+            }
+        }
+    }
+}
+
 /// A signed-up, logged-in user.
 #[derive(Debug, Clone)]
 pub struct User {

@@ -152,6 +152,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     // Load: events at a steady rate, on random live instances, bounded in count and time.
     let caused = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    // Why causing requests failed, by kind of answer, so a report says what went wrong.
+    let failures: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let recent: Arc<Mutex<Vec<(usize, u64)>>> = Arc::new(Mutex::new(Vec::new()));
     // Every cause the driver saw succeed; the database may hold more (see `indeterminate`).
     let known: Arc<std::sync::Mutex<HashSet<Cause>>> = Arc::default();
@@ -187,6 +189,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
             expected_count.clone(),
             known.clone(),
         );
+        let failures = failures.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let target = if diary_event { None } else { pick_diary(&recent, pick).await };
@@ -214,7 +217,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
                     }
                     Err(e) => {
                         failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e, "diary request failed");
+                        *failures.lock().unwrap_or_else(|p| p.into_inner()).entry(e.kind()).or_default() += 1;
                     }
                 },
                 Some((owner, diary)) => {
@@ -236,7 +239,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
                         }
                         Err(e) => {
                             failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(error = %e, "comment request failed");
+                            *failures.lock().unwrap_or_else(|p| p.into_inner()).entry(e.kind()).or_default() += 1;
                         }
                     }
                 }
@@ -274,9 +277,14 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
         load_seconds,
     );
     result.notes.push(format!("stream reconnects: {}", stats.reconnects.load(Ordering::Relaxed)));
-    let failures = failed.load(Ordering::Relaxed);
-    if failures > 0 {
-        result.notes.push(format!("causing requests that failed (not expected): {failures}"));
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let kinds = failures.lock().unwrap_or_else(|p| p.into_inner());
+        let by_kind: Vec<String> = kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
+        result.notes.push(format!(
+            "causing requests that failed (nothing expected of them): {failed} ({})",
+            by_kind.join(", ")
+        ));
     }
     if !uncertain.is_empty() {
         result.notes.push(format!(
