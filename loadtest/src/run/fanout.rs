@@ -249,8 +249,10 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     // Let in-flight requests finish, then drain.
     let _ = tokio::time::timeout(Duration::from_secs(30), in_flight.acquire_many(MAX_IN_FLIGHT as u32)).await;
     let load_seconds = load_start.elapsed().as_secs_f64().min(scn.load.duration_s).max(f64::EPSILON);
-    tokio::time::sleep(Duration::from_secs_f64(scn.load.drain_s)).await;
+    // The drain starts once the load has ended and the last fault step (a broker that takes
+    // seconds to come back, say) is done: what arrives late is not lost.
     let fault_records = faults.await.unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs_f64(scn.load.drain_s)).await;
     stop_clients.cancel();
     for task in client_tasks {
         let _ = task.await;
