@@ -86,13 +86,25 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let t0 = Instant::now();
     let (ledger_tx, mut ledger_rx) = mpsc::unbounded_channel::<LedgerMsg>();
     let expected_count = Arc::new(AtomicU64::new(0));
+    // Delivered and outstanding so far, refreshed every 2 s for the progress line.
+    let (delivered_so_far, outstanding) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (delivered_now, outstanding_now) = (delivered_so_far.clone(), outstanding.clone());
     let collector = tokio::spawn(async move {
         let mut ledger = Ledger::new(t0);
-        while let Some(msg) = ledger_rx.recv().await {
-            match msg {
-                LedgerMsg::Expect { recipient, cause, at } => ledger.expect(recipient, cause, at),
-                LedgerMsg::Observe { client, client_user, id, recipient, cause, at } => {
-                    ledger.observe(client, client_user, id, recipient, cause, at)
+        let mut tally = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                msg = ledger_rx.recv() => match msg {
+                    Some(LedgerMsg::Expect { recipient, cause, at }) => ledger.expect(recipient, cause, at),
+                    Some(LedgerMsg::Observe { client, client_user, id, recipient, cause, at }) => {
+                        ledger.observe(client, client_user, id, recipient, cause, at)
+                    }
+                    None => break,
+                },
+                _ = tally.tick() => {
+                    let s = ledger.summary();
+                    delivered_now.store(s.delivered, Ordering::Relaxed);
+                    outstanding_now.store(s.lost, Ordering::Relaxed);
                 }
             }
         }
@@ -161,7 +173,15 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let interval = Duration::from_secs_f64(1.0 / scn.load.rate_per_s);
     let load_start = Instant::now();
     let load_end = load_start + Duration::from_secs_f64(scn.load.duration_s);
-    let progress = spawn_progress(strategy, t0, caused.clone(), expected_count.clone(), stats.clone());
+    let progress = spawn_progress(
+        strategy,
+        t0,
+        caused.clone(),
+        expected_count.clone(),
+        delivered_so_far,
+        outstanding,
+        stats.clone(),
+    );
     let mut saturated = 0u64;
     for n in 0..scn.load.max_events {
         let due = load_start + interval.mul_f64(n as f64);
@@ -347,19 +367,23 @@ fn spawn_progress(
     t0: Instant,
     caused: Arc<AtomicU64>,
     expected: Arc<AtomicU64>,
+    delivered: Arc<AtomicU64>,
+    outstanding: Arc<AtomicU64>,
     stats: Arc<ClientStats>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
+            // "not yet received" becomes "lost" only at the end of the drain.
             eprintln!(
-                "[{}] {:>5.1}s  caused {:>6}  expected {:>7}  received {:>7}  streams {:>5}  reconnects {:>4}",
+                "[{}] {:>5.1}s  caused {:>6}  expected {:>7}  delivered {:>7}  not yet received {:>6}  streams {:>5}  reconnects {:>4}",
                 strategy.as_str(),
                 t0.elapsed().as_secs_f64(),
                 caused.load(Ordering::Relaxed),
                 expected.load(Ordering::Relaxed),
-                stats.received.load(Ordering::Relaxed),
+                delivered.load(Ordering::Relaxed),
+                outstanding.load(Ordering::Relaxed),
                 stats.connected.load(Ordering::Relaxed),
                 stats.reconnects.load(Ordering::Relaxed),
             );
