@@ -162,6 +162,21 @@ impl PublisherSlot {
     }
 }
 
+/// A channel with `prefetch` unacknowledged messages at most, consuming `queue` with manual
+/// acks. The channel is returned too: it must outlive the consumer.
+pub async fn consume(
+    conn: &Connection,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> lapin::Result<(Channel, lapin::Consumer)> {
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let consumer =
+        ch.basic_consume(queue.into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()).await?;
+    Ok((ch, consumer))
+}
+
 /// The next delivery of `consumer`; `None` on shutdown or when the consumer ends.
 pub async fn next_delivery(
     consumer: &mut lapin::Consumer,
@@ -181,16 +196,7 @@ pub async fn consume_push(
     ctx: &BusContext,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(PUSH_PREFETCH, BasicQosOptions::default()).await?;
-    let mut consumer = ch
-        .basic_consume(
-            names.push_queue.as_str().into(),
-            "push".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (_channel, mut consumer) = consume(conn, &names.push_queue, "push", PUSH_PREFETCH).await?;
     loop {
         let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
         let delivery = delivery?;

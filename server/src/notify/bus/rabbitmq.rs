@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use lapin::Connection;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use tokio_util::sync::CancellationToken;
 
 use super::amqp::{self, Names, PublisherSlot, PushQueue, STORE_KEY, next_delivery};
@@ -41,16 +40,7 @@ impl RabbitMqDelivery {
     /// batches are handled at once: each is a database round trip and a publisher confirm,
     /// and one at a time left the queue growing under load (measured: p50 6 s at 600/s).
     async fn consume_store(self: &Arc<Self>, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
-        let ch = conn.create_channel().await?;
-        ch.basic_qos(STORE_PREFETCH, BasicQosOptions::default()).await?;
-        let mut consumer = ch
-            .basic_consume(
-                self.names.store_queue.as_str().into(),
-                "store".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (_channel, mut consumer) = amqp::consume(conn, &self.names.store_queue, "store", STORE_PREFETCH).await?;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(STORE_PREFETCH as usize));
         loop {
             let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
@@ -101,16 +91,7 @@ impl RabbitMqDelivery {
     }
 
     async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
-        let ch = conn.create_channel().await?;
-        ch.basic_qos(4, BasicQosOptions::default()).await?;
-        let mut consumer = ch
-            .basic_consume(
-                self.names.dlq.as_str().into(),
-                "dlq".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (_channel, mut consumer) = amqp::consume(conn, &self.names.dlq, "dlq", 4).await?;
         loop {
             let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
             let delivery = delivery?;
