@@ -6,6 +6,7 @@ pub mod ai;
 pub mod app;
 pub mod db;
 pub mod diary;
+pub mod embed;
 pub mod error;
 pub mod http;
 pub mod metrics;

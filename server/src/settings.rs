@@ -39,6 +39,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("ai_worker_poll_ms", Some("500")),
     ("ai_job_lease_s", Some("60")),
     ("shutdown_grace_s", Some("10")),
+    ("embedder", Some("hashing")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,6 +56,13 @@ pub enum AiGeneratorSetting {
     Offline { latency: Duration },
     /// An OpenAI-compatible chat-completions endpoint.
     OpenAi { base_url: url::Url, model: String, api_key: String },
+}
+
+/// Which embedder turns rental posts and search queries into vectors (see `crate::embed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbedderSetting {
+    /// Deterministic feature hashing: no model, for load tests.
+    Hashing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +104,7 @@ pub struct Settings {
     pub points_diary_reward: i64,
     pub points_comment_reward: i64,
     pub ai: AiSettings,
+    pub embedder: EmbedderSetting,
     pub shutdown_grace: Duration,
 }
 
@@ -288,8 +297,16 @@ impl Resolver {
                 worker_poll: Duration::from_millis(self.number("ai_worker_poll_ms", 10u64, 60_000)?),
                 job_lease: Duration::from_secs(self.number("ai_job_lease_s", 5u64, 3600)?),
             },
+            embedder: self.embedder()?,
             shutdown_grace: Duration::from_secs(self.number("shutdown_grace_s", 0u64, 600)?),
         })
+    }
+
+    fn embedder(&self) -> Result<EmbedderSetting, SettingsError> {
+        match self.raw("embedder").unwrap_or("hashing") {
+            "hashing" => Ok(EmbedderSetting::Hashing),
+            other => Err(self.err("embedder", format!("`{other}` is not one of hashing"))),
+        }
     }
 }
 
