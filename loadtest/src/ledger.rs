@@ -182,8 +182,18 @@ impl Ledger {
 
     /// Counts everything recorded so far; may be called at any time, more than once.
     pub fn summary(&self) -> LedgerSummary {
+        self.summary_of(|_| true)
+    }
+
+    /// Counts the expectations whose causing request was sent in `[from, to)`: one step of a
+    /// rate ramp. Unexpected receipts are not tied to a request and are counted whole.
+    pub fn summary_between(&self, from: Instant, to: Instant) -> LedgerSummary {
+        self.summary_of(|at| at >= from && at < to)
+    }
+
+    fn summary_of(&self, include: impl Fn(Instant) -> bool) -> LedgerSummary {
         let mut s = LedgerSummary {
-            expected: self.expected.len() as u64,
+            expected: self.expected.values().filter(|at| include(**at)).count() as u64,
             misrouted: self.misrouted,
             redelivered_same_id: self.redelivered_same_id,
             received: self.observations,
@@ -191,7 +201,7 @@ impl Ledger {
         };
         let mut latency = latency_histogram();
         let mut lost = Vec::new();
-        for (pair, expected_at) in &self.expected {
+        for (pair, expected_at) in self.expected.iter().filter(|(_, at)| include(**at)) {
             let Some(receipts) = self.received.get(pair) else {
                 lost.push(*pair);
                 continue;
@@ -251,6 +261,26 @@ mod tests {
 
     fn at(t0: Instant, ms: u64) -> Instant {
         t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_window_counts_only_the_expectations_sent_within_it() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.expect(10, Cause::diary(1), at(t0, 100));
+        ledger.expect(11, Cause::diary(2), at(t0, 1_100));
+        ledger.expect(12, Cause::diary(3), at(t0, 1_200));
+        ledger.observe(1, 10, 500, 10, Cause::diary(1), at(t0, 105));
+        // Received during the second window, for an expectation of the first: still the first's.
+        ledger.observe(2, 11, 501, 11, Cause::diary(2), at(t0, 1_150));
+        let first = ledger.summary_between(t0, at(t0, 1_000));
+        assert_eq!((first.expected, first.delivered, first.lost), (1, 1, 0));
+        assert!((5_000..=5_005).contains(&first.latency_us.max), "{:?}", first.latency_us);
+        let second = ledger.summary_between(at(t0, 1_000), at(t0, 2_000));
+        assert_eq!((second.expected, second.delivered, second.lost), (2, 1, 1));
+        assert!((50_000..=50_050).contains(&second.latency_us.p50), "{:?}", second.latency_us);
+        let all = ledger.summary();
+        assert_eq!((all.expected, all.delivered, all.lost), (3, 2, 1));
     }
 
     #[test]

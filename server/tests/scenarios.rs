@@ -38,7 +38,7 @@ fn result<'a>(report: &'a RunReport, strategy: &str) -> &'a StrategyResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ci_scenarios_reproduce_the_seed_claim_and_show_what_each_strategy_loses_under_faults() {
+async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_strategy_loses_under_faults() {
     // notify-fanout: the seed's claim on 3 instances.
     let fanout = run_ci("notify-fanout").await;
     assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
@@ -48,6 +48,19 @@ async fn ci_scenarios_reproduce_the_seed_claim_and_show_what_each_strategy_loses
     // A stream sits on one instance of three: about 2/3 of local pushes go nowhere.
     assert!((0.5..0.85).contains(&local.lost_ratio()), "local lost {:.2}", local.lost_ratio());
     assert_eq!((rabbit.lost, rabbit.duplicated, rabbit.unexpected, rabbit.stored_twice), (0, 0, 0, 0), "{rabbit:?}");
+
+    // notify-capacity: a rate ramp per strategy, each step judged on its own requests.
+    let capacity = run_ci("notify-capacity").await;
+    assert!(capacity.passed, "thresholds: {:#?}", capacity.thresholds);
+    let local = result(&capacity, "local");
+    assert_eq!(local.ramp.len(), 1, "local loses at the first step, and the ramp stops there: {:?}", local.ramp);
+    assert!(!local.ramp[0].sustained && local.ramp[0].lost > 0, "{:?}", local.ramp[0]);
+    assert!(local.sustained.is_none());
+    let rabbit = result(&capacity, "rabbitmq");
+    let offered: Vec<f64> = rabbit.ramp.iter().map(|s| s.offered_per_s).collect();
+    assert_eq!(offered, [10.0, 20.0, 40.0], "{:?}", rabbit.ramp);
+    let sustained = rabbit.sustained.expect("rabbitmq sustains the small rates of the CI ramp");
+    assert!(sustained.events_per_s >= 10.0 && sustained.delivered_per_s > 0.0, "{sustained:?}");
 
     // notify-faults: every strategy under a kill, a broker outage, a Redis restart, a pause.
     let faults = run_ci("notify-faults").await;

@@ -319,6 +319,72 @@ pub(super) fn deliveries(results: &[StrategyResult], faults: &[FaultRow]) -> Str
     out
 }
 
+/// Capacity ramps: delivered notifications per second against the offered event rate, one
+/// line per strategy; a filled dot is a sustained step, a hollow one a step that lost,
+/// duplicated, ran over the p99 limit or could not be offered in full.
+pub(super) fn ramp(results: &[StrategyResult]) -> String {
+    let mut out = String::new();
+    let f = &FRAME;
+    open(&mut out, f, "Capacity ramp: delivered notifications/s by offered events/s (filled: sustained)");
+    let steps = || results.iter().flat_map(|s| s.ramp.iter());
+    let x_max = nice_ceiling(steps().map(|s| s.offered_per_s).fold(0.0, f64::max));
+    let y_max = nice_ceiling(steps().map(|s| s.delivered_per_s).fold(0.0, f64::max));
+    if steps().next().is_none() {
+        empty(&mut out, f, "no ramp steps");
+        return out;
+    }
+    let x_of = |v: f64| f.left + v / x_max * f.width();
+    let y_of = |v: f64| f.bottom - v / y_max * f.height();
+    for k in 0..=5 {
+        let v = y_max * k as f64 / 5.0;
+        y_tick(&mut out, f, y_of(v), &format!("{v}"));
+    }
+    axes(&mut out, f, "delivered / s");
+    for k in 0..=5 {
+        let v = x_max * k as f64 / 5.0;
+        let _ = write!(
+            out,
+            r#"<text x="{x:.1}" y="{y}" class="tick" text-anchor="middle">{v}</text>"#,
+            x = x_of(v),
+            y = f.bottom + 18.0,
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{x}" y="{y}" class="tick" text-anchor="end">offered events / s</text>"#,
+        x = f.right,
+        y = f.bottom + 34.0,
+    );
+    for (i, s) in results.iter().enumerate() {
+        let points: Vec<String> =
+            s.ramp.iter().map(|p| format!("{:.1},{:.1}", x_of(p.offered_per_s), y_of(p.delivered_per_s))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2"/>"#,
+            p = points.join(" "),
+            c = color(i),
+        );
+        for p in &s.ramp {
+            let _ = write!(
+                out,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" stroke="{c}" stroke-width="2" fill="{fill}"><title>{n} at {o:.1} events/s: {d:.1} delivered/s, lost {l}, p99 {p99} ms</title></circle>"#,
+                x = x_of(p.offered_per_s),
+                y = y_of(p.delivered_per_s),
+                c = color(i),
+                fill = if p.sustained { color(i) } else { "#ffffff" },
+                n = html(&s.strategy),
+                o = p.offered_per_s,
+                d = p.delivered_per_s,
+                l = p.lost,
+                p99 = ms(p.latency_us.p99),
+            );
+        }
+    }
+    legend(&mut out, f, &results.iter().map(|s| s.strategy.as_str()).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    out
+}
+
 /// Row of each label, given the horizontal span it covers: the first row where it overlaps
 /// no label already placed.
 fn label_rows(spans: &[(f64, f64)]) -> Vec<usize> {

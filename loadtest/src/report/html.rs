@@ -54,6 +54,14 @@ pub(super) fn render(r: &RunReport) -> String {
     out.push_str("</dl>\n<h2>Results</h2>\n");
     results_table(&mut out, &r.results);
 
+    if r.results.iter().any(|s| !s.ramp.is_empty()) {
+        out.push_str("<h2>Capacity ramp</h2>\n<p>Each step is judged on the notifications of its own requests.</p>\n");
+        out.push_str(&charts::ramp(&r.results));
+        for s in r.results.iter().filter(|s| !s.ramp.is_empty()) {
+            ramp_table(&mut out, s);
+        }
+    }
+
     out.push_str("<h2>Charts</h2>\n");
     out.push_str(&charts::latency(&r.results));
     out.push('\n');
@@ -155,6 +163,47 @@ fn results_table(out: &mut String, results: &[StrategyResult]) {
             let _ = write!(out, "<td class=\"n\">{cell}</td>");
         }
         let _ = writeln!(out, "<td>{}</td></tr>", badge(s.passed));
+    }
+    out.push_str("</table></div>\n");
+}
+
+fn ramp_table(out: &mut String, s: &StrategyResult) {
+    let sustained = match &s.sustained {
+        Some(x) => format!(
+            "sustained without loss: <strong>{:.0} events/s = {:.1} notifications/s</strong> (p99 {} ms)",
+            x.events_per_s,
+            x.delivered_per_s,
+            ms(x.p99_us)
+        ),
+        None => "<strong>no step sustained</strong>".to_string(),
+    };
+    let _ = writeln!(out, "<h3>{}: {sustained}</h3>", html(&s.strategy));
+    out.push_str(
+        "<div class=\"wide\"><table>\n<tr><th>offered events/s</th><th>sent</th><th>skipped</th><th>expected</th>\
+         <th>delivered</th><th>lost</th><th>duplicated</th><th>delivered/s</th><th>p50 ms</th><th>p99 ms</th>\
+         <th>max ms</th><th>step</th></tr>\n",
+    );
+    for step in &s.ramp {
+        let l = &step.latency_us;
+        out.push_str("<tr>");
+        for cell in [
+            format!("{:.1}", step.offered_per_s),
+            step.sent.to_string(),
+            step.skipped.to_string(),
+            step.expected.to_string(),
+            step.delivered.to_string(),
+            step.lost.to_string(),
+            step.duplicated.to_string(),
+            format!("{:.1}", step.delivered_per_s),
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max),
+        ] {
+            let _ = write!(out, "<td class=\"n\">{cell}</td>");
+        }
+        let verdict =
+            if step.sustained { badge(true).to_string() } else { format!("{} {}", badge(false), html(&step.verdict)) };
+        let _ = writeln!(out, "<td>{verdict}</td></tr>");
     }
     out.push_str("</table></div>\n");
 }

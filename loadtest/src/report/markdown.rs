@@ -26,6 +26,13 @@ pub(super) fn render(r: &RunReport) -> String {
     out.push_str("\n## Results\n\n");
     results_table(&mut out, &r.results);
 
+    if r.results.iter().any(|s| !s.ramp.is_empty()) {
+        out.push_str("\n## Capacity ramp\n\nEach step is judged on the notifications of its own requests.\n");
+        for s in r.results.iter().filter(|s| !s.ramp.is_empty()) {
+            ramp_table(&mut out, s);
+        }
+    }
+
     out.push_str("\n## Thresholds\n\n");
     if r.thresholds.is_empty() {
         out.push_str("No thresholds: nothing can fail this scenario.\n");
@@ -105,6 +112,43 @@ fn results_table(out: &mut String, results: &[StrategyResult]) {
             ms(l.p999),
             ms(l.max),
             if s.passed { "✅" } else { "❌" },
+        );
+    }
+}
+
+fn ramp_table(out: &mut String, s: &StrategyResult) {
+    let sustained = match &s.sustained {
+        Some(x) => format!(
+            "sustained without loss: **{:.0} events/s = {:.1} notifications/s** (p99 {} ms)",
+            x.events_per_s,
+            x.delivered_per_s,
+            ms(x.p99_us)
+        ),
+        None => "**no step sustained**".to_string(),
+    };
+    let _ = writeln!(out, "\n### {}: {sustained}\n", md_cell(&s.strategy));
+    out.push_str(
+        "| offered events/s | sent | skipped | expected | delivered | lost | duplicated | delivered/s | p50 ms | p99 ms | max ms | step |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for step in &s.ramp {
+        let l = &step.latency_us;
+        let verdict =
+            if step.sustained { "✅ sustained".to_string() } else { format!("❌ {}", md_cell(&step.verdict)) };
+        let _ = writeln!(
+            out,
+            "| {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {verdict} |",
+            step.offered_per_s,
+            step.sent,
+            step.skipped,
+            step.expected,
+            step.delivered,
+            step.lost,
+            step.duplicated,
+            step.delivered_per_s,
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max),
         );
     }
 }

@@ -8,7 +8,7 @@ mod charts;
 mod html;
 mod junit;
 mod markdown;
-mod text;
+pub mod text;
 pub mod thresholds;
 
 #[cfg(test)]
@@ -99,6 +99,43 @@ pub struct StrategyResult {
     /// The first lost (recipient, cause) pairs, e.g. `user 12: diary 7`.
     pub lost_examples: Vec<String>,
     pub notes: Vec<String>,
+    /// Capacity runs: every step of the ramp, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ramp: Vec<RampStep>,
+    /// Capacity runs: the fastest step delivered without loss within the ramp's p99 limit
+    /// (`None`: not even the first step was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustained: Option<Sustained>,
+}
+
+/// One step of a capacity ramp, counted over the expectations of the requests sent in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RampStep {
+    /// Events per second the driver was asked to cause.
+    pub offered_per_s: f64,
+    /// Causing requests sent; fewer than offered × seconds when the server fell behind.
+    pub sent: u64,
+    /// Ticks skipped because too many requests were in flight.
+    pub skipped: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    /// Notifications delivered per second of the step.
+    pub delivered_per_s: f64,
+    pub latency_us: Percentiles,
+    /// No loss, no duplicate, p99 within the limit, the rate offered in full.
+    pub sustained: bool,
+    /// Why the step is not sustained; empty when it is.
+    pub verdict: String,
+}
+
+/// The highest step of a ramp that was sustained.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sustained {
+    pub events_per_s: f64,
+    pub delivered_per_s: f64,
+    pub p99_us: u64,
 }
 
 impl StrategyResult {
@@ -131,6 +168,8 @@ impl StrategyResult {
             deliveries_per_second: summary.deliveries_per_second.clone(),
             lost_examples: summary.lost_examples.iter().map(|(user, cause)| format!("user {user}: {cause}")).collect(),
             notes: Vec::new(),
+            ramp: Vec::new(),
+            sustained: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         deliveries_per_second: vec![0, 10, 10, 10],
         lost_examples: Vec::new(),
         notes: Vec::new(),
+        ramp: Vec::new(),
+        sustained: None,
     }
 }
 
@@ -304,4 +306,46 @@ fn write_puts_four_files_in_the_directory() {
     let json = std::fs::read_to_string(&paths.json).unwrap();
     assert_eq!(serde_json::from_str::<RunReport>(&json).unwrap(), sample_report());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn ramp_step(offered: f64, delivered_per_s: f64, lost: u64) -> RampStep {
+    RampStep {
+        offered_per_s: offered,
+        sent: (offered * 10.0) as u64,
+        skipped: 0,
+        expected: 100,
+        delivered: 100 - lost,
+        lost,
+        duplicated: 0,
+        delivered_per_s,
+        latency_us: Percentiles { p50: 1_000, p90: 2_000, p99: 5_000, p999: 6_000, max: 7_000 },
+        sustained: lost == 0,
+        verdict: if lost == 0 { String::new() } else { format!("lost {lost} of 100 (x)") },
+    }
+}
+
+#[test]
+fn a_capacity_report_shows_every_step_and_the_sustained_rate() {
+    let mut report = sample_report();
+    report.kind = "capacity".to_string();
+    report.results.truncate(2);
+    report.results[0].ramp = vec![ramp_step(50.0, 100.0, 66)];
+    report.results[1].ramp = vec![ramp_step(50.0, 300.0, 0), ramp_step(100.0, 600.0, 0), ramp_step(200.0, 900.0, 12)];
+    report.results[1].sustained = Some(Sustained { events_per_s: 100.0, delivered_per_s: 600.0, p99_us: 5_000 });
+    let md = to_markdown(&report);
+    assert!(md.contains("## Capacity ramp"), "{md}");
+    assert!(md.contains("no step sustained"), "{md}");
+    assert!(md.contains("**100 events/s = 600.0 notifications/s**"), "{md}");
+    assert_eq!(md.matches("| 200.0 |").count(), 1, "{md}");
+    assert!(md.contains("❌ lost 12 of 100 (x)"), "{md}");
+    let html = to_html(&report);
+    assert!(html.contains("Capacity ramp: delivered notifications/s"), "{html}");
+    // Four steps drawn: the sustained ones filled, the others hollow.
+    assert_eq!(html.matches("<circle ").count(), 4);
+    assert_eq!(html.matches(r##"fill="#ffffff""##).count(), 2);
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["results"][1]["sustained"]["events_per_s"], 100.0);
+    assert_eq!(json["results"][1]["ramp"].as_array().unwrap().len(), 3);
+    // A fanout result carries neither field.
+    assert!(serde_json::to_value(result("x")).unwrap().get("ramp").is_none());
 }

@@ -44,12 +44,12 @@ pub(super) fn md_cell(text: &str) -> String {
 }
 
 /// Microseconds as milliseconds with 2 decimals.
-pub(super) fn ms(us: u64) -> String {
+pub fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
 /// `part / whole` as a percentage with 1 decimal; `-` when `whole` is 0.
-pub(super) fn percent(part: u64, whole: u64) -> String {
+pub fn percent(part: u64, whole: u64) -> String {
     if whole == 0 { "-".to_string() } else { format!("{:.1}", part as f64 * 100.0 / whole as f64) }
 }
 

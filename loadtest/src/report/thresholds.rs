@@ -53,6 +53,20 @@ fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
         let op = if passed { ">=" } else { "<" };
         verdict("min_delivered_per_s", passed, format!("throughput {:.1}/s {op} {min}/s", r.throughput_per_s));
     }
+    if let Some(min) = t.min_sustained_delivered_per_s {
+        let (passed, detail) = match &r.sustained {
+            Some(s) => {
+                let passed = s.delivered_per_s >= min;
+                let op = if passed { ">=" } else { "<" };
+                (
+                    passed,
+                    format!("sustained {:.1}/s (at {:.0} events/s) {op} {min}/s", s.delivered_per_s, s.events_per_s),
+                )
+            }
+            None => (false, "no step of the ramp was sustained".to_string()),
+        };
+        verdict("min_sustained_delivered_per_s", passed, detail);
+    }
     let lost_pct = text::percent(r.lost, r.expected);
     if let Some(min) = t.min_lost_ratio {
         // A baseline that loses nothing because nothing was expected proves nothing.
@@ -136,5 +150,23 @@ mod tests {
         let mut results = [rabbit];
         let details: Vec<String> = evaluate(&s, &mut results).into_iter().map(|v| v.detail).collect();
         assert_eq!(details, ["stored twice 1 > 0", "throughput 480.0/s < 500/s", "lost 0.0% <= 1%"]);
+    }
+
+    #[test]
+    fn a_capacity_limit_judges_the_highest_sustained_step() {
+        let text = "name = \"t\"\nkind = \"capacity\"\nstrategies = [\"local\", \"rabbitmq\"]\n[cluster]\ninstances = 3\n\
+                    [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n\
+                    [ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 500\n\
+                    [thresholds.all]\nmin_sustained_delivered_per_s = 100\n";
+        let s = Scenario::parse(text, "t").unwrap();
+        let mut rabbit = result("rabbitmq");
+        rabbit.sustained = Some(crate::report::Sustained { events_per_s: 40.0, delivered_per_s: 240.5, p99_us: 9_000 });
+        let mut results = [result("local"), rabbit];
+        let verdicts = evaluate(&s, &mut results);
+        assert_eq!((verdicts[0].passed, verdicts[0].detail.as_str()), (false, "no step of the ramp was sustained"));
+        assert_eq!(
+            (verdicts[1].passed, verdicts[1].detail.as_str()),
+            (true, "sustained 240.5/s (at 40 events/s) >= 100/s")
+        );
     }
 }

@@ -2,9 +2,12 @@
 //! the same load and faults, judge the thresholds, write the reports.
 
 pub mod baseline;
+pub mod capacity;
 pub mod clients;
+pub mod driver;
 pub mod fanout;
 pub mod faults;
+pub mod rig;
 pub mod world;
 
 use std::path::PathBuf;
@@ -86,13 +89,18 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     for &strategy in &scenario.strategies {
         let run = match scenario.kind {
             Kind::Fanout => fanout::run(&ctx, strategy).await?,
+            Kind::Capacity => capacity::run(&ctx, strategy).await?,
         };
         let mut result = run.result;
         if let Some(raw) = &baseline {
+            // A ramp's figure of merit is its sustained rate, not the average over its steps.
+            let (what, rate) = match &result.sustained {
+                Some(s) => ("sustained", s.delivered_per_s),
+                None => ("delivered", result.throughput_per_s),
+            };
             result.notes.push(format!(
-                "delivered {:.0}/s = {:.1}% of the broker's raw fan-out rate ({:.0}/s)",
-                result.throughput_per_s,
-                100.0 * result.throughput_per_s / raw.deliveries_per_s.max(f64::EPSILON),
+                "{what} {rate:.0}/s = {:.1}% of the broker's raw fan-out rate ({:.0}/s)",
+                100.0 * rate / raw.deliveries_per_s.max(f64::EPSILON),
                 raw.deliveries_per_s
             ));
         }

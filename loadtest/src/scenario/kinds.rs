@@ -78,6 +78,8 @@ string_enum!(
     Kind, "kind", {
         /// Notifications fanned out to friends and diary owners, delivered by SSE.
         Fanout => "fanout",
+        /// The fan-out load in rising steps, to find the highest rate delivered without loss.
+        Capacity => "capacity",
     }
 );
 

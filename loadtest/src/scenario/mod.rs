@@ -36,6 +36,9 @@ pub struct Scenario {
     pub strategies: Vec<Strategy>,
     pub cluster: Cluster,
     pub load: Load,
+    /// Only for `kind = "capacity"`: how the rate rises from `load.rate_per_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
     /// Keyed by strategy name or `all`; see [`Scenario::thresholds_for`].
@@ -106,6 +109,27 @@ impl Mix {
     }
 }
 
+/// A capacity ramp: steps of `load.duration_s` each, the first at `load.rate_per_s`, each
+/// next one `factor` times faster, until a step loses a notification, its p99 passes
+/// `max_p99_ms`, the driver cannot offer the rate, or `max_rate_per_s` / `max_steps` is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    pub factor: f64,
+    pub max_rate_per_s: f64,
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u32,
+    /// Wait after each step before its missing notifications count as lost.
+    #[serde(default = "default_step_drain_s")]
+    pub step_drain_s: f64,
+    /// A step whose delivery p99 is above this is not sustained, even without loss.
+    pub max_p99_ms: f64,
+    /// Keep ramping after the first step that is not sustained (a strategy that loses at every
+    /// rate, like `local`, is then still measured at each rate).
+    #[serde(default)]
+    pub continue_after_failure: bool,
+}
+
 /// One fault, at a time measured from the start of the warm-up.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +164,10 @@ pub struct Thresholds {
     pub min_lost_ratio: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lost_ratio: Option<f64>,
+    /// Capacity runs: the highest sustained step must have delivered at least this many
+    /// notifications per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sustained_delivered_per_s: Option<f64>,
 }
 
 impl Thresholds {
@@ -154,6 +182,9 @@ impl Thresholds {
             min_delivered_per_s: specific.min_delivered_per_s.or(self.min_delivered_per_s),
             min_lost_ratio: specific.min_lost_ratio.or(self.min_lost_ratio),
             max_lost_ratio: specific.max_lost_ratio.or(self.max_lost_ratio),
+            min_sustained_delivered_per_s: specific
+                .min_sustained_delivered_per_s
+                .or(self.min_sustained_delivered_per_s),
         }
     }
 }
@@ -186,9 +217,13 @@ impl Scenario {
         }
     }
 
-    /// Warm-up + duration + drain: how long one strategy's run takes, in seconds.
+    /// How long one strategy's run takes at most, in seconds: warm-up + duration + drain, or
+    /// for a capacity ramp, warm-up + every step with its drain.
     pub fn total_s(&self) -> f64 {
-        self.load.warmup_s + self.load.duration_s + self.load.drain_s
+        match &self.ramp {
+            Some(ramp) => self.load.warmup_s + f64::from(ramp.max_steps) * (self.load.duration_s + ramp.step_drain_s),
+            None => self.load.warmup_s + self.load.duration_s + self.load.drain_s,
+        }
     }
 
     /// The limits for `strategy`: `[thresholds.all]`, each overridden by the strategy's own.
@@ -219,6 +254,14 @@ fn default_drain_s() -> f64 {
 
 fn default_reconnect() -> Reconnect {
     Reconnect::LastEventId
+}
+
+fn default_max_steps() -> u32 {
+    8
+}
+
+fn default_step_drain_s() -> f64 {
+    3.0
 }
 
 fn default_max_events() -> u64 {

@@ -50,7 +50,7 @@ fn every_scenario_file_in_the_repository_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut files = Vec::new();
     scenario_files(&dir, &mut files);
-    assert!(files.len() >= 4, "expected the four notify scenarios, found {files:?}");
+    assert!(files.len() >= 6, "expected the six notify scenarios, found {files:?}");
     for file in &files {
         let scenario = Scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
         if file.starts_with(dir.join("ci")) {
@@ -223,4 +223,42 @@ fn a_strategy_threshold_overrides_the_one_for_all() {
 fn a_missing_file_is_named() {
     let err = Scenario::load(Path::new("/nonexistent/x.toml")).unwrap_err().to_string();
     assert!(err.starts_with("/nonexistent/x.toml: cannot read"), "{err}");
+}
+
+const RAMP: &str = "[ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 500\n";
+
+#[test]
+fn a_capacity_scenario_needs_a_ramp_and_a_fanout_refuses_one() {
+    let capacity = replacing("kind = \"fanout\"", "kind = \"capacity\"");
+    assert!(error_of(&capacity).contains("ramp: is missing"), "{}", error_of(&capacity));
+    let ok = Scenario::parse(&format!("{capacity}\n{RAMP}"), "x").unwrap();
+    assert_eq!(ok.ramp.unwrap().max_steps, 8);
+    // warm-up 3 + 8 steps x (10 s + 3 s drain)
+    assert_eq!(ok.total_s(), 3.0 + 8.0 * 13.0);
+    let err = error_of(&with(RAMP));
+    assert!(err.contains("ramp: only applies to kind = \"capacity\""), "{err}");
+}
+
+#[test]
+fn ramp_values_out_of_range_are_named() {
+    let capacity = replacing("kind = \"fanout\"", "kind = \"capacity\"");
+    let bad = "[ramp]\nfactor = 1.0\nmax_rate_per_s = 2\nmax_p99_ms = -1\nmax_steps = 0\n";
+    let err = error_of(&format!("{capacity}\n{bad}"));
+    for field in ["ramp.factor", "ramp.max_rate_per_s", "ramp.max_p99_ms", "ramp.max_steps"] {
+        assert!(err.contains(field), "{field} not named in: {err}");
+    }
+    assert!(err.contains("below load.rate_per_s (5)"), "{err}");
+    let with_fault =
+        format!("{capacity}\n{RAMP}\n[[faults]]\nat_s = 5\naction = \"kill-instance\"\ntarget = \"instance:1\"\n");
+    assert!(error_of(&with_fault).contains("faults: a capacity ramp measures rates without faults"));
+    let too_long = format!(
+        "{capacity}\n[ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 5\nmax_steps = 30\nstep_drain_s = 200\n"
+    );
+    assert!(error_of(&too_long).contains("above 3600 s"), "{}", error_of(&too_long));
+}
+
+#[test]
+fn a_sustained_rate_limit_only_applies_to_capacity() {
+    let err = error_of(&with("[thresholds.all]\nmin_sustained_delivered_per_s = 10\n"));
+    assert!(err.contains("thresholds.all.min_sustained_delivered_per_s: only applies"), "{err}");
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{ALL_STRATEGIES, Fault, Problem, Scenario, Thresholds};
+use super::{ALL_STRATEGIES, Fault, Kind, Problem, Scenario, Thresholds};
 
 const MAX_INSTANCES: u32 = 16;
 const MAX_RATE_PER_S: f64 = 10_000.0;
@@ -14,6 +14,7 @@ pub(super) fn problems(s: &Scenario) -> Vec<Problem> {
     strategies(&mut p, s);
     cluster(&mut p, s);
     load(&mut p, s);
+    ramp(&mut p, s);
     for (i, fault) in s.faults.iter().enumerate() {
         fault_rules(&mut p, s, i, fault);
     }
@@ -105,6 +106,57 @@ fn load(p: &mut Vec<Problem>, s: &Scenario) {
     }
 }
 
+/// A wall-clock bound on a capacity ramp, per strategy.
+const MAX_RAMP_S: f64 = 3_600.0;
+
+fn ramp(p: &mut Vec<Problem>, s: &Scenario) {
+    let Some(r) = &s.ramp else {
+        if s.kind == Kind::Capacity {
+            p.push(Problem::new(
+                "ramp",
+                "is missing: a capacity scenario needs [ramp] (factor, max_rate_per_s, max_p99_ms)",
+            ));
+        }
+        return;
+    };
+    if s.kind != Kind::Capacity {
+        p.push(Problem::new("ramp", format!("only applies to kind = \"capacity\", not `{}`: remove it", s.kind)));
+    }
+    if !(r.factor.is_finite() && r.factor > 1.0 && r.factor <= 10.0) {
+        p.push(Problem::new(
+            "ramp.factor",
+            format!("{} is out of range: each step multiplies the rate by more than 1 and at most 10", r.factor),
+        ));
+    }
+    positive(p, "ramp.max_rate_per_s", r.max_rate_per_s, "the ramp stops at this rate");
+    if r.max_rate_per_s.is_finite() && r.max_rate_per_s > MAX_RATE_PER_S {
+        p.push(Problem::new(
+            "ramp.max_rate_per_s",
+            format!("{} is above {MAX_RATE_PER_S} events per second: the driver cannot cause more", r.max_rate_per_s),
+        ));
+    }
+    if r.max_rate_per_s.is_finite() && r.max_rate_per_s < s.load.rate_per_s {
+        p.push(Problem::new(
+            "ramp.max_rate_per_s",
+            format!("{} is below load.rate_per_s ({}), where the ramp starts", r.max_rate_per_s, s.load.rate_per_s),
+        ));
+    }
+    if !(1..=30).contains(&r.max_steps) {
+        p.push(Problem::new("ramp.max_steps", format!("{} is out of range: between 1 and 30", r.max_steps)));
+    }
+    non_negative(p, "ramp.step_drain_s", r.step_drain_s, "a wait must be >= 0");
+    positive(p, "ramp.max_p99_ms", r.max_p99_ms, "a step above this latency is not sustained");
+    if s.total_s() > MAX_RAMP_S {
+        p.push(Problem::new("ramp.max_steps", format!("{} steps of {} s + {} s drain take {:.0} s per strategy, above {MAX_RAMP_S} s: use fewer or shorter steps", r.max_steps, s.load.duration_s, r.step_drain_s, s.total_s())));
+    }
+    if !s.faults.is_empty() {
+        p.push(Problem::new(
+            "faults",
+            "a capacity ramp measures rates without faults: move the faults to a fanout scenario",
+        ));
+    }
+}
+
 fn fault_rules(p: &mut Vec<Problem>, s: &Scenario, i: usize, f: &Fault) {
     let at = format!("faults[{i}].at_s");
     non_negative(p, &at, f.at_s, "a fault time counts from the start of the warm-up");
@@ -189,6 +241,12 @@ fn thresholds(p: &mut Vec<Problem>, s: &Scenario) {
             ));
         }
         threshold_values(p, key, t);
+        if t.min_sustained_delivered_per_s.is_some() && s.kind != Kind::Capacity {
+            p.push(Problem::new(
+                format!("thresholds.{key}.min_sustained_delivered_per_s"),
+                "only applies to kind = \"capacity\": a fanout run offers one rate; use min_delivered_per_s",
+            ));
+        }
     }
 }
 
@@ -199,6 +257,9 @@ fn threshold_values(p: &mut Vec<Problem>, key: &str, t: &Thresholds) {
     }
     if let Some(v) = t.min_delivered_per_s {
         non_negative(p, &field("min_delivered_per_s"), v, "a rate is >= 0");
+    }
+    if let Some(v) = t.min_sustained_delivered_per_s {
+        non_negative(p, &field("min_sustained_delivered_per_s"), v, "a rate is >= 0");
     }
     for (name, value) in [("min_lost_ratio", t.min_lost_ratio), ("max_lost_ratio", t.max_lost_ratio)] {
         if let Some(v) = value

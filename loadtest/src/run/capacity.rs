@@ -1,0 +1,137 @@
+//! The capacity ramp for one delivery strategy: the fan-out rig of [`super::fanout`], driven
+//! in steps of rising rate. Each step is judged on its own requests (lost, duplicated, p99,
+//! whether the driver could offer the rate at all); the fastest step that passes is the rate
+//! the strategy sustains without loss on this machine.
+//!
+//! The driver is open loop (requests are due on a fixed schedule whatever the server's
+//! answers), so a server that falls behind shows as requests in flight and skipped ticks, not
+//! as a quietly lower rate: a closed-loop load generator would wait for each answer and
+//! report the slower rate as if it had been offered.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::driver::Drive;
+use super::rig::{MAX_IN_FLIGHT, Rig, stored_twice};
+use super::{RunContext, StrategyRun};
+use crate::ledger::LedgerSummary;
+use crate::report::{RampStep, StrategyResult, Sustained, text};
+use crate::scenario::{Ramp, Strategy};
+
+pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+    let scn = ctx.scenario;
+    let ramp = scn.ramp.ok_or_else(|| anyhow::anyhow!("scenario {}: a capacity run needs [ramp]", scn.name))?;
+    let rig = Rig::start(ctx, strategy).await?;
+    rig.warm_up(Duration::from_secs_f64(scn.load.warmup_s)).await;
+    let step_duration = Duration::from_secs_f64(scn.load.duration_s);
+    let mut steps: Vec<RampStep> = Vec::new();
+    let mut sustained: Option<Sustained> = None;
+    let mut load_seconds = 0.0;
+    let mut events_left = scn.load.max_events;
+    let mut failed_before = 0u64;
+    let mut rate = scn.load.rate_per_s;
+    for _ in 0..ramp.max_steps {
+        if events_left == 0 {
+            break;
+        }
+        let drive = rig.driver.drive(rate, step_duration, events_left).await;
+        events_left = events_left.saturating_sub(drive.sent);
+        load_seconds += drive.seconds;
+        tokio::time::sleep(Duration::from_secs_f64(ramp.step_drain_s)).await;
+        let summary = rig.window(drive.started, drive.ended).await?;
+        let failed_now: u64 = rig.driver.failures().values().sum();
+        let step = judge_step(rate, &drive, &summary, failed_now - failed_before, &ramp);
+        failed_before = failed_now;
+        eprintln!(
+            "[{}] step {:>7.1} events/s: delivered {:>7.1}/s, lost {}, p99 {} ms: {}",
+            strategy.as_str(),
+            rate,
+            step.delivered_per_s,
+            step.lost,
+            text::ms(step.latency_us.p99),
+            if step.sustained { "sustained" } else { step.verdict.as_str() }
+        );
+        let passed = step.sustained;
+        if passed {
+            sustained = Some(Sustained {
+                events_per_s: rate,
+                delivered_per_s: step.delivered_per_s,
+                p99_us: step.latency_us.p99,
+            });
+        }
+        steps.push(step);
+        if (!passed && !ramp.continue_after_failure) || rate >= ramp.max_rate_per_s {
+            break;
+        }
+        rate = (rate * ramp.factor).min(ramp.max_rate_per_s);
+    }
+    tokio::time::sleep(Duration::from_secs_f64(scn.load.drain_s)).await;
+    let caused = rig.driver.caused.load(Ordering::Relaxed);
+    let database_url = rig.database_url.clone();
+    let (ledger, _uncertain) = rig.finish().await?;
+    let summary = ledger.summary();
+    let stored_twice = stored_twice(&database_url).await?;
+    let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, load_seconds);
+    result.notes.push(match (&sustained, steps.iter().find(|s| !s.sustained)) {
+        (Some(s), Some(next)) => format!(
+            "sustained without loss: {:.0} events/s = {:.0} notifications/s (p99 {} ms); {:.0} events/s was not: {}",
+            s.events_per_s,
+            s.delivered_per_s,
+            text::ms(s.p99_us),
+            next.offered_per_s,
+            next.verdict
+        ),
+        (Some(s), None) => format!(
+            "sustained every step up to the ramp's end: {:.0} events/s = {:.0} notifications/s (p99 {} ms); raise ramp.max_rate_per_s to find the limit",
+            s.events_per_s,
+            s.delivered_per_s,
+            text::ms(s.p99_us)
+        ),
+        (None, Some(first)) => format!("not sustained even at {:.0} events/s: {}", first.offered_per_s, first.verdict),
+        (None, None) => "no step ran".to_string(),
+    });
+    result.ramp = steps;
+    result.sustained = sustained;
+    Ok(StrategyRun { result, faults: Vec::new() })
+}
+
+/// A step is sustained when every notification of its requests arrived once, within the p99
+/// limit, and the driver offered the whole rate.
+fn judge_step(rate: f64, drive: &Drive, s: &LedgerSummary, failed: u64, ramp: &Ramp) -> RampStep {
+    let p99_ms = s.latency_us.p99 as f64 / 1000.0;
+    let mut why = Vec::new();
+    if s.expected == 0 {
+        why.push("nothing expected (no request succeeded)".to_string());
+    }
+    if s.lost > 0 {
+        why.push(format!("lost {} of {} ({}%)", s.lost, s.expected, text::percent(s.lost, s.expected)));
+    }
+    if s.duplicated > 0 {
+        why.push(format!("duplicated {}", s.duplicated));
+    }
+    if p99_ms > ramp.max_p99_ms {
+        why.push(format!("p99 {} ms > {} ms", text::ms(s.latency_us.p99), ramp.max_p99_ms));
+    }
+    if drive.skipped > 0 {
+        why.push(format!(
+            "the server fell behind: {} ticks skipped with {MAX_IN_FLIGHT} requests in flight",
+            drive.skipped
+        ));
+    }
+    if failed > 0 {
+        why.push(format!("{failed} causing requests failed"));
+    }
+    RampStep {
+        offered_per_s: rate,
+        sent: drive.sent,
+        skipped: drive.skipped,
+        expected: s.expected,
+        delivered: s.delivered,
+        lost: s.lost,
+        duplicated: s.duplicated,
+        delivered_per_s: s.delivered as f64 / drive.seconds.max(f64::EPSILON),
+        latency_us: s.latency_us,
+        sustained: why.is_empty(),
+        verdict: why.join("; "),
+    }
+}

@@ -1,0 +1,219 @@
+//! The event driver of a fan-out rig: causes diaries and comments at a steady rate on random
+//! live instances (open loop: a slow server does not slow the schedule down, it shows as
+//! requests in flight), and tells the ledger what each must notify, from the friend graph.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+
+use super::clients::LedgerMsg;
+use super::rig::MAX_IN_FLIGHT;
+use super::world::World;
+use crate::ledger::Cause;
+use crate::probe::api::ApiClient;
+
+/// Diaries remembered as comment targets.
+const RECENT_DIARIES: usize = 1_000;
+
+/// What one call of [`Driver::drive`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Drive {
+    /// When the first request was due and when the load ended (the last in-flight request
+    /// answered, or gave up).
+    pub started: Instant,
+    pub ended: Instant,
+    /// Seconds over which events were scheduled.
+    pub seconds: f64,
+    /// Requests scheduled and sent.
+    pub sent: u64,
+    /// Ticks skipped because [`MAX_IN_FLIGHT`] requests were outstanding: the server could
+    /// not keep up with the offered rate.
+    pub skipped: u64,
+}
+
+pub struct Driver {
+    api: ApiClient,
+    pub world: Arc<World>,
+    bases: Arc<Vec<String>>,
+    alive: Arc<Vec<AtomicBool>>,
+    ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
+    diary_share: f64,
+    rng: StdMutex<StdRng>,
+    /// Events created (diaries and comments whose request succeeded).
+    pub caused: Arc<AtomicU64>,
+    /// (recipient, cause) pairs expected so far.
+    pub expected: Arc<AtomicU64>,
+    /// Causing requests that failed, by kind of answer, so a report says what went wrong.
+    failures: Arc<StdMutex<BTreeMap<String, u64>>>,
+    recent: Arc<Mutex<Vec<(usize, u64)>>>,
+    /// Every cause the driver saw succeed; the database may hold more (see `indeterminate`).
+    known: Arc<StdMutex<HashSet<Cause>>>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Driver {
+    pub fn new(
+        api: ApiClient,
+        world: Arc<World>,
+        bases: Arc<Vec<String>>,
+        alive: Arc<Vec<AtomicBool>>,
+        ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
+        diary_share: f64,
+        seed: u64,
+    ) -> Self {
+        Self {
+            api,
+            world,
+            bases,
+            alive,
+            ledger_tx,
+            diary_share: diary_share.clamp(0.0, 1.0),
+            rng: StdMutex::new(StdRng::seed_from_u64(seed ^ 0xd71e)),
+            caused: Arc::default(),
+            expected: Arc::default(),
+            failures: Arc::default(),
+            recent: Arc::default(),
+            known: Arc::default(),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    /// Causes events at `rate_per_s` for `duration` (at most `max_events`), then waits up to
+    /// 30 s for the requests still in flight.
+    pub async fn drive(&self, rate_per_s: f64, duration: Duration, max_events: u64) -> Drive {
+        let interval = Duration::from_secs_f64(1.0 / rate_per_s);
+        let started = Instant::now();
+        let end = started + duration;
+        let (mut sent, mut skipped) = (0u64, 0u64);
+        for n in 0..max_events {
+            let due = started + interval.mul_f64(n as f64);
+            if due >= end {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+                skipped += 1;
+                continue;
+            };
+            let (instance, diary_event, author, pick) = {
+                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                let live: Vec<usize> =
+                    (0..self.bases.len()).filter(|&i| self.alive[i].load(Ordering::Relaxed)).collect();
+                let Some(&instance) = live.get(rng.random_range(0..live.len().max(1))) else { continue };
+                let diary_event = rng.random_bool(self.diary_share);
+                (instance, diary_event, self.world.random_author(&mut *rng), rng.random::<u64>())
+            };
+            sent += 1;
+            let event = Event {
+                api: self.api.clone(),
+                base: self.bases[instance].clone(),
+                world: self.world.clone(),
+                ledger_tx: self.ledger_tx.clone(),
+                caused: self.caused.clone(),
+                expected: self.expected.clone(),
+                failures: self.failures.clone(),
+                recent: self.recent.clone(),
+                known: self.known.clone(),
+            };
+            tokio::spawn(async move {
+                let _permit = permit;
+                event.cause(diary_event, author, pick, n).await;
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64().min(duration.as_secs_f64()).max(f64::EPSILON);
+        // Let in-flight requests finish (the permits come back), then hand them out again.
+        if let Ok(all) =
+            tokio::time::timeout(Duration::from_secs(30), self.in_flight.acquire_many(MAX_IN_FLIGHT as u32)).await
+        {
+            drop(all);
+        }
+        Drive { started, ended: Instant::now(), seconds, sent, skipped }
+    }
+
+    /// Causing requests that failed, and why, by kind of answer.
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn known_causes(&self) -> HashSet<Cause> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// One causing request and what it must notify.
+struct Event {
+    api: ApiClient,
+    base: String,
+    world: Arc<World>,
+    ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
+    caused: Arc<AtomicU64>,
+    expected: Arc<AtomicU64>,
+    failures: Arc<StdMutex<BTreeMap<String, u64>>>,
+    recent: Arc<Mutex<Vec<(usize, u64)>>>,
+    known: Arc<StdMutex<HashSet<Cause>>>,
+}
+
+impl Event {
+    async fn cause(self, diary_event: bool, author: usize, pick: u64, n: u64) {
+        let target = if diary_event { None } else { self.pick_diary(pick).await };
+        let sent_at = Instant::now();
+        let world = &self.world;
+        match target {
+            None => match self.api.write_diary(&self.base, &world.users[author], n).await {
+                Ok(diary) => {
+                    let cause = Cause::diary(diary);
+                    self.created(cause);
+                    for &f in &world.friends[author] {
+                        self.expect(f, cause, sent_at);
+                    }
+                    let mut recent = self.recent.lock().await;
+                    if recent.len() >= RECENT_DIARIES {
+                        recent.remove(0);
+                    }
+                    recent.push((author, diary));
+                }
+                Err(e) => self.failed(e.kind()),
+            },
+            Some((owner, diary)) => {
+                // A friend of the owner comments: the owner is notified.
+                let friends = &world.friends[owner];
+                let commenter = friends[(pick as usize) % friends.len()];
+                match self.api.comment(&self.base, &world.users[commenter], diary).await {
+                    Ok(comment) => {
+                        let cause = Cause::comment(comment);
+                        self.created(cause);
+                        self.expect(owner, cause, sent_at);
+                    }
+                    Err(e) => self.failed(e.kind()),
+                }
+            }
+        }
+    }
+
+    async fn pick_diary(&self, pick: u64) -> Option<(usize, u64)> {
+        let recent = self.recent.lock().await;
+        if recent.is_empty() { None } else { Some(recent[(pick as usize) % recent.len()]) }
+    }
+
+    fn created(&self, cause: Cause) {
+        self.caused.fetch_add(1, Ordering::Relaxed);
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(cause);
+    }
+
+    /// Only users holding a stream can be seen to receive anything.
+    fn expect(&self, user: usize, cause: Cause, at: Instant) {
+        if self.world.has_stream(user) {
+            self.expected.fetch_add(1, Ordering::Relaxed);
+            let _ = self.ledger_tx.send(LedgerMsg::Expect { recipient: self.world.users[user].id, cause, at });
+        }
+    }
+
+    fn failed(&self, kind: String) {
+        *self.failures.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1;
+    }
+}

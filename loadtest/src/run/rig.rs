@@ -1,0 +1,302 @@
+//! A fan-out rig for one delivery strategy: a fresh database, N server processes, a world of
+//! users and friends, one SSE client per streaming user spread over the instances, and the
+//! ledger collector they all report to. The fan-out and capacity runners drive load through
+//! it ([`super::driver`]) and then [`Rig::finish`] it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::RunContext;
+use super::clients::{ClientSpec, ClientStats, LedgerMsg, run_client};
+use super::driver::Driver;
+use super::world::World;
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::infra::unique_name;
+use crate::ledger::{Cause, Ledger, LedgerSummary};
+use crate::probe::api::ApiClient;
+use crate::scenario::{Reconnect, Spread, Strategy};
+
+/// Causing requests in flight at once; beyond this the driver is the bottleneck, and says so.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// What the ledger collector is asked besides recording.
+#[derive(Debug)]
+pub enum LedgerQuery {
+    /// The summary of the expectations whose causing request was sent in `[from, to)`.
+    Window { from: Instant, to: Instant, reply: oneshot::Sender<LedgerSummary> },
+}
+
+pub struct Rig {
+    pub strategy: Strategy,
+    pub database_url: String,
+    pub cluster: Arc<Mutex<Cluster>>,
+    pub alive: Arc<Vec<AtomicBool>>,
+    pub stats: Arc<ClientStats>,
+    pub driver: Driver,
+    /// The run's clock: fault times, deliveries per second and the progress line count from it.
+    pub t0: Instant,
+    ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
+    queries: mpsc::UnboundedSender<LedgerQuery>,
+    collector: tokio::task::JoinHandle<Ledger>,
+    stop_clients: CancellationToken,
+    client_tasks: Vec<tokio::task::JoinHandle<()>>,
+    progress: tokio::task::JoinHandle<()>,
+}
+
+impl Rig {
+    pub async fn start(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Rig> {
+        let scn = ctx.scenario;
+        let urls = ctx.infra.urls();
+        let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
+        let mut env = vec![
+            ("SERVER_DATABASE_URL".to_string(), database_url.clone()),
+            ("SERVER_REDIS_URL".to_string(), urls.redis.clone()),
+            ("SERVER_AMQP_URL".to_string(), urls.amqp.clone()),
+            ("SERVER_NAMESPACE".to_string(), format!("{}:", unique_name("lt"))),
+            ("SERVER_NOTIFY_DELIVERY".to_string(), strategy.as_str().to_string()),
+            // The notification path alone is measured: no AI comments competing for the CPU.
+            ("SERVER_AI_ENABLED".to_string(), "false".to_string()),
+            // Thousands of sign-ups on 2 cores: cheap hashes (logged as weak by the server).
+            ("SERVER_ARGON2_MEMORY_KIB".to_string(), "256".to_string()),
+            ("SERVER_ARGON2_ITERATIONS".to_string(), "1".to_string()),
+        ];
+        env.extend(scn.cluster.server_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let cluster = Cluster::start(ClusterSpec {
+            server_bin: ctx.server_bin.clone(),
+            instances: scn.cluster.instances as usize,
+            env,
+            log_dir: ctx.report_dir.join("logs").join(strategy.as_str()),
+            ready_timeout: Duration::from_secs(60),
+        })
+        .await?;
+        let bases = Arc::new(cluster.urls());
+        let n_instances = bases.len();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(MAX_IN_FLIGHT)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        // Streams must not time out: they are long-lived by design.
+        let stream_http = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build()?;
+        let api = ApiClient::new(http);
+        eprintln!(
+            "[{}] building the world: {} users, {} friends each",
+            strategy.as_str(),
+            scn.load.users,
+            scn.load.friends_per_user
+        );
+        let world = Arc::new(
+            World::build(
+                &api,
+                &bases,
+                &unique_name(strategy.as_str()),
+                scn.load.users as usize,
+                scn.load.friends_per_user as usize,
+                scn.load.sse_clients as usize,
+                scn.seed,
+            )
+            .await?,
+        );
+
+        let t0 = Instant::now();
+        let (ledger_tx, ledger_rx) = mpsc::unbounded_channel::<LedgerMsg>();
+        let (queries, query_rx) = mpsc::unbounded_channel::<LedgerQuery>();
+        let (delivered, outstanding) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let collector = tokio::spawn(collect(t0, ledger_rx, query_rx, delivered.clone(), outstanding.clone()));
+
+        let alive: Arc<Vec<AtomicBool>> = Arc::new((0..n_instances).map(|_| AtomicBool::new(true)).collect());
+        let stats = Arc::new(ClientStats::default());
+        let stop_clients = CancellationToken::new();
+        let mut rng = StdRng::seed_from_u64(scn.seed ^ 0x5eed);
+        let mut client_tasks = Vec::new();
+        for u in 0..world.sse_clients {
+            let own = match scn.load.spread {
+                Spread::RoundRobin => u % n_instances,
+                Spread::Random => rng.random_range(0..n_instances),
+            };
+            let spec = ClientSpec {
+                client: u as u64,
+                user_id: world.users[u].id,
+                token: world.users[u].token.clone(),
+                bases: bases.clone(),
+                order: (0..n_instances).map(|k| (own + k) % n_instances).collect(),
+                resume_with_last_event_id: scn.load.reconnect == Reconnect::LastEventId,
+            };
+            client_tasks.push(tokio::spawn(run_client(
+                spec,
+                stream_http.clone(),
+                alive.clone(),
+                ledger_tx.clone(),
+                stats.clone(),
+                stop_clients.clone(),
+            )));
+        }
+        let driver =
+            Driver::new(api, world, bases, alive.clone(), ledger_tx.clone(), scn.load.mix.diary_share(), scn.seed);
+        let progress = spawn_progress(strategy, t0, &driver, delivered, outstanding, stats.clone());
+        Ok(Rig {
+            strategy,
+            database_url,
+            cluster: Arc::new(Mutex::new(cluster)),
+            alive,
+            stats,
+            driver,
+            t0,
+            ledger_tx,
+            queries,
+            collector,
+            stop_clients,
+            client_tasks,
+            progress,
+        })
+    }
+
+    /// Waits `warmup` for the streams to connect, and warns if some did not.
+    pub async fn warm_up(&self, warmup: Duration) {
+        tokio::time::sleep(warmup).await;
+        let connected = self.stats.connected.load(Ordering::Relaxed);
+        if connected < self.driver.world.sse_clients {
+            eprintln!(
+                "[{}] warning: {connected} of {} streams connected after the warm-up",
+                self.strategy.as_str(),
+                self.driver.world.sse_clients
+            );
+        }
+    }
+
+    /// The ledger so far, for the expectations of requests sent in `[from, to)`.
+    pub async fn window(&self, from: Instant, to: Instant) -> anyhow::Result<LedgerSummary> {
+        let (reply, answer) = oneshot::channel();
+        self.queries
+            .send(LedgerQuery::Window { from, to, reply })
+            .map_err(|_| anyhow::anyhow!("the ledger collector has stopped"))?;
+        Ok(answer.await?)
+    }
+
+    /// Stops the clients, closes the ledger, resolves uncertain causes with read-only SQL and
+    /// stops the cluster. Returns the ledger and the causes that committed although their
+    /// request failed for the driver.
+    pub async fn finish(self) -> anyhow::Result<(Ledger, Vec<Cause>)> {
+        self.stop_clients.cancel();
+        for task in self.client_tasks {
+            let _ = task.await;
+        }
+        self.progress.abort();
+        let known = self.driver.known_causes();
+        drop(self.driver);
+        drop(self.ledger_tx);
+        drop(self.queries);
+        let mut ledger = self.collector.await?;
+        // A request that failed or timed out for the driver (a paused instance answers after
+        // the client gave up) may still have committed: the database says which causes exist.
+        let uncertain: Vec<Cause> =
+            committed_causes(&self.database_url).await?.into_iter().filter(|c| !known.contains(c)).collect();
+        for cause in &uncertain {
+            ledger.indeterminate(*cause);
+        }
+        let cluster = Arc::try_unwrap(self.cluster)
+            .map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?
+            .into_inner();
+        cluster.stop(Duration::from_secs(10)).await;
+        Ok((ledger, uncertain))
+    }
+}
+
+/// Owns the ledger: records what clients and driver report, answers window queries, and
+/// refreshes the progress counters every 2 s. Ends when both channels close.
+async fn collect(
+    t0: Instant,
+    mut msgs: mpsc::UnboundedReceiver<LedgerMsg>,
+    mut queries: mpsc::UnboundedReceiver<LedgerQuery>,
+    delivered: Arc<AtomicU64>,
+    outstanding: Arc<AtomicU64>,
+) -> Ledger {
+    let mut ledger = Ledger::new(t0);
+    let mut tally = tokio::time::interval(Duration::from_secs(2));
+    let mut queries_open = true;
+    loop {
+        tokio::select! {
+            msg = msgs.recv() => match msg {
+                Some(LedgerMsg::Expect { recipient, cause, at }) => ledger.expect(recipient, cause, at),
+                Some(LedgerMsg::Observe { client, client_user, id, recipient, cause, at }) => {
+                    ledger.observe(client, client_user, id, recipient, cause, at)
+                }
+                None => break,
+            },
+            query = queries.recv(), if queries_open => match query {
+                Some(LedgerQuery::Window { from, to, reply }) => {
+                    let _ = reply.send(ledger.summary_between(from, to));
+                }
+                None => queries_open = false,
+            },
+            _ = tally.tick() => {
+                let s = ledger.summary();
+                delivered.store(s.delivered, Ordering::Relaxed);
+                outstanding.store(s.lost, Ordering::Relaxed);
+            }
+        }
+    }
+    ledger
+}
+
+/// Every diary and comment in the database (read-only SQL after the run).
+async fn committed_causes(database_url: &str) -> anyhow::Result<Vec<Cause>> {
+    use sqlx::Connection;
+    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
+    let diaries: Vec<u64> = sqlx::query_scalar("SELECT id FROM diaries").fetch_all(&mut conn).await?;
+    let comments: Vec<u64> = sqlx::query_scalar("SELECT id FROM comments").fetch_all(&mut conn).await?;
+    let _ = conn.close().await;
+    Ok(diaries.into_iter().map(Cause::diary).chain(comments.into_iter().map(Cause::comment)).collect())
+}
+
+/// (recipient, cause) pairs stored as more than one row: read-only SQL after the run.
+pub async fn stored_twice(database_url: &str) -> anyhow::Result<u64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM notifications GROUP BY recipient_id, kind, cause_id HAVING COUNT(*) > 1) t",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let _ = conn.close().await;
+    Ok(twice as u64)
+}
+
+fn spawn_progress(
+    strategy: Strategy,
+    t0: Instant,
+    driver: &Driver,
+    delivered: Arc<AtomicU64>,
+    outstanding: Arc<AtomicU64>,
+    stats: Arc<ClientStats>,
+) -> tokio::task::JoinHandle<()> {
+    let (caused, expected) = (driver.caused.clone(), driver.expected.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            // "not yet received" becomes "lost" only at the end of the drain.
+            eprintln!(
+                "[{}] {:>5.1}s  caused {:>6}  expected {:>7}  delivered {:>7}  not yet received {:>6}  streams {:>5}  reconnects {:>4}",
+                strategy.as_str(),
+                t0.elapsed().as_secs_f64(),
+                caused.load(Ordering::Relaxed),
+                expected.load(Ordering::Relaxed),
+                delivered.load(Ordering::Relaxed),
+                outstanding.load(Ordering::Relaxed),
+                stats.connected.load(Ordering::Relaxed),
+                stats.reconnects.load(Ordering::Relaxed),
+            );
+        }
+    })
+}
+
+/// Returned by [`Driver::known_causes`]: every cause the driver saw succeed.
+pub type KnownCauses = HashSet<Cause>;
