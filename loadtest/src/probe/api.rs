@@ -1,5 +1,6 @@
-//! The HTTP API as a client sees it: sign up, log in, befriend, write diaries and comments.
-//! Used by the runners to build a world and to cause events.
+//! The HTTP API as a client sees it: sign up, log in, befriend, write diaries and comments,
+//! list rental items, reserve and approve, run admin job commands. Used by the runners to
+//! build a world and to cause events.
 
 use serde_json::{Value, json};
 
@@ -12,6 +13,14 @@ pub enum ApiCallError {
 }
 
 impl ApiCallError {
+    /// The HTTP status the server answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiCallError::Status { status, .. } => Some(*status),
+            ApiCallError::Transport { .. } => None,
+        }
+    }
+
     /// A short, bounded label for counting failures: the status and the API error code, or
     /// the transport failure's first words.
     pub fn kind(&self) -> String {
@@ -121,5 +130,53 @@ impl ApiClient {
         let body = json!({"content": "hang in there"});
         let comment = self.call(base, "POST", &format!("/diaries/{diary}/comments"), Some(&author.token), body).await?;
         Ok(comment["id"].as_u64().unwrap_or(0))
+    }
+
+    /// A rental item; returns its id.
+    pub async fn create_rental(
+        &self,
+        base: &str,
+        owner: &User,
+        title: &str,
+        description: &str,
+    ) -> Result<u64, ApiCallError> {
+        let body = json!({
+            "title": title,
+            "description": description,
+            "category": "camping",
+            "price_per_day": 5000,
+            "deposit": 20000,
+            "location": "Seoul",
+            "photo_urls": [],
+        });
+        let item = self.call(base, "POST", "/rentals", Some(&owner.token), body).await?;
+        Ok(item["id"].as_u64().unwrap_or(0))
+    }
+
+    /// A reservation request for the days `start..=end` (ISO dates); returns its id.
+    pub async fn request_reservation(
+        &self,
+        base: &str,
+        requester: &User,
+        item: u64,
+        start: &str,
+        end: &str,
+    ) -> Result<u64, ApiCallError> {
+        let body = json!({"start_date": start, "end_date": end});
+        let r = self.call(base, "POST", &format!("/rentals/{item}/reservations"), Some(&requester.token), body).await?;
+        Ok(r["id"].as_u64().unwrap_or(0))
+    }
+
+    /// The item's owner approves a reservation.
+    pub async fn approve_reservation(&self, base: &str, owner: &User, reservation: u64) -> Result<(), ApiCallError> {
+        self.call(base, "POST", &format!("/reservations/{reservation}/approve"), Some(&owner.token), Value::Null)
+            .await?;
+        Ok(())
+    }
+
+    /// An admin command on a clustered job: `pause`, `resume` or `trigger`.
+    pub async fn job_command(&self, base: &str, admin: &User, job: &str, command: &str) -> Result<(), ApiCallError> {
+        self.call(base, "POST", &format!("/admin/jobs/{job}/{command}"), Some(&admin.token), Value::Null).await?;
+        Ok(())
     }
 }

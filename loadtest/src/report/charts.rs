@@ -385,6 +385,94 @@ pub(super) fn ramp(results: &[StrategyResult]) -> String {
     out
 }
 
+/// Claim, booking and jobs runs: the invariant violations per strategy as grouped bars
+/// (double processed and stuck; overlapping approvals; missed and doubled firings), so a
+/// strategy that breaks one stands out at a glance. Zero bars are drawn as a thin line.
+pub(super) fn violations(results: &[StrategyResult]) -> String {
+    let mut out = String::new();
+    let f = &FRAME;
+    open(&mut out, f, "Invariant violations per strategy (0 is correct)");
+    let bars: Vec<(String, Vec<(&str, u64)>)> = results
+        .iter()
+        .map(|s| {
+            let mut v = Vec::new();
+            if let Some(c) = &s.claim {
+                v.extend([("double processed", c.double_processed), ("stuck", c.stuck)]);
+            }
+            if let Some(b) = &s.booking {
+                v.extend([("overlapping approvals", b.overlaps), ("disagreements", b.disagreements)]);
+            }
+            if let Some(j) = &s.jobs {
+                v.extend([("missed firings", j.missed_firings), ("firings run twice", j.double_firings)]);
+            }
+            (s.strategy.clone(), v)
+        })
+        .collect();
+    let peak = bars.iter().flat_map(|(_, v)| v.iter().map(|(_, n)| *n)).max().unwrap_or(0);
+    if bars.iter().all(|(_, v)| v.is_empty()) {
+        empty(&mut out, f, "no results");
+        return out;
+    }
+    let y_max = nice_ceiling(peak.max(1) as f64);
+    let y_of = |v: f64| f.bottom - v / y_max * f.height();
+    for k in 0..=5 {
+        let v = y_max * k as f64 / 5.0;
+        y_tick(&mut out, f, y_of(v), &format!("{v}"));
+    }
+    axes(&mut out, f, "count");
+    let slot = f.width() / bars.len() as f64;
+    for (i, (strategy, values)) in bars.iter().enumerate() {
+        let bar_w = (slot * 0.7 / values.len().max(1) as f64).min(60.0);
+        let group_x = f.left + i as f64 * slot + (slot - bar_w * values.len() as f64) / 2.0;
+        for (k, (what, n)) in values.iter().enumerate() {
+            let h = (*n as f64 / y_max * f.height()).max(1.0);
+            let x = group_x + k as f64 * bar_w;
+            let _ = write!(
+                out,
+                concat!(
+                    r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{c}" opacity="{o}">"#,
+                    r#"<title>{s}: {what} {n}</title></rect>"#,
+                    r#"<text x="{cx:.1}" y="{ly:.1}" class="value" text-anchor="middle">{n}</text>"#,
+                ),
+                x = x,
+                y = f.bottom - h,
+                w = bar_w * 0.9,
+                h = h,
+                c = color(i),
+                o = if k == 0 { "1" } else { "0.55" },
+                s = html(strategy),
+                what = html(what),
+                n = n,
+                cx = x + bar_w * 0.45,
+                ly = f.bottom - h - 5.0,
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{cx:.1}" y="{y}" class="tick" text-anchor="middle">{s}</text>"#,
+            cx = f.left + (i as f64 + 0.5) * slot,
+            y = f.bottom + 18.0,
+            s = html(strategy),
+        );
+    }
+    if let Some((_, values)) = bars.iter().find(|(_, v)| !v.is_empty()) {
+        let names: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(k, (w, _))| format!("{} bar: {w}", if k == 0 { "full" } else { "pale" }))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<text x="{x}" y="{y}" class="tick">{t}</text>"#,
+            x = f.left,
+            y = f.height - 14.0,
+            t = html(&names.join("; ")),
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
 /// Row of each label, given the horizontal span it covers: the first row where it overlaps
 /// no label already placed.
 fn label_rows(spans: &[(f64, f64)]) -> Vec<usize> {

@@ -52,7 +52,12 @@ pub(super) fn render(r: &RunReport) -> String {
         let _ = write!(out, "<dt>{key}</dt><dd>{value}</dd>");
     }
     out.push_str("</dl>\n<h2>Results</h2>\n");
-    results_table(&mut out, &r.results);
+    let notifications = !matches!(r.kind.as_str(), "claim" | "booking" | "jobs");
+    if notifications {
+        results_table(&mut out, &r.results);
+    } else {
+        kind_table(&mut out, &r.results);
+    }
 
     if r.results.iter().any(|s| !s.ramp.is_empty()) {
         out.push_str("<h2>Capacity ramp</h2>\n<p>Each step is judged on the notifications of its own requests.</p>\n");
@@ -62,13 +67,21 @@ pub(super) fn render(r: &RunReport) -> String {
         }
     }
 
-    out.push_str("<h2>Charts</h2>\n");
-    out.push_str(&charts::latency(&r.results));
-    out.push('\n');
-    out.push_str(&charts::loss(&r.results));
-    out.push('\n');
     let faults = fault_rows(&r.faults);
-    out.push_str(&charts::deliveries(&r.results, &faults));
+    out.push_str("<h2>Charts</h2>\n");
+    if notifications {
+        out.push_str(&charts::latency(&r.results));
+        out.push('\n');
+        out.push_str(&charts::loss(&r.results));
+        out.push('\n');
+        out.push_str(&charts::deliveries(&r.results, &faults));
+    } else {
+        out.push_str(&charts::violations(&r.results));
+        if r.kind == "booking" {
+            out.push('\n');
+            out.push_str(&charts::latency(&r.results));
+        }
+    }
 
     out.push_str("\n<h2>Thresholds</h2>\n");
     if r.thresholds.is_empty() {
@@ -204,6 +217,76 @@ fn ramp_table(out: &mut String, s: &StrategyResult) {
         let verdict =
             if step.sustained { badge(true).to_string() } else { format!("{} {}", badge(false), html(&step.verdict)) };
         let _ = writeln!(out, "<td>{verdict}</td></tr>");
+    }
+    out.push_str("</table></div>\n");
+}
+
+/// A strategy, its (column, cell) pairs, and whether it passed.
+type KindRow = (String, Vec<(&'static str, String)>, bool);
+
+/// Claim, booking and jobs results: one row per strategy with the counts of its kind.
+fn kind_table(out: &mut String, results: &[StrategyResult]) {
+    let rows: Vec<KindRow> = results
+        .iter()
+        .map(|s| {
+            let mut cells: Vec<(&'static str, String)> = Vec::new();
+            if let Some(c) = &s.claim {
+                cells.extend([
+                    ("posts", c.items.to_string()),
+                    ("done", c.done.to_string()),
+                    ("double processed", c.double_processed.to_string()),
+                    ("stuck", c.stuck.to_string()),
+                    ("embed calls", c.embed_calls.to_string()),
+                    ("failed calls", c.failed_calls.to_string()),
+                    ("fenced", c.fenced.to_string()),
+                    ("claims", c.claims.to_string()),
+                    ("wasted claims", c.wasted_claims.to_string()),
+                    ("posts/s", format!("{:.1}", s.throughput_per_s)),
+                ]);
+            }
+            if let Some(b) = &s.booking {
+                cells.extend([
+                    ("requests", b.requests.to_string()),
+                    ("approved", b.approved.to_string()),
+                    ("most possible", b.max_possible.to_string()),
+                    ("409", b.conflicts.to_string()),
+                    ("errors", b.errors.to_string()),
+                    ("overlaps", b.overlaps.to_string()),
+                    ("disagreements", b.disagreements.to_string()),
+                    ("approvals/s", format!("{:.1}", s.throughput_per_s)),
+                    ("p50 ms", ms(s.latency_us.p50)),
+                    ("p99 ms", ms(s.latency_us.p99)),
+                ]);
+            }
+            if let Some(j) = &s.jobs {
+                cells.extend([
+                    ("firings due", j.firings.to_string()),
+                    ("runs", j.runs.to_string()),
+                    ("missed", j.missed_firings.to_string()),
+                    ("run twice", j.double_firings.to_string()),
+                    ("longest gap s", format!("{:.1}", j.max_gap_s)),
+                ]);
+            }
+            (s.strategy.clone(), cells, s.passed)
+        })
+        .collect();
+    let Some((_, header, _)) = rows.first() else { return };
+    out.push_str("<div class=\"wide\"><table>\n<tr><th>strategy</th>");
+    for (name, _) in header {
+        let _ = write!(out, "<th>{}</th>", html(name));
+    }
+    out.push_str("<th>verdict</th></tr>\n");
+    for (i, (strategy, cells, passed)) in rows.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<tr><td><span class=\"swatch\" style=\"background:{c}\"></span>{name}</td>",
+            c = charts::color(i),
+            name = html(strategy),
+        );
+        for (_, cell) in cells {
+            let _ = write!(out, "<td class=\"n\">{cell}</td>");
+        }
+        let _ = writeln!(out, "<td>{}</td></tr>", badge(*passed));
     }
     out.push_str("</table></div>\n");
 }

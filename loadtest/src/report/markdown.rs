@@ -24,7 +24,12 @@ pub(super) fn render(r: &RunReport) -> String {
     }
 
     out.push_str("\n## Results\n\n");
-    results_table(&mut out, &r.results);
+    match r.kind.as_str() {
+        "claim" => claim_table(&mut out, &r.results),
+        "booking" => booking_table(&mut out, &r.results),
+        "jobs" => jobs_table(&mut out, &r.results),
+        _ => results_table(&mut out, &r.results),
+    }
 
     if r.results.iter().any(|s| !s.ramp.is_empty()) {
         out.push_str("\n## Capacity ramp\n\nEach step is judged on the notifications of its own requests.\n");
@@ -149,6 +154,85 @@ fn ramp_table(out: &mut String, s: &StrategyResult) {
             ms(l.p50),
             ms(l.p99),
             ms(l.max),
+        );
+    }
+}
+
+fn mark(passed: bool) -> &'static str {
+    if passed { "✅" } else { "❌" }
+}
+
+fn claim_table(out: &mut String, results: &[StrategyResult]) {
+    out.push_str(
+        "| strategy | posts | done | double processed | stuck | embed calls | failed calls | fenced | claims | \
+         wasted claims | posts/s | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in results {
+        let c = s.claim.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            md_cell(&s.strategy),
+            c.items,
+            c.done,
+            c.double_processed,
+            c.stuck,
+            c.embed_calls,
+            c.failed_calls,
+            c.fenced,
+            c.claims,
+            c.wasted_claims,
+            s.throughput_per_s,
+            mark(s.passed)
+        );
+    }
+}
+
+fn booking_table(out: &mut String, results: &[StrategyResult]) {
+    out.push_str(
+        "| strategy | requests | approvals | approved | most possible | 409 | errors | overlaps | disagreements | \
+         approvals/s | p50 ms | p99 ms | max ms | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in results {
+        let b = s.booking.unwrap_or_default();
+        let l = &s.latency_us;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+            md_cell(&s.strategy),
+            b.requests,
+            b.approvals,
+            b.approved,
+            b.max_possible,
+            b.conflicts,
+            b.errors,
+            b.overlaps,
+            b.disagreements,
+            s.throughput_per_s,
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max),
+            mark(s.passed)
+        );
+    }
+}
+
+fn jobs_table(out: &mut String, results: &[StrategyResult]) {
+    out.push_str(
+        "| strategy | firings due | runs | missed | run twice | longest gap s | verdict |\n|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in results {
+        let j = s.jobs.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1} | {} |",
+            md_cell(&s.strategy),
+            j.firings,
+            j.runs,
+            j.missed_firings,
+            j.double_firings,
+            j.max_gap_s,
+            mark(s.passed)
         );
     }
 }

@@ -106,6 +106,77 @@ pub struct StrategyResult {
     /// (`None`: not even the first step was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<Sustained>,
+    /// Claim runs (fields at this level: `items`, `double_processed`, `stuck`, ...).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimCounts>,
+    /// Booking runs.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<BookingCounts>,
+    /// Jobs runs.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobCounts>,
+}
+
+/// A claim run, per post, from read-only SQL on the server's side-effect log after the run.
+/// `throughput_per_s` of the result is posts embedded per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClaimCounts {
+    /// Posts created for the run.
+    pub items: u64,
+    /// Posts DONE at the end.
+    pub done: u64,
+    /// (post, content version) pairs whose embedding was committed more than once.
+    pub double_processed: u64,
+    /// Posts not DONE after the drain.
+    pub stuck: u64,
+    /// Claims that found nothing to claim.
+    pub wasted_claims: u64,
+    /// Claims made, empty ones included.
+    pub claims: u64,
+    /// Calls of the embedder, failed ones included.
+    pub embed_calls: u64,
+    /// Embed calls that failed (injected failures).
+    pub failed_calls: u64,
+    /// Final writes refused because the claim had passed to another worker.
+    pub fenced: u64,
+}
+
+/// A booking run: what the API answered to the approvals, and what the database holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BookingCounts {
+    pub requests: u64,
+    /// Approvals sent.
+    pub approvals: u64,
+    /// Approvals answered 2xx.
+    pub approved: u64,
+    /// Approvals answered 409.
+    pub conflicts: u64,
+    /// Approvals answered anything else, or not at all.
+    pub errors: u64,
+    /// Pairs of approved reservations of one item whose dates overlap (read-only SQL).
+    pub overlaps: u64,
+    /// Reservations whose approval the API and the database disagree on.
+    pub disagreements: u64,
+    /// The most approvals the requests allowed: per item, a maximum set of non-overlapping
+    /// requests (interval scheduling), summed. Approving fewer is allowed (a lost race is
+    /// answered 409); approving more is impossible without an overlap.
+    pub max_possible: u64,
+}
+
+/// A jobs run: the heartbeat job's history, from read-only SQL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Firings due between the first and the last run seen.
+    pub firings: u64,
+    pub runs: u64,
+    /// Due firings with no run.
+    pub missed_firings: u64,
+    /// Firings that ran more than once.
+    pub double_firings: u64,
+    /// The longest time between two consecutive runs' scheduled times, in seconds.
+    pub max_gap_s: f64,
+    /// Runs per instance.
+    pub runs_by_instance: std::collections::BTreeMap<String, u64>,
 }
 
 /// One step of a capacity ramp, counted over the expectations of the requests sent in it.
@@ -170,7 +241,18 @@ impl StrategyResult {
             notes: Vec::new(),
             ramp: Vec::new(),
             sustained: None,
+            claim: None,
+            booking: None,
+            jobs: None,
         }
+    }
+
+    /// A result with no notifications in it, for the kinds that count something else.
+    pub fn without_notifications(strategy: &str, throughput_per_s: f64, latency_us: Percentiles) -> Self {
+        let mut r = Self::from_summary(strategy, &LedgerSummary::default(), 0, 0, 0.0);
+        r.throughput_per_s = throughput_per_s;
+        r.latency_us = latency_us;
+        r
     }
 
     /// lost / expected, 0 when nothing was expected.

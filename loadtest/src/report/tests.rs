@@ -25,6 +25,9 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         notes: Vec::new(),
         ramp: Vec::new(),
         sustained: None,
+        claim: None,
+        booking: None,
+        jobs: None,
     }
 }
 
@@ -348,4 +351,64 @@ fn a_capacity_report_shows_every_step_and_the_sustained_rate() {
     assert_eq!(json["results"][1]["ramp"].as_array().unwrap().len(), 3);
     // A fanout result carries neither field.
     assert!(serde_json::to_value(result("x")).unwrap().get("ramp").is_none());
+}
+
+#[test]
+fn claim_results_carry_their_counts_at_the_result_level_and_render_by_kind() {
+    let mut report = sample_report();
+    report.kind = "claim".to_string();
+    report.results = ["naive", "skip-locked"]
+        .iter()
+        .map(|name| {
+            let mut r = StrategyResult::without_notifications(name, 1500.0, Percentiles::default());
+            r.claim = Some(ClaimCounts {
+                items: 1000,
+                done: 1000,
+                double_processed: if *name == "naive" { 37 } else { 0 },
+                embed_calls: 1040,
+                ..ClaimCounts::default()
+            });
+            r
+        })
+        .collect();
+    let json = serde_json::to_value(&report).unwrap();
+    let naive = &json["results"][0];
+    for field in
+        ["strategy", "items", "double_processed", "stuck", "wasted_claims", "embed_calls", "throughput_per_s", "passed"]
+    {
+        assert!(naive.get(field).is_some(), "results[0].{field} missing: {naive}");
+    }
+    assert_eq!(naive["double_processed"], 37);
+    assert!(naive.get("overlaps").is_none() && naive.get("missed_firings").is_none());
+    let back: RunReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back.results[0].claim, report.results[0].claim);
+    assert!(back.results[0].booking.is_none());
+    let md = to_markdown(&report);
+    assert!(md.contains("| naive | 1000 | 1000 | 37 | 0 | 1040 |"), "{md}");
+    let html = to_html(&report);
+    assert!(html.contains("Invariant violations per strategy") && html.contains("<th>double processed</th>"), "{html}");
+    assert!(!html.contains("Lost notifications"), "notification charts have nothing to show for claims");
+}
+
+#[test]
+fn booking_and_jobs_results_render_their_own_columns() {
+    let mut report = sample_report();
+    report.kind = "booking".to_string();
+    let mut b = StrategyResult::without_notifications("optimistic", 420.0, Percentiles::default());
+    b.booking = Some(BookingCounts {
+        requests: 200,
+        approvals: 200,
+        approved: 40,
+        conflicts: 160,
+        max_possible: 52,
+        ..Default::default()
+    });
+    report.results = vec![b];
+    assert!(to_markdown(&report).contains("| optimistic | 200 | 200 | 40 | 52 | 160 | 0 | 0 | 0 |"));
+    report.kind = "jobs".to_string();
+    let mut j = StrategyResult::without_notifications("clustered", 1.0, Percentiles::default());
+    j.jobs = Some(JobCounts { firings: 60, runs: 59, missed_firings: 1, max_gap_s: 2.0, ..Default::default() });
+    report.results = vec![j];
+    let md = to_markdown(&report);
+    assert!(md.contains("| clustered | 60 | 59 | 1 | 0 | 2.0 |"), "{md}");
 }

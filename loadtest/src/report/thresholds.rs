@@ -67,6 +67,55 @@ fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
         };
         verdict("min_sustained_delivered_per_s", passed, detail);
     }
+    if let Some(c) = &r.claim {
+        for (limit, what, max, value) in [
+            ("max_double_processed", "double processed", t.max_double_processed, c.double_processed),
+            ("max_stuck", "stuck", t.max_stuck, c.stuck),
+        ] {
+            if let Some(max) = max {
+                let passed = value <= max;
+                verdict(limit, passed, format!("{what} {value} {} {max}", if passed { "<=" } else { ">" }));
+            }
+        }
+        if let Some(min) = t.min_double_processed {
+            let passed = c.double_processed >= min;
+            let detail = format!(
+                "double processed {} {} {min} (this strategy is expected to double-process: the ledger must see it)",
+                c.double_processed,
+                if passed { ">=" } else { "<" }
+            );
+            verdict("min_double_processed", passed, detail);
+        }
+        if let Some(min) = t.min_items_per_s {
+            let passed = r.throughput_per_s >= min;
+            let op = if passed { ">=" } else { "<" };
+            verdict("min_items_per_s", passed, format!("{:.1} posts/s {op} {min}/s", r.throughput_per_s));
+        }
+    }
+    if let (Some(b), Some(max)) = (&r.booking, t.max_overlaps) {
+        let passed = b.overlaps <= max;
+        verdict(
+            "max_overlaps",
+            passed,
+            format!("overlapping approvals {} {} {max}", b.overlaps, if passed { "<=" } else { ">" }),
+        );
+    }
+    if let Some(j) = &r.jobs {
+        for (limit, what, max, value) in [
+            ("max_missed_firings", "missed firings", t.max_missed_firings, j.missed_firings),
+            ("max_double_firings", "firings run twice", t.max_double_firings, j.double_firings),
+        ] {
+            if let Some(max) = max {
+                let passed = value <= max;
+                verdict(limit, passed, format!("{what} {value} {} {max}", if passed { "<=" } else { ">" }));
+            }
+        }
+        if let Some(max) = t.max_gap_s {
+            let passed = j.max_gap_s <= max;
+            let op = if passed { "<=" } else { ">" };
+            verdict("max_gap_s", passed, format!("longest gap between runs {:.1} s {op} {max} s", j.max_gap_s));
+        }
+    }
     let lost_pct = text::percent(r.lost, r.expected);
     if let Some(min) = t.min_lost_ratio {
         // A baseline that loses nothing because nothing was expected proves nothing.

@@ -21,15 +21,16 @@ use crate::scenario::{Ramp, Strategy};
 pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
     let ramp = scn.ramp.ok_or_else(|| anyhow::anyhow!("scenario {}: a capacity run needs [ramp]", scn.name))?;
+    let load = scn.fanout_load()?;
     let rig = Rig::start(ctx, strategy).await?;
-    rig.warm_up(Duration::from_secs_f64(scn.load.warmup_s)).await;
-    let step_duration = Duration::from_secs_f64(scn.load.duration_s);
+    rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
+    let step_duration = Duration::from_secs_f64(load.duration_s);
     let mut steps: Vec<RampStep> = Vec::new();
     let mut sustained: Option<Sustained> = None;
     let mut load_seconds = 0.0;
-    let mut events_left = scn.load.max_events;
+    let mut events_left = load.max_events;
     let mut failed_before = 0u64;
-    let mut rate = scn.load.rate_per_s;
+    let mut rate = load.rate_per_s;
     for _ in 0..ramp.max_steps {
         if events_left == 0 {
             break;
@@ -65,7 +66,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
         }
         rate = (rate * ramp.factor).min(ramp.max_rate_per_s);
     }
-    tokio::time::sleep(Duration::from_secs_f64(scn.load.drain_s)).await;
+    tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let caused = rig.driver.caused.load(Ordering::Relaxed);
     let database_url = rig.database_url.clone();
     let (ledger, _uncertain) = rig.finish().await?;

@@ -13,6 +13,7 @@ use crate::scenario::Strategy;
 
 pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
+    let load = scn.fanout_load()?;
     let rig = Rig::start(ctx, strategy).await?;
     let faults = tokio::spawn(run_faults(
         scn.faults.clone(),
@@ -23,13 +24,12 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
         rig.alive.clone(),
     ));
     // Warm-up: streams connect; nothing is counted yet.
-    rig.warm_up(Duration::from_secs_f64(scn.load.warmup_s)).await;
-    let drive =
-        rig.driver.drive(scn.load.rate_per_s, Duration::from_secs_f64(scn.load.duration_s), scn.load.max_events).await;
+    rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
+    let drive = rig.driver.drive(load.rate_per_s, Duration::from_secs_f64(load.duration_s), load.max_events).await;
     // The drain starts once the load has ended and the last fault step (a broker that takes
     // seconds to come back, say) is done: what arrives late is not lost.
     let fault_records = faults.await.unwrap_or_default();
-    tokio::time::sleep(Duration::from_secs_f64(scn.load.drain_s)).await;
+    tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let failures = rig.driver.failures();
     let caused = rig.driver.caused.load(std::sync::atomic::Ordering::Relaxed);
     let reconnects = rig.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed);

@@ -2,11 +2,14 @@
 //! the same load and faults, judge the thresholds, write the reports.
 
 pub mod baseline;
+pub mod booking;
 pub mod capacity;
+pub mod claim;
 pub mod clients;
 pub mod driver;
 pub mod fanout;
 pub mod faults;
+pub mod jobs;
 pub mod rig;
 pub mod world;
 
@@ -90,6 +93,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         let run = match scenario.kind {
             Kind::Fanout => fanout::run(&ctx, strategy).await?,
             Kind::Capacity => capacity::run(&ctx, strategy).await?,
+            Kind::Claim => claim::run(&ctx, strategy).await?,
+            Kind::Booking => booking::run(&ctx, strategy).await?,
+            Kind::Jobs => jobs::run(&ctx, strategy).await?,
         };
         let mut result = run.result;
         if let Some(raw) = &baseline {

@@ -53,29 +53,18 @@ pub struct Rig {
 impl Rig {
     pub async fn start(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Rig> {
         let scn = ctx.scenario;
-        let urls = ctx.infra.urls();
+        let load = scn.fanout_load()?;
         let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
-        let mut env = vec![
-            ("SERVER_DATABASE_URL".to_string(), database_url.clone()),
-            ("SERVER_REDIS_URL".to_string(), urls.redis.clone()),
-            ("SERVER_AMQP_URL".to_string(), urls.amqp.clone()),
-            ("SERVER_NAMESPACE".to_string(), format!("{}:", unique_name("lt"))),
-            ("SERVER_NOTIFY_DELIVERY".to_string(), strategy.as_str().to_string()),
-            // The notification path alone is measured: no AI comments competing for the CPU.
-            ("SERVER_AI_ENABLED".to_string(), "false".to_string()),
-            // Thousands of sign-ups on 2 cores: cheap hashes (logged as weak by the server).
-            ("SERVER_ARGON2_MEMORY_KIB".to_string(), "256".to_string()),
-            ("SERVER_ARGON2_ITERATIONS".to_string(), "1".to_string()),
-        ];
-        env.extend(scn.cluster.server_env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let cluster = Cluster::start(ClusterSpec {
-            server_bin: ctx.server_bin.clone(),
-            instances: scn.cluster.instances as usize,
-            env,
-            log_dir: ctx.report_dir.join("logs").join(strategy.as_str()),
-            ready_timeout: Duration::from_secs(60),
-        })
-        .await?;
+        let env = server_env(
+            ctx,
+            &database_url,
+            &[
+                ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
+                // The notification path alone is measured: no AI comments competing for the CPU.
+                ("SERVER_AI_ENABLED", "false"),
+            ],
+        );
+        let cluster = start_cluster(ctx, strategy, env).await?;
         let bases = Arc::new(cluster.urls());
         let n_instances = bases.len();
         let http = reqwest::Client::builder()
@@ -88,17 +77,17 @@ impl Rig {
         eprintln!(
             "[{}] building the world: {} users, {} friends each",
             strategy.as_str(),
-            scn.load.users,
-            scn.load.friends_per_user
+            load.users,
+            load.friends_per_user
         );
         let world = Arc::new(
             World::build(
                 &api,
                 &bases,
                 &unique_name(strategy.as_str()),
-                scn.load.users as usize,
-                scn.load.friends_per_user as usize,
-                scn.load.sse_clients as usize,
+                load.users as usize,
+                load.friends_per_user as usize,
+                load.sse_clients as usize,
                 scn.seed,
             )
             .await?,
@@ -116,7 +105,7 @@ impl Rig {
         let mut rng = StdRng::seed_from_u64(scn.seed ^ 0x5eed);
         let mut client_tasks = Vec::new();
         for u in 0..world.sse_clients {
-            let own = match scn.load.spread {
+            let own = match load.spread {
                 Spread::RoundRobin => u % n_instances,
                 Spread::Random => rng.random_range(0..n_instances),
             };
@@ -126,7 +115,7 @@ impl Rig {
                 token: world.users[u].token.clone(),
                 bases: bases.clone(),
                 order: (0..n_instances).map(|k| (own + k) % n_instances).collect(),
-                resume_with_last_event_id: scn.load.reconnect == Reconnect::LastEventId,
+                resume_with_last_event_id: load.reconnect == Reconnect::LastEventId,
             };
             client_tasks.push(tokio::spawn(run_client(
                 spec,
@@ -137,8 +126,7 @@ impl Rig {
                 stop_clients.clone(),
             )));
         }
-        let driver =
-            Driver::new(api, world, bases, alive.clone(), ledger_tx.clone(), scn.load.mix.diary_share(), scn.seed);
+        let driver = Driver::new(api, world, bases, alive.clone(), ledger_tx.clone(), load.mix.diary_share(), scn.seed);
         let progress = spawn_progress(strategy, t0, &driver, delivered, outstanding, stats.clone());
         Ok(Rig {
             strategy,
@@ -243,6 +231,41 @@ async fn collect(
         }
     }
     ledger
+}
+
+/// The environment of every server process of a run: the infrastructure's URLs, a fresh
+/// database, a namespace of its own, cheap password hashes, then `extra`, then the
+/// scenario's `server_env` (which wins: it is the user's word).
+pub fn server_env(ctx: &RunContext<'_>, database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let urls = ctx.infra.urls();
+    let mut env = vec![
+        ("SERVER_DATABASE_URL".to_string(), database_url.to_string()),
+        ("SERVER_REDIS_URL".to_string(), urls.redis.clone()),
+        ("SERVER_AMQP_URL".to_string(), urls.amqp.clone()),
+        ("SERVER_NAMESPACE".to_string(), format!("{}:", unique_name("lt"))),
+        // Thousands of sign-ups on 2 cores: cheap hashes (logged as weak by the server).
+        ("SERVER_ARGON2_MEMORY_KIB".to_string(), "256".to_string()),
+        ("SERVER_ARGON2_ITERATIONS".to_string(), "1".to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.extend(ctx.scenario.cluster.server_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Starts the scenario's instances with `env`, logs under `logs/<strategy>/`.
+pub async fn start_cluster(
+    ctx: &RunContext<'_>,
+    strategy: Strategy,
+    env: Vec<(String, String)>,
+) -> anyhow::Result<Cluster> {
+    Ok(Cluster::start(ClusterSpec {
+        server_bin: ctx.server_bin.clone(),
+        instances: ctx.scenario.cluster.instances as usize,
+        env,
+        log_dir: ctx.report_dir.join("logs").join(strategy.as_str()),
+        ready_timeout: Duration::from_secs(60),
+    })
+    .await?)
 }
 
 /// Every diary and comment in the database (read-only SQL after the run).

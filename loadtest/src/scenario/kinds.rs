@@ -74,18 +74,26 @@ macro_rules! string_enum {
 }
 
 string_enum!(
-    /// What a scenario exercises; each kind has its own runner. Later: claim, booking, chat, capacity.
+    /// What a scenario exercises; each kind has its own runner and its own section.
     Kind, "kind", {
-        /// Notifications fanned out to friends and diary owners, delivered by SSE.
+        /// Notifications fanned out to friends and diary owners, delivered by SSE (`[load]`).
         Fanout => "fanout",
-        /// The fan-out load in rising steps, to find the highest rate delivered without loss.
+        /// The fan-out load in rising steps, to find the highest rate delivered without loss
+        /// (`[load]` + `[ramp]`).
         Capacity => "capacity",
+        /// Workers on every instance racing to embed rental posts (`[claim]`).
+        Claim => "claim",
+        /// Many users reserving the same items for overlapping dates (`[booking]`).
+        Booking => "booking",
+        /// A clustered job firing on a short schedule while instances die (`[jobs]`).
+        Jobs => "jobs",
     }
 );
 
 string_enum!(
-    /// How the server delivers a notification from the instance that caused it to the
-    /// instance that holds the recipient's SSE stream.
+    /// What is compared: for fanout and capacity, how the server delivers a notification from
+    /// the instance that caused it to the one holding the recipient's stream; for claim, how
+    /// workers claim posts; for booking, how approvals are guarded; for jobs, the scheduler.
     Strategy, "strategy", {
         /// In-process only: the naive baseline, expected to lose ~(N-1)/N with N instances.
         Local => "local",
@@ -93,8 +101,43 @@ string_enum!(
         RedisStreams => "redis-streams",
         Rabbitmq => "rabbitmq",
         Outbox => "outbox",
+        /// Select WAIT rows, embed, mark DONE, no claim at all: expected to double-process.
+        Naive => "naive",
+        /// The seed's claim: a conditional UPDATE WAIT -> PENDING bumping a version.
+        Version => "version",
+        /// `SELECT … FOR UPDATE SKIP LOCKED`.
+        SkipLocked => "skip-locked",
+        /// `version` without the fencing token on the final write.
+        VersionUnfenced => "version-unfenced",
+        /// `skip-locked` without the fencing token on the final write.
+        SkipLockedUnfenced => "skip-locked-unfenced",
+        /// Approvals guarded by the item's booking version (the seed's optimistic locking).
+        Optimistic => "optimistic",
+        /// Firings acquired through the database, once across the cluster.
+        Clustered => "clustered",
     }
 );
+
+impl Strategy {
+    /// The kinds whose runs can compare this strategy.
+    pub fn kinds(self) -> &'static [Kind] {
+        match self {
+            Self::Local | Self::RedisPubsub | Self::RedisStreams | Self::Rabbitmq | Self::Outbox => {
+                &[Kind::Fanout, Kind::Capacity]
+            }
+            Self::Naive | Self::Version | Self::SkipLocked | Self::VersionUnfenced | Self::SkipLockedUnfenced => {
+                &[Kind::Claim]
+            }
+            Self::Optimistic => &[Kind::Booking],
+            Self::Clustered => &[Kind::Jobs],
+        }
+    }
+
+    /// The strategies a kind compares, for messages.
+    pub fn for_kind(kind: Kind) -> Vec<Strategy> {
+        Self::ALL.iter().copied().filter(|s| s.kinds().contains(&kind)).collect()
+    }
+}
 
 string_enum!(
     /// How SSE clients are spread over the instances.
@@ -239,11 +282,13 @@ mod tests {
     #[test]
     fn unknown_values_list_the_known_ones() {
         let err = "kafka".parse::<Strategy>().unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "unknown strategy `kafka`: expected one of local, redis-pubsub, redis-streams, rabbitmq, outbox"
+        assert!(
+            err.starts_with(
+                "unknown strategy `kafka`: expected one of local, redis-pubsub, redis-streams, rabbitmq, outbox, naive"
+            ),
+            "{err}"
         );
-        assert!("claim".parse::<Kind>().unwrap_err().to_string().contains("expected one of fanout"));
+        assert!("chat".parse::<Kind>().unwrap_err().to_string().contains("expected one of fanout, capacity, claim"));
         assert!("instance:x".parse::<FaultTarget>().is_err());
         assert!("instance:".parse::<FaultTarget>().is_err());
         assert!("postgres".parse::<FaultTarget>().is_err());

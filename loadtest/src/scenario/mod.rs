@@ -7,6 +7,7 @@
 
 mod error;
 mod kinds;
+mod sections;
 mod validate;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Problem, ScenarioError};
 pub use kinds::{FaultAction, FaultTarget, Kind, Reconnect, Spread, Strategy, UnknownValue};
+pub use sections::{BookingLoad, ClaimLoad, JobsLoad};
 
 /// One scenario: what runs, under which load and faults, and what makes it fail.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -35,7 +37,15 @@ pub struct Scenario {
     /// Compared in this order, each in its own run of the same load and faults.
     pub strategies: Vec<Strategy>,
     pub cluster: Cluster,
-    pub load: Load,
+    /// fanout and capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Load>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<ClaimLoad>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<BookingLoad>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsLoad>,
     /// Only for `kind = "capacity"`: how the rate rises from `load.rate_per_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp: Option<Ramp>,
@@ -168,6 +178,30 @@ pub struct Thresholds {
     /// notifications per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_sustained_delivered_per_s: Option<f64>,
+    /// Claim runs: (post, content version) pairs committed more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_double_processed: Option<u64>,
+    /// Claim runs expected to double-process (`naive`): proves the ledger can see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_double_processed: Option<u64>,
+    /// Claim runs: posts not DONE after the drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stuck: Option<u64>,
+    /// Claim runs: posts embedded per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_items_per_s: Option<f64>,
+    /// Booking runs: pairs of approved reservations of one item whose dates overlap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_overlaps: Option<u64>,
+    /// Jobs runs: scheduled firings with no run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_missed_firings: Option<u64>,
+    /// Jobs runs: firings that ran more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_double_firings: Option<u64>,
+    /// Jobs runs: the longest time between two consecutive runs, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gap_s: Option<f64>,
 }
 
 impl Thresholds {
@@ -185,6 +219,14 @@ impl Thresholds {
             min_sustained_delivered_per_s: specific
                 .min_sustained_delivered_per_s
                 .or(self.min_sustained_delivered_per_s),
+            max_double_processed: specific.max_double_processed.or(self.max_double_processed),
+            min_double_processed: specific.min_double_processed.or(self.min_double_processed),
+            max_stuck: specific.max_stuck.or(self.max_stuck),
+            min_items_per_s: specific.min_items_per_s.or(self.min_items_per_s),
+            max_overlaps: specific.max_overlaps.or(self.max_overlaps),
+            max_missed_firings: specific.max_missed_firings.or(self.max_missed_firings),
+            max_double_firings: specific.max_double_firings.or(self.max_double_firings),
+            max_gap_s: specific.max_gap_s.or(self.max_gap_s),
         }
     }
 }
@@ -217,13 +259,32 @@ impl Scenario {
         }
     }
 
-    /// How long one strategy's run takes at most, in seconds: warm-up + duration + drain, or
-    /// for a capacity ramp, warm-up + every step with its drain.
+    /// How long one strategy's run takes at most, in seconds, start-up aside: warm-up +
+    /// duration + drain, or for a capacity ramp, warm-up + every step with its drain. A booking
+    /// run is bounded by its counts, not by a clock: 0.
     pub fn total_s(&self) -> f64 {
-        match &self.ramp {
-            Some(ramp) => self.load.warmup_s + f64::from(ramp.max_steps) * (self.load.duration_s + ramp.step_drain_s),
-            None => self.load.warmup_s + self.load.duration_s + self.load.drain_s,
+        let (warmup, duration, drain) = self.timeline();
+        match (&self.ramp, &self.load) {
+            (Some(ramp), Some(load)) => warmup + f64::from(ramp.max_steps) * (load.duration_s + ramp.step_drain_s),
+            _ => warmup + duration + drain,
         }
+    }
+
+    /// (warm-up, duration, drain) of the section the kind reads; zeros when it is missing
+    /// (validation reports that).
+    pub fn timeline(&self) -> (f64, f64, f64) {
+        match self.kind {
+            Kind::Fanout | Kind::Capacity => self.load.as_ref().map(|l| (l.warmup_s, l.duration_s, l.drain_s)),
+            Kind::Claim => self.claim.as_ref().map(|c| (c.warmup_s, c.duration_s, c.drain_s)),
+            Kind::Jobs => self.jobs.as_ref().map(|j| (j.warmup_s, j.duration_s, j.drain_s)),
+            Kind::Booking => None,
+        }
+        .unwrap_or((0.0, 0.0, 0.0))
+    }
+
+    /// The `[load]` section of a fanout or capacity scenario.
+    pub fn fanout_load(&self) -> anyhow::Result<&Load> {
+        self.load.as_ref().ok_or_else(|| anyhow::anyhow!("scenario {}: kind {} needs [load]", self.name, self.kind))
     }
 
     /// The limits for `strategy`: `[thresholds.all]`, each overridden by the strategy's own.

@@ -82,11 +82,11 @@ fn the_main_fanout_scenario_says_what_the_seed_claims() {
 fn omitted_fields_take_their_documented_defaults() {
     let s = Scenario::parse(MINIMAL, "minimal").unwrap();
     assert_eq!(s.seed, 1);
-    assert_eq!(s.load.spread, Spread::RoundRobin);
-    assert_eq!(s.load.reconnect, Reconnect::LastEventId);
-    assert_eq!(s.load.mix, Mix { diary: 0.7, comment: 0.3 });
-    assert_eq!((s.load.warmup_s, s.load.drain_s), (3.0, 5.0));
-    assert_eq!(s.load.max_events, 1_000_000);
+    assert_eq!(s.load.as_ref().unwrap().spread, Spread::RoundRobin);
+    assert_eq!(s.load.as_ref().unwrap().reconnect, Reconnect::LastEventId);
+    assert_eq!(s.load.as_ref().unwrap().mix, Mix { diary: 0.7, comment: 0.3 });
+    assert_eq!((s.load.as_ref().unwrap().warmup_s, s.load.as_ref().unwrap().drain_s), (3.0, 5.0));
+    assert_eq!(s.load.as_ref().unwrap().max_events, 1_000_000);
     assert!(s.faults.is_empty() && s.thresholds.is_empty() && s.cluster.server_env.is_empty());
     assert_eq!(s.total_s(), 18.0);
 }
@@ -128,8 +128,8 @@ fn a_wrong_type_names_the_field_path() {
 fn unknown_values_list_the_known_ones() {
     let err = error_of(&replacing(r#"["local", "rabbitmq"]"#, r#"["local", "kafka"]"#));
     assert!(err.contains("strategies[1]: unknown strategy `kafka`: expected one of local, redis-pubsub"), "{err}");
-    let err = error_of(&replacing(r#"kind = "fanout""#, r#"kind = "claim""#));
-    assert!(err.contains("kind: unknown kind `claim`: expected one of fanout"), "{err}");
+    let err = error_of(&replacing(r#"kind = "fanout""#, r#"kind = "chat""#));
+    assert!(err.contains("kind: unknown kind `chat`: expected one of fanout"), "{err}");
 }
 
 #[test]
@@ -260,5 +260,60 @@ fn ramp_values_out_of_range_are_named() {
 #[test]
 fn a_sustained_rate_limit_only_applies_to_capacity() {
     let err = error_of(&with("[thresholds.all]\nmin_sustained_delivered_per_s = 10\n"));
-    assert!(err.contains("thresholds.all.min_sustained_delivered_per_s: only applies"), "{err}");
+    assert!(err.contains("thresholds.all.min_sustained_delivered_per_s: does not apply to a fanout scenario"), "{err}");
+}
+
+const CLAIM: &str = r#"
+name = "claims"
+kind = "claim"
+strategies = ["naive", "version", "skip-locked", "version-unfenced"]
+
+[cluster]
+instances = 3
+
+[claim]
+posts = 500
+workers_per_instance = 4
+lease_s = 2
+duration_s = 30
+"#;
+
+#[test]
+fn each_kind_reads_its_own_section_and_compares_its_own_strategies() {
+    let s = Scenario::parse(CLAIM, "x").unwrap();
+    assert_eq!(s.claim.unwrap().batch_size, 32);
+    assert_eq!(s.timeline(), (1.0, 30.0, 5.0));
+    let err = error_of(&CLAIM.replace("\"naive\"", "\"rabbitmq\""));
+    assert!(
+        err.contains("strategies[0]: `rabbitmq` is not compared by a claim scenario: expected one of naive"),
+        "{err}"
+    );
+    let err = error_of(&format!(
+        "{CLAIM}\n[load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n"
+    ));
+    assert!(err.contains("load: does not apply to a claim scenario, which reads [claim]"), "{err}");
+    let err = error_of(&replacing("kind = \"fanout\"", "kind = \"booking\""));
+    assert!(err.contains("booking: is missing"), "{err}");
+    assert!(err.contains("load: does not apply to a booking scenario"), "{err}");
+    assert!(err.contains("`local` is not compared by a booking scenario: expected one of optimistic"), "{err}");
+}
+
+#[test]
+fn claim_booking_and_jobs_values_are_checked_by_field() {
+    let bad = CLAIM.replace("posts = 500", "posts = 0").replace("lease_s = 2", "lease_s = -1");
+    let err = error_of(&format!("{bad}\n[thresholds.all]\nmax_lost = 0\n"));
+    for field in ["claim.posts", "claim.lease_s", "thresholds.all.max_lost: does not apply to a claim scenario"] {
+        assert!(err.contains(field), "{field} not in: {err}");
+    }
+    let fault_late = format!("{CLAIM}\n[[faults]]\nat_s = 40\naction = \"kill-instance\"\ntarget = \"instance:1\"\n");
+    assert!(
+        error_of(&fault_late)
+            .contains("faults[0].at_s: 40 is at or after the end of the load (warm-up 1 s + duration 30 s")
+    );
+    let booking = "name = \"b\"\nkind = \"booking\"\nstrategies = [\"optimistic\"]\n[cluster]\ninstances = 3\n\
+                   [booking]\nitems = 5\nrequesters = 20\nrequests_per_item = 10\nwindow_days = 10\nmax_days = 120\n";
+    assert!(error_of(booking).contains("booking.max_days: 120 is out of range"));
+    let jobs = "name = \"j\"\nkind = \"jobs\"\nstrategies = [\"clustered\"]\n[cluster]\ninstances = 3\n\
+                [jobs]\nevery_s = 5\nlease_s = 3\nduration_s = 6\n";
+    assert!(error_of(jobs).contains("jobs.duration_s: 6 s is shorter than two firings"));
 }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{ALL_STRATEGIES, Fault, Kind, Problem, Scenario, Thresholds};
+use super::{
+    ALL_STRATEGIES, BookingLoad, ClaimLoad, Fault, JobsLoad, Kind, Load, Problem, Scenario, Strategy, Thresholds,
+};
 
 const MAX_INSTANCES: u32 = 16;
 const MAX_RATE_PER_S: f64 = 10_000.0;
@@ -13,7 +15,19 @@ pub(super) fn problems(s: &Scenario) -> Vec<Problem> {
     name(&mut p, &s.name);
     strategies(&mut p, s);
     cluster(&mut p, s);
-    load(&mut p, s);
+    sections(&mut p, s);
+    if let Some(l) = &s.load {
+        load(&mut p, l);
+    }
+    if let Some(c) = &s.claim {
+        claim(&mut p, c);
+    }
+    if let Some(b) = &s.booking {
+        booking(&mut p, b);
+    }
+    if let Some(j) = &s.jobs {
+        jobs(&mut p, j);
+    }
     ramp(&mut p, s);
     for (i, fault) in s.faults.iter().enumerate() {
         fault_rules(&mut p, s, i, fault);
@@ -38,6 +52,13 @@ fn strategies(p: &mut Vec<Problem>, s: &Scenario) {
         p.push(Problem::new("strategies", "is empty: list at least one strategy to run"));
     }
     for (i, strategy) in s.strategies.iter().enumerate() {
+        if !strategy.kinds().contains(&s.kind) {
+            let fits: Vec<&str> = Strategy::for_kind(s.kind).into_iter().map(Strategy::as_str).collect();
+            p.push(Problem::new(
+                format!("strategies[{i}]"),
+                format!("`{strategy}` is not compared by a {} scenario: expected one of {}", s.kind, fits.join(", ")),
+            ));
+        }
         if let Some(first) = s.strategies[..i].iter().position(|x| x == strategy) {
             p.push(Problem::new(
                 format!("strategies[{i}]"),
@@ -65,8 +86,112 @@ fn cluster(p: &mut Vec<Problem>, s: &Scenario) {
     }
 }
 
-fn load(p: &mut Vec<Problem>, s: &Scenario) {
-    let l = &s.load;
+/// Each kind reads exactly one section; any other would be silently ignored, so it is refused.
+fn sections(p: &mut Vec<Problem>, s: &Scenario) {
+    let wanted = match s.kind {
+        Kind::Fanout | Kind::Capacity => "load",
+        Kind::Claim => "claim",
+        Kind::Booking => "booking",
+        Kind::Jobs => "jobs",
+    };
+    let present = [
+        ("load", s.load.is_some()),
+        ("claim", s.claim.is_some()),
+        ("booking", s.booking.is_some()),
+        ("jobs", s.jobs.is_some()),
+    ];
+    for (section, is_there) in present {
+        if section == wanted && !is_there {
+            p.push(Problem::new(section, format!("is missing: a {} scenario needs [{section}]", s.kind)));
+        } else if section != wanted && is_there {
+            p.push(Problem::new(
+                section,
+                format!("does not apply to a {} scenario, which reads [{wanted}]: remove it", s.kind),
+            ));
+        }
+    }
+}
+
+fn claim(p: &mut Vec<Problem>, c: &ClaimLoad) {
+    if !(1..=1_000_000).contains(&c.posts) {
+        p.push(Problem::new("claim.posts", format!("{} is out of range: between 1 and 1000000", c.posts)));
+    }
+    if !(1..=1_000).contains(&c.owners) {
+        p.push(Problem::new("claim.owners", format!("{} is out of range: between 1 and 1000", c.owners)));
+    }
+    if !(1..=64).contains(&c.workers_per_instance) {
+        p.push(Problem::new(
+            "claim.workers_per_instance",
+            format!("{} is out of range: between 1 and 64", c.workers_per_instance),
+        ));
+    }
+    if !(1..=1_000).contains(&c.batch_size) {
+        p.push(Problem::new("claim.batch_size", format!("{} is out of range: between 1 and 1000", c.batch_size)));
+    }
+    positive(p, "claim.lease_s", c.lease_s, "a claim must last some time");
+    if c.embed_delay_ms > 60_000 {
+        p.push(Problem::new("claim.embed_delay_ms", format!("{} is above 60000 ms per call", c.embed_delay_ms)));
+    }
+    if !(0.0..=1.0).contains(&c.embed_fail_rate) {
+        p.push(Problem::new(
+            "claim.embed_fail_rate",
+            format!("{} is out of range: a share of calls, 0..=1", c.embed_fail_rate),
+        ));
+    }
+    if c.embed_fail_rate >= 1.0 {
+        p.push(Problem::new("claim.embed_fail_rate", "1 fails every call: no post could ever be embedded"));
+    }
+    non_negative(p, "claim.warmup_s", c.warmup_s, "a wait must be >= 0");
+    positive(p, "claim.duration_s", c.duration_s, "the workers need some time");
+    non_negative(p, "claim.drain_s", c.drain_s, "a wait must be >= 0");
+}
+
+fn booking(p: &mut Vec<Problem>, b: &BookingLoad) {
+    for (field, value, max) in [
+        ("booking.items", b.items, 10_000),
+        ("booking.requesters", b.requesters, 10_000),
+        ("booking.requests_per_item", b.requests_per_item, 1_000),
+        ("booking.window_days", b.window_days, 300),
+        ("booking.in_flight", b.in_flight, 1_000),
+    ] {
+        if !(1..=max).contains(&value) {
+            p.push(Problem::new(field, format!("{value} is out of range: between 1 and {max}")));
+        }
+    }
+    if !(1..=90).contains(&b.max_days) {
+        p.push(Problem::new(
+            "booking.max_days",
+            format!("{} is out of range: between 1 and 90 (the longest reservation the server takes)", b.max_days),
+        ));
+    }
+    if u64::from(b.items) * u64::from(b.requests_per_item) > 100_000 {
+        p.push(Problem::new(
+            "booking.requests_per_item",
+            format!(
+                "items x requests_per_item = {} is above 100000 requests",
+                u64::from(b.items) * u64::from(b.requests_per_item)
+            ),
+        ));
+    }
+}
+
+fn jobs(p: &mut Vec<Problem>, j: &JobsLoad) {
+    if !(1..=3_600).contains(&j.every_s) {
+        p.push(Problem::new("jobs.every_s", format!("{} is out of range: between 1 and 3600 seconds", j.every_s)));
+    }
+    positive(p, "jobs.lease_s", j.lease_s, "a run's lease must last some time");
+    non_negative(p, "jobs.warmup_s", j.warmup_s, "a wait must be >= 0");
+    positive(p, "jobs.duration_s", j.duration_s, "the job must have time to fire");
+    non_negative(p, "jobs.drain_s", j.drain_s, "a wait must be >= 0");
+    if j.duration_s.is_finite() && j.duration_s < 2.0 * f64::from(j.every_s) {
+        p.push(Problem::new(
+            "jobs.duration_s",
+            format!("{} s is shorter than two firings every {} s: nothing to compare", j.duration_s, j.every_s),
+        ));
+    }
+}
+
+fn load(p: &mut Vec<Problem>, l: &Load) {
     if l.users < 2 {
         p.push(Problem::new(
             "load.users",
@@ -135,10 +260,13 @@ fn ramp(p: &mut Vec<Problem>, s: &Scenario) {
             format!("{} is above {MAX_RATE_PER_S} events per second: the driver cannot cause more", r.max_rate_per_s),
         ));
     }
-    if r.max_rate_per_s.is_finite() && r.max_rate_per_s < s.load.rate_per_s {
+    if let Some(load) = &s.load
+        && r.max_rate_per_s.is_finite()
+        && r.max_rate_per_s < load.rate_per_s
+    {
         p.push(Problem::new(
             "ramp.max_rate_per_s",
-            format!("{} is below load.rate_per_s ({}), where the ramp starts", r.max_rate_per_s, s.load.rate_per_s),
+            format!("{} is below load.rate_per_s ({}), where the ramp starts", r.max_rate_per_s, load.rate_per_s),
         ));
     }
     if !(1..=30).contains(&r.max_steps) {
@@ -147,7 +275,16 @@ fn ramp(p: &mut Vec<Problem>, s: &Scenario) {
     non_negative(p, "ramp.step_drain_s", r.step_drain_s, "a wait must be >= 0");
     positive(p, "ramp.max_p99_ms", r.max_p99_ms, "a step above this latency is not sustained");
     if s.total_s() > MAX_RAMP_S {
-        p.push(Problem::new("ramp.max_steps", format!("{} steps of {} s + {} s drain take {:.0} s per strategy, above {MAX_RAMP_S} s: use fewer or shorter steps", r.max_steps, s.load.duration_s, r.step_drain_s, s.total_s())));
+        p.push(Problem::new(
+            "ramp.max_steps",
+            format!(
+                "{} steps of {} s + {} s drain take {:.0} s per strategy, above {MAX_RAMP_S} s: use fewer or shorter steps",
+                r.max_steps,
+                s.timeline().1,
+                r.step_drain_s,
+                s.total_s()
+            ),
+        ));
     }
     if !s.faults.is_empty() {
         p.push(Problem::new(
@@ -159,15 +296,20 @@ fn ramp(p: &mut Vec<Problem>, s: &Scenario) {
 
 fn fault_rules(p: &mut Vec<Problem>, s: &Scenario, i: usize, f: &Fault) {
     let at = format!("faults[{i}].at_s");
+    if s.kind == Kind::Booking {
+        p.push(Problem::new(at, "a booking race has no clock to schedule faults on: remove them"));
+        return;
+    }
     non_negative(p, &at, f.at_s, "a fault time counts from the start of the warm-up");
-    let end = s.load.warmup_s + s.load.duration_s;
+    let (warmup, duration, _) = s.timeline();
+    let end = warmup + duration;
     if f.at_s >= end {
         p.push(Problem::new(
             at,
             format!(
-                "{} is at or after the end of the load (warm-up {} s + duration {} s = {end} s): a fault must \
-                 happen while events are caused",
-                f.at_s, s.load.warmup_s, s.load.duration_s
+                "{} is at or after the end of the load (warm-up {warmup} s + duration {duration} s = {end} s): a \
+                 fault must happen while the load runs",
+                f.at_s
             ),
         ));
     }
@@ -241,13 +383,40 @@ fn thresholds(p: &mut Vec<Problem>, s: &Scenario) {
             ));
         }
         threshold_values(p, key, t);
-        if t.min_sustained_delivered_per_s.is_some() && s.kind != Kind::Capacity {
-            p.push(Problem::new(
-                format!("thresholds.{key}.min_sustained_delivered_per_s"),
-                "only applies to kind = \"capacity\": a fanout run offers one rate; use min_delivered_per_s",
-            ));
+        for (limit, set, kinds) in applicable_kinds(t) {
+            if set && !kinds.contains(&s.kind) {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                p.push(Problem::new(
+                    format!("thresholds.{key}.{limit}"),
+                    format!("does not apply to a {} scenario: only to {}", s.kind, names.join(", ")),
+                ));
+            }
         }
     }
+}
+
+/// Each limit that is set, and the kinds whose results it can judge.
+fn applicable_kinds(t: &Thresholds) -> Vec<(&'static str, bool, &'static [Kind])> {
+    const NOTIFY: &[Kind] = &[Kind::Fanout, Kind::Capacity];
+    vec![
+        ("max_lost", t.max_lost.is_some(), NOTIFY),
+        ("max_duplicated", t.max_duplicated.is_some(), NOTIFY),
+        ("max_unexpected", t.max_unexpected.is_some(), NOTIFY),
+        ("max_stored_twice", t.max_stored_twice.is_some(), NOTIFY),
+        ("max_p99_ms", t.max_p99_ms.is_some(), &[Kind::Fanout, Kind::Capacity, Kind::Booking]),
+        ("min_delivered_per_s", t.min_delivered_per_s.is_some(), &[Kind::Fanout]),
+        ("min_lost_ratio", t.min_lost_ratio.is_some(), NOTIFY),
+        ("max_lost_ratio", t.max_lost_ratio.is_some(), NOTIFY),
+        ("min_sustained_delivered_per_s", t.min_sustained_delivered_per_s.is_some(), &[Kind::Capacity]),
+        ("max_double_processed", t.max_double_processed.is_some(), &[Kind::Claim]),
+        ("min_double_processed", t.min_double_processed.is_some(), &[Kind::Claim]),
+        ("max_stuck", t.max_stuck.is_some(), &[Kind::Claim]),
+        ("min_items_per_s", t.min_items_per_s.is_some(), &[Kind::Claim]),
+        ("max_overlaps", t.max_overlaps.is_some(), &[Kind::Booking]),
+        ("max_missed_firings", t.max_missed_firings.is_some(), &[Kind::Jobs]),
+        ("max_double_firings", t.max_double_firings.is_some(), &[Kind::Jobs]),
+        ("max_gap_s", t.max_gap_s.is_some(), &[Kind::Jobs]),
+    ]
 }
 
 fn threshold_values(p: &mut Vec<Problem>, key: &str, t: &Thresholds) {

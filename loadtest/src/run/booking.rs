@@ -1,0 +1,251 @@
+//! The booking race for one approval guard: owners list items, requesters ask for
+//! overlapping dates, then every request is approved at once over all instances. Whatever
+//! the API answers, the database must never hold two approved reservations of one item on
+//! overlapping days; read-only SQL counts the overlaps, and every approval the API answered
+//! 2xx must be approved in the database (and no other).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{Days, NaiveDate, Utc};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use sqlx::Connection;
+
+use super::rig::{server_env, start_cluster};
+use super::{RunContext, StrategyRun};
+use crate::infra::unique_name;
+use crate::probe::api::{ApiClient, User};
+use crate::report::{BookingCounts, Percentiles, StrategyResult};
+use crate::scenario::Strategy;
+
+const SETUP_CONCURRENCY: usize = 32;
+
+/// One reservation request as the harness made it.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    id: u64,
+    item: usize,
+    start: NaiveDate,
+    end: NaiveDate,
+}
+
+pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+    let scn = ctx.scenario;
+    let booking = scn.booking.ok_or_else(|| anyhow::anyhow!("scenario {}: kind booking needs [booking]", scn.name))?;
+    anyhow::ensure!(strategy == Strategy::Optimistic, "`{strategy}` is not a booking strategy");
+    let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
+    let env = server_env(ctx, &database_url, &[("SERVER_AI_ENABLED", "false")]);
+    let cluster = start_cluster(ctx, strategy, env).await?;
+    let bases = cluster.urls();
+    let api = ApiClient::new(
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(booking.in_flight as usize)
+            .timeout(Duration::from_secs(30))
+            .build()?,
+    );
+    let tag = unique_name(strategy.as_str());
+    let mut rng = StdRng::seed_from_u64(scn.seed);
+
+    eprintln!(
+        "[{}] {} items, {} requesters, {} requests per item",
+        strategy.as_str(),
+        booking.items,
+        booking.requesters,
+        booking.requests_per_item
+    );
+    let owners = users(&api, &bases, &format!("owner-{tag}"), booking.items.div_ceil(5)).await?;
+    let requesters = users(&api, &bases, &format!("req-{tag}"), booking.requesters).await?;
+    let items: Vec<(u64, usize)> = futures::stream::iter(0..booking.items as usize)
+        .map(|i| {
+            let (api, base, owners) = (&api, bases[i % bases.len()].clone(), &owners);
+            let owner = i % owners.len();
+            async move {
+                let id =
+                    api.create_rental(&base, &owners[owner], &format!("Item {i}"), "Booked by many at once").await?;
+                Ok::<_, anyhow::Error>((id, owner))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+
+    // Requests: random requesters, overlapping dates within the window.
+    let tomorrow = Utc::now().date_naive() + Days::new(1);
+    let plan: Vec<(usize, usize, NaiveDate, NaiveDate)> = (0..items.len())
+        .flat_map(|item| (0..booking.requests_per_item).map(move |_| item))
+        .map(|item| {
+            let start = tomorrow + Days::new(rng.random_range(0..u64::from(booking.window_days)));
+            let end = start + Days::new(rng.random_range(0..u64::from(booking.max_days)));
+            (item, rng.random_range(0..requesters.len()), start, end)
+        })
+        .collect();
+    let made = futures::stream::iter(plan.into_iter().enumerate())
+        .map(|(n, (item, who, start, end))| {
+            let (api, base, requesters, items) = (&api, bases[n % bases.len()].clone(), &requesters, &items);
+            async move {
+                let id = api
+                    .request_reservation(&base, &requesters[who], items[item].0, &start.to_string(), &end.to_string())
+                    .await?;
+                Ok::<_, anyhow::Error>(Request { id, item, start, end })
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let mut requests: Vec<Request> = made.into_iter().collect::<Result<_, _>>()?;
+
+    // The race: every request approved at once by its item's owner, on random instances.
+    requests.shuffle(&mut rng);
+    let picks: Vec<usize> = requests.iter().map(|_| rng.random_range(0..bases.len())).collect();
+    eprintln!("[{}] approving {} requests, {} in flight", strategy.as_str(), requests.len(), booking.in_flight);
+    let started = Instant::now();
+    let answers: Vec<(Request, Result<(), u16>, Duration)> = futures::stream::iter(requests.iter().zip(picks))
+        .map(|(r, pick)| {
+            let (api, base, owner) = (&api, bases[pick].clone(), &owners[items[r.item].1]);
+            async move {
+                let sent = Instant::now();
+                let answer = api.approve_reservation(&base, owner, r.id).await.map_err(|e| e.status().unwrap_or(0));
+                (*r, answer, sent.elapsed())
+            }
+        })
+        .buffer_unordered(booking.in_flight as usize)
+        .collect()
+        .await;
+    let race_s = started.elapsed().as_secs_f64();
+    cluster.stop(Duration::from_secs(10)).await;
+
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let mut counts =
+        BookingCounts { requests: requests.len() as u64, approvals: answers.len() as u64, ..Default::default() };
+    let mut said_approved = HashSet::new();
+    let mut errors: BTreeMap<u16, u64> = BTreeMap::new();
+    for (r, answer, took) in &answers {
+        latency.saturating_record(took.as_micros() as u64);
+        match answer {
+            Ok(()) => {
+                counts.approved += 1;
+                said_approved.insert(r.id);
+            }
+            Err(409) => counts.conflicts += 1,
+            Err(status) => {
+                counts.errors += 1;
+                *errors.entry(*status).or_default() += 1;
+            }
+        }
+    }
+    let (overlaps, approved_in_db) = read_approved(&database_url).await?;
+    counts.overlaps = overlaps;
+    counts.disagreements = said_approved.symmetric_difference(&approved_in_db).count() as u64;
+    counts.max_possible = max_possible(&requests, items.len());
+
+    let percentiles = if latency.is_empty() {
+        Percentiles::default()
+    } else {
+        let max = latency.max();
+        let at = |q: f64| latency.value_at_quantile(q).min(max);
+        Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max }
+    };
+    let mut result =
+        StrategyResult::without_notifications(strategy.as_str(), answers.len() as f64 / race_s.max(1e-9), percentiles);
+    result.notes.push(format!(
+        "approved {} of {} requests ({} was the most possible without an overlap); {} answered 409",
+        counts.approved, counts.requests, counts.max_possible, counts.conflicts
+    ));
+    if !errors.is_empty() {
+        let by_status: Vec<String> = errors
+            .iter()
+            .map(|(s, n)| format!("{}: {n}", if *s == 0 { "no answer".into() } else { s.to_string() }))
+            .collect();
+        result.notes.push(format!("approvals answered neither 2xx nor 409: {}", by_status.join(", ")));
+    }
+    eprintln!(
+        "[{}] approved {} conflicts {} errors {} overlaps {} disagreements {}",
+        strategy.as_str(),
+        counts.approved,
+        counts.conflicts,
+        counts.errors,
+        counts.overlaps,
+        counts.disagreements
+    );
+    result.booking = Some(counts);
+    Ok(StrategyRun { result, faults: Vec::new() })
+}
+
+async fn users(api: &ApiClient, bases: &[String], prefix: &str, n: u32) -> anyhow::Result<Vec<User>> {
+    let users = futures::stream::iter(0..n as usize)
+        .map(|i| {
+            let base = bases[i % bases.len()].clone();
+            async move { api.signup_and_login(&base, &format!("{prefix}-{i}@load.test"), &format!("user {i}")).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    Ok(users.into_iter().collect::<Result<_, _>>()?)
+}
+
+/// Overlapping approved pairs, and the approved reservations, by read-only SQL.
+async fn read_approved(database_url: &str) -> anyhow::Result<(u64, HashSet<u64>)> {
+    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
+    let overlaps: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM rental_reservations a JOIN rental_reservations b \
+         ON a.item_id = b.item_id AND a.id < b.id \
+         WHERE a.status = 'approved' AND b.status = 'approved' \
+         AND a.start_date <= b.end_date AND b.start_date <= a.end_date",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let approved: Vec<u64> =
+        sqlx::query_scalar("SELECT id FROM rental_reservations WHERE status = 'approved'").fetch_all(&mut conn).await?;
+    let _ = conn.close().await;
+    Ok((overlaps as u64, approved.into_iter().collect()))
+}
+
+/// Per item, the size of a largest set of pairwise non-overlapping requests (inclusive days):
+/// earliest end first is optimal for interval scheduling.
+fn max_possible(requests: &[Request], items: usize) -> u64 {
+    let mut by_item: Vec<Vec<(NaiveDate, NaiveDate)>> = vec![Vec::new(); items];
+    for r in requests {
+        by_item[r.item].push((r.start, r.end));
+    }
+    by_item
+        .iter_mut()
+        .map(|spans| {
+            spans.sort_by_key(|&(_, end)| end);
+            let mut last_end: Option<NaiveDate> = None;
+            spans
+                .iter()
+                .filter(|(start, end)| {
+                    let fits = last_end.is_none_or(|last| *start > last);
+                    if fits {
+                        last_end = Some(*end);
+                    }
+                    fits
+                })
+                .count() as u64
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(item: usize, start: u32, end: u32) -> Request {
+        let d = |day: u32| NaiveDate::from_ymd_opt(2030, 1, day).unwrap();
+        Request { id: 0, item, start: d(start), end: d(end) }
+    }
+
+    #[test]
+    fn the_most_possible_approvals_is_a_maximum_set_of_disjoint_stays_per_item() {
+        // Item 0: 1-3, 3-4 (shares day 3), 4-6, 7-7 -> 1-3, 4-6, 7-7. Item 1: one long stay.
+        let requests = [req(0, 1, 3), req(0, 3, 4), req(0, 4, 6), req(0, 7, 7), req(1, 1, 20), req(1, 2, 3)];
+        assert_eq!(max_possible(&requests, 2), 3 + 1);
+        assert_eq!(max_possible(&[], 3), 0);
+    }
+}

@@ -1,0 +1,158 @@
+//! The job-fires-once scenario: the clustered `heartbeat` job fires every `every_s` seconds
+//! on N instances while the scenario's faults kill and restart them. The job's own run
+//! history, read with read-only SQL, must show one run per due firing and no gap between
+//! runs much longer than the lease.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use sqlx::Connection;
+use tokio::sync::Mutex;
+
+use super::faults::run_faults;
+use super::rig::{server_env, start_cluster};
+use super::{RunContext, StrategyRun};
+use crate::report::{JobCounts, Percentiles, StrategyResult};
+use crate::scenario::Strategy;
+
+const JOB: &str = "heartbeat";
+
+pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+    let scn = ctx.scenario;
+    let jobs = scn.jobs.ok_or_else(|| anyhow::anyhow!("scenario {}: kind jobs needs [jobs]", scn.name))?;
+    anyhow::ensure!(strategy == Strategy::Clustered, "`{strategy}` is not a scheduler strategy");
+    let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
+    let schedule = format!("every {}s", jobs.every_s);
+    let lease = format!("{}", jobs.lease_s.ceil().max(1.0) as u64);
+    let env = server_env(
+        ctx,
+        &database_url,
+        &[("SERVER_AI_ENABLED", "false"), ("SERVER_JOB_HEARTBEAT_SCHEDULE", &schedule), ("SERVER_JOB_LEASE_S", &lease)],
+    );
+    let cluster = start_cluster(ctx, strategy, env).await?;
+    let n = cluster.len();
+    let t0 = Instant::now();
+    let cluster = Arc::new(Mutex::new(cluster));
+    let alive = Arc::new((0..n).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
+    let faults = tokio::spawn(run_faults(
+        scn.faults.clone(),
+        strategy.as_str().to_string(),
+        t0,
+        cluster.clone(),
+        ctx.infra.clone(),
+        alive,
+    ));
+    tokio::time::sleep(Duration::from_secs_f64(jobs.warmup_s)).await;
+    let from = db_now(&database_url).await?;
+    tokio::time::sleep_until((t0 + Duration::from_secs_f64(jobs.warmup_s + jobs.duration_s)).into()).await;
+    let to = db_now(&database_url).await?;
+    let fault_records = faults.await.unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs_f64(jobs.drain_s)).await;
+    let runs = read_runs(&database_url, &from, &to).await?;
+    let cluster =
+        Arc::try_unwrap(cluster).map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?.into_inner();
+    cluster.stop(Duration::from_secs(10)).await;
+
+    let counts = judge(&runs, i64::from(jobs.every_s));
+    let seconds = jobs.duration_s.max(f64::EPSILON);
+    let mut result =
+        StrategyResult::without_notifications(strategy.as_str(), counts.runs as f64 / seconds, Percentiles::default());
+    result.notes.push(format!(
+        "`{JOB}` every {} s with a {lease} s lease on {n} instances; runs by instance: {:?}",
+        jobs.every_s, counts.runs_by_instance
+    ));
+    eprintln!(
+        "[{}] firings {} runs {} missed {} run twice {} longest gap {:.1} s",
+        strategy.as_str(),
+        counts.firings,
+        counts.runs,
+        counts.missed_firings,
+        counts.double_firings,
+        counts.max_gap_s
+    );
+    result.jobs = Some(counts);
+    Ok(StrategyRun { result, faults: fault_records })
+}
+
+/// One run of the job: its scheduled fire time, the instance that ran it, its outcome.
+#[derive(Debug, Clone)]
+struct Run {
+    fire_at: NaiveDateTime,
+    instance: String,
+    outcome: String,
+}
+
+async fn db_now(database_url: &str) -> anyhow::Result<NaiveDateTime> {
+    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
+    let now: NaiveDateTime = sqlx::query_scalar("SELECT NOW(6)").fetch_one(&mut conn).await?;
+    let _ = conn.close().await;
+    Ok(now)
+}
+
+/// The job's runs whose fire time lies in `[from, to)`, from its run history.
+async fn read_runs(database_url: &str, from: &NaiveDateTime, to: &NaiveDateTime) -> anyhow::Result<Vec<Run>> {
+    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
+    let rows: Vec<(NaiveDateTime, String, String)> = sqlx::query_as(
+        "SELECT fire_time, instance, outcome FROM job_runs WHERE job = ? AND fire_time >= ? AND fire_time < ? \
+         ORDER BY fire_time",
+    )
+    .bind(JOB)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut conn)
+    .await?;
+    let _ = conn.close().await;
+    Ok(rows.into_iter().map(|(fire_at, instance, outcome)| Run { fire_at, instance, outcome }).collect())
+}
+
+/// Due firings are every `every_s` seconds from the first run seen to the last; a firing is
+/// missed when no run has its fire time, run twice when more than one has; the gap is the
+/// longest time between consecutive fire times that ran.
+fn judge(runs: &[Run], every_s: i64) -> JobCounts {
+    let mut by_fire: BTreeMap<NaiveDateTime, u64> = BTreeMap::new();
+    let mut by_instance: BTreeMap<String, u64> = BTreeMap::new();
+    for r in runs {
+        *by_fire.entry(r.fire_at).or_default() += 1;
+        *by_instance.entry(format!("{} ({})", r.instance, r.outcome)).or_default() += 1;
+    }
+    let fires: Vec<NaiveDateTime> = by_fire.keys().copied().collect();
+    let (Some(first), Some(last)) = (fires.first(), fires.last()) else {
+        return JobCounts { runs_by_instance: by_instance, ..JobCounts::default() };
+    };
+    let span_ms = (*last - *first).num_milliseconds();
+    let firings = (span_ms as f64 / (every_s * 1000) as f64).round() as u64 + 1;
+    let max_gap_s = fires.windows(2).map(|w| (w[1] - w[0]).num_milliseconds() as f64 / 1000.0).fold(0.0, f64::max);
+    JobCounts {
+        firings,
+        runs: runs.len() as u64,
+        missed_firings: firings.saturating_sub(fires.len() as u64),
+        double_firings: by_fire.values().filter(|&&n| n > 1).count() as u64,
+        max_gap_s,
+        runs_by_instance: by_instance,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(second: u32, instance: &str) -> Run {
+        let at = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap().and_hms_opt(0, 0, second).unwrap();
+        Run { fire_at: at, instance: instance.to_string(), outcome: "ok".to_string() }
+    }
+
+    #[test]
+    fn missed_and_doubled_firings_and_the_longest_gap_are_counted() {
+        // Due at 0..=6; 3 and 4 missing (an instance died holding them), 5 ran twice.
+        let runs = [run(0, "a"), run(1, "b"), run(2, "a"), run(5, "b"), run(5, "c"), run(6, "a")];
+        let c = judge(&runs, 1);
+        assert_eq!((c.firings, c.runs, c.missed_firings, c.double_firings), (7, 6, 2, 1));
+        assert_eq!(c.max_gap_s, 3.0);
+        assert_eq!(c.runs_by_instance["a (ok)"], 3);
+        let none = judge(&[], 1);
+        assert_eq!((none.firings, none.missed_firings), (0, 0));
+    }
+}
