@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod faults;
 pub mod jobs;
 pub mod rig;
+pub mod update_baseline;
 pub mod world;
 
 use std::path::PathBuf;
@@ -87,6 +88,23 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     } else {
         None
     };
+    // The database's own single-row UPDATE rate, as the yardstick of claim throughput.
+    let update_baseline = if scenario.kind == Kind::Claim {
+        let workers = scenario.claim.map_or(4, |c| c.workers_per_instance) * scenario.cluster.instances;
+        let url = infra.fresh_database("baseline").await?;
+        match update_baseline::raw_updates(&url, 10_000, workers, 5.0).await {
+            Ok(raw) => {
+                eprintln!("raw single-row UPDATE rate: {:.0}/s ({} connections)", raw.updates_per_s, raw.connections);
+                Some(raw)
+            }
+            Err(e) => {
+                eprintln!("raw UPDATE rate not measured: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut results = Vec::new();
     let mut faults = Vec::new();
     for &strategy in &scenario.strategies {
@@ -110,6 +128,15 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
                 raw.deliveries_per_s
             ));
         }
+        if let Some(raw) = &update_baseline {
+            result.notes.push(format!(
+                "{:.0} posts/s = {:.1}% of the database's raw single-row UPDATE rate ({:.0}/s, {} connections)",
+                result.throughput_per_s,
+                100.0 * result.throughput_per_s / raw.updates_per_s.max(f64::EPSILON),
+                raw.updates_per_s,
+                raw.connections
+            ));
+        }
         results.push(result);
         faults.extend(run.faults);
     }
@@ -127,7 +154,11 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         faults,
         thresholds,
         results,
-        baseline: baseline.map(|raw| serde_json::json!({ "raw_broker_fanout": raw })),
+        baseline: match (baseline, update_baseline) {
+            (Some(raw), _) => Some(serde_json::json!({ "raw_broker_fanout": raw })),
+            (None, Some(raw)) => Some(serde_json::json!({ "raw_single_row_updates": raw })),
+            (None, None) => None,
+        },
     };
     let paths = report::write(&report_dir, &report)?;
     drop(ctx);
