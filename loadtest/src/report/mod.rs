@@ -129,9 +129,9 @@ pub struct ClaimCounts {
     pub double_processed: u64,
     /// Posts not DONE after the drain.
     pub stuck: u64,
-    /// Claims that found nothing to claim.
+    /// Claims that saw candidates and got none of them (lost every one to another worker).
     pub wasted_claims: u64,
-    /// Claims made, empty ones included.
+    /// Claims that saw candidates (idle polls of an empty queue are not counted).
     pub claims: u64,
     /// Calls of the embedder, failed ones included.
     pub embed_calls: u64,

@@ -43,6 +43,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let tag = unique_name(strategy.as_str());
     let admin_email = format!("admin-{tag}@load.test");
+    // The server refuses a lease that is not longer than a batch may take.
+    let batch_timeout_ms = format!("{}", (claim.lease_s.ceil().max(1.0) * 500.0) as u64);
     let (workers, batch, lease, delay, fail) = (
         claim.workers_per_instance.to_string(),
         claim.batch_size.to_string(),
@@ -61,6 +63,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
             ("SERVER_EMBED_WORKERS", &workers),
             ("SERVER_EMBED_BATCH_SIZE", &batch),
             ("SERVER_EMBED_LEASE_S", &lease),
+            ("SERVER_EMBED_BATCH_TIMEOUT_MS", &batch_timeout_ms),
             ("SERVER_EMBED_DELAY_MS", &delay),
             ("SERVER_EMBED_FAIL_RATE", &fail),
             ("SERVER_ADMIN_EMAILS", &admin_email),
@@ -226,7 +229,11 @@ async fn read_ledger(database_url: &str, released_at: &str, items: u64) -> anyho
     let outcomes: Vec<(String, i64)> =
         sqlx::query_as("SELECT outcome, COUNT(*) FROM embed_attempts GROUP BY outcome").fetch_all(&mut conn).await?;
     let (claims, wasted): (i64, i64) =
-        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(claimed = 0), 0) AS SIGNED) FROM embed_claims")
+        // Polls that saw no candidate are idleness, not contention: a wasted claim is one
+        // that saw candidates and lost every one of them to another worker.
+        sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(claimed = 0), 0) AS SIGNED) FROM embed_claims WHERE candidates > 0",
+        )
             .fetch_one(&mut conn)
             .await?;
     let busy_s: Option<f64> = sqlx::query_scalar(

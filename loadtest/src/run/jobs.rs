@@ -96,8 +96,8 @@ async fn db_now(database_url: &str) -> anyhow::Result<NaiveDateTime> {
 async fn read_runs(database_url: &str, from: &NaiveDateTime, to: &NaiveDateTime) -> anyhow::Result<Vec<Run>> {
     let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
     let rows: Vec<(NaiveDateTime, String, String)> = sqlx::query_as(
-        "SELECT fire_time, instance, outcome FROM job_runs WHERE job = ? AND fire_time >= ? AND fire_time < ? \
-         ORDER BY fire_time",
+        "SELECT scheduled_at, instance_id, outcome FROM job_runs \
+         WHERE job = ? AND trigger_kind <> 'manual' AND scheduled_at >= ? AND scheduled_at < ? ORDER BY scheduled_at",
     )
     .bind(JOB)
     .bind(from)
