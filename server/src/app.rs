@@ -10,6 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::ai::worker::AiWorker;
+use crate::batch::claim::Claimer;
+use crate::batch::embed_job::{EmbedPool, FaultyEmbedder, PoolControl};
+use crate::batch::jobs::JobRunner;
+use crate::batch::scheduler::Scheduler;
+use crate::batch::{JobName, Jobs};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::alert::AlertSink;
@@ -23,6 +28,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     ai_worker: AiWorker,
+    scheduler: Scheduler,
+    embed_pool: EmbedPool,
     settings: Settings,
 }
 
@@ -78,6 +85,48 @@ impl App {
             settings.ai.job_lease,
             settings.ai.worker_poll,
         );
+        crate::accounts::users::grant_admin_emails(&db, &settings.admin_emails)
+            .await
+            .context("granting the admin role to SERVER_ADMIN_EMAILS")?;
+        let batch = &settings.batch;
+        let jobs = Arc::new(Jobs::from_settings(db.clone(), batch));
+        jobs.register().await.context("registering the batch jobs in job_schedules")?;
+        let pool_control = PoolControl::new(jobs.is_paused(JobName::EmbedPosts).await?);
+        let embedder = FaultyEmbedder::wrap(
+            crate::embed::from_settings(&settings.embedder)?,
+            batch.embed.delay,
+            batch.embed.fail_rate,
+        );
+        let embed_pool = EmbedPool {
+            claimer: Claimer {
+                db: db.clone(),
+                strategy: batch.embed.strategy,
+                lease: batch.embed.lease,
+                fencing: batch.embed.fencing,
+                instance_id: settings.instance_id.clone(),
+            },
+            embedder,
+            workers: batch.embed.workers,
+            batch_size: batch.embed.batch_size,
+            batch_timeout: batch.embed.batch_timeout,
+            control: pool_control.clone(),
+            // Nothing ticks the pool when embed-posts is off: fall back to polling.
+            idle_poll: batch.embed_schedule.is_none().then_some(Duration::from_secs(1)),
+        };
+        let scheduler = Scheduler {
+            db: db.clone(),
+            instance_id: settings.instance_id.clone(),
+            specs: jobs.specs.clone(),
+            poll: batch.poll,
+            job_lease: batch.job_lease,
+            misfire_threshold: batch.misfire_threshold,
+            runner: Arc::new(JobRunner {
+                db: db.clone(),
+                notifications_retention_days: batch.notifications_retention_days,
+                history_retention_days: batch.history_retention_days,
+            }),
+            pool: pool_control,
+        };
         let state = AppState {
             db: db.clone(),
             sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
@@ -98,11 +147,12 @@ impl App {
             ai_wake: ai_worker.waker(),
             notifier: Notifier::new(delivery),
             hub,
+            jobs,
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding SERVER_LISTEN_ADDR={}", settings.listen_addr))?;
-        Ok(App { listener, state, ai_worker, settings })
+        Ok(App { listener, state, ai_worker, scheduler, embed_pool, settings })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -127,6 +177,8 @@ impl App {
             tokio::spawn(async {})
         };
         let delivery = tokio::spawn(self.state.notifier.delivery().clone().run(background.child_token()));
+        let scheduler = tokio::spawn(self.scheduler.run(background.child_token()));
+        let embed_pool = tokio::spawn(self.embed_pool.run(background.child_token()));
         let router = crate::http::router(self.state.clone());
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
@@ -146,6 +198,8 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             let _ = worker.await;
             let _ = delivery.await;
+            let _ = scheduler.await;
+            let _ = embed_pool.await;
         })
         .await;
         self.state.db.close().await;

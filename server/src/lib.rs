@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod ai;
 pub mod app;
+pub mod batch;
 pub mod db;
 pub mod diary;
 pub mod embed;

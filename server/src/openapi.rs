@@ -31,6 +31,7 @@ pub const BEARER: &str = "bearer";
         (name = "points", description = "The caller's points"),
         (name = "notifications", description = "Stored notifications and their live stream"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
+        (name = "admin", description = "Clustered batch jobs: status, history, pause, resume, trigger (admins only)"),
     )
 )]
 pub struct ApiDoc;

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::batch::claim::ClaimStrategy;
+use crate::batch::schedule::Schedule;
 use crate::notify::bus::Strategy;
 
 /// Every key the server understands, with its default (`None`: required or optional).
@@ -40,6 +42,26 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("ai_job_lease_s", Some("60")),
     ("shutdown_grace_s", Some("10")),
     ("embedder", Some("hashing")),
+    // Clustered batch jobs and the embedding claim (crate::batch). A schedule set to the
+    // empty string turns its job off.
+    ("job_poll_ms", Some("200")),
+    ("job_lease_s", Some("60")),
+    ("job_misfire_threshold_ms", Some("5000")),
+    ("job_embed_schedule", Some("every 1s")),
+    ("job_cleanup_schedule", Some("every 300s")),
+    ("job_ai_retry_schedule", Some("every 60s")),
+    ("job_heartbeat_schedule", None),
+    ("cleanup_notifications_days", Some("30")),
+    ("cleanup_history_days", Some("7")),
+    ("embed_workers", Some("1")),
+    ("embed_claim_strategy", Some("skip-locked")),
+    ("embed_batch_size", Some("32")),
+    ("embed_batch_timeout_ms", Some("10000")),
+    ("embed_lease_s", Some("30")),
+    ("embed_fencing", Some("true")),
+    ("embed_fail_rate", Some("0")),
+    ("embed_delay_ms", Some("0")),
+    ("admin_emails", None),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,6 +105,48 @@ pub struct AiSettings {
     pub job_lease: Duration,
 }
 
+/// The clustered jobs (`crate::batch::scheduler`) and the embed worker pool.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// How often each instance looks for due firings: well under the shortest interval, so a
+    /// 1-second job fires within this much of its time.
+    pub poll: Duration,
+    /// A run not renewed for this long is taken for dead and marked `abandoned`.
+    pub job_lease: Duration,
+    /// A firing later than this (every instance was down) is a misfire: it runs once and the
+    /// fire times it covered are skipped, not caught up one by one.
+    pub misfire_threshold: Duration,
+    /// `None`: the job is off.
+    pub embed_schedule: Option<Schedule>,
+    pub cleanup_schedule: Option<Schedule>,
+    pub ai_retry_schedule: Option<Schedule>,
+    pub heartbeat_schedule: Option<Schedule>,
+    /// Read notifications older than this are deleted by `cleanup`.
+    pub notifications_retention_days: u32,
+    /// Job runs, embed claims and embed attempts older than this are deleted by `cleanup`.
+    pub history_retention_days: u32,
+    pub embed: EmbedClaimSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbedClaimSettings {
+    /// Embed workers on this instance (0: none).
+    pub workers: u32,
+    pub strategy: ClaimStrategy,
+    pub batch_size: u32,
+    /// One embed call longer than this fails, and its rows go back to WAIT.
+    pub batch_timeout: Duration,
+    /// A PENDING row whose claim is older than this may be claimed again. Longer than
+    /// `batch_timeout`, so a live worker's claim never runs out while it waits for the embedder.
+    pub lease: Duration,
+    /// Off only to show what a stalled worker does without it: commits twice.
+    pub fencing: bool,
+    /// Fault injection: the share of embed calls that fail transiently (0 to 1).
+    pub fail_rate: f64,
+    /// Fault injection: added to every embed call, to model a model's cost.
+    pub delay: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub instance_id: String,
@@ -106,6 +170,9 @@ pub struct Settings {
     pub ai: AiSettings,
     pub embedder: EmbedderSetting,
     pub shutdown_grace: Duration,
+    pub batch: BatchSettings,
+    /// Users with these e-mails (lower-cased) get the admin role at sign-up and start-up.
+    pub admin_emails: Vec<String>,
 }
 
 impl Settings {
@@ -299,7 +366,82 @@ impl Resolver {
             },
             embedder: self.embedder()?,
             shutdown_grace: Duration::from_secs(self.number("shutdown_grace_s", 0u64, 600)?),
+            batch: self.batch()?,
+            admin_emails: self.admin_emails()?,
         })
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool, SettingsError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(self.err(key, format!("`{other}` is not true or false"))),
+        }
+    }
+
+    fn schedule(&self, key: &str) -> Result<Option<Schedule>, SettingsError> {
+        self.raw(key).map(Schedule::parse).transpose().map_err(|e| self.err(key, e))
+    }
+
+    fn batch(&self) -> Result<BatchSettings, SettingsError> {
+        let strategy = {
+            let raw = self.raw("embed_claim_strategy").unwrap_or("skip-locked");
+            raw.parse().map_err(|e: String| self.err("embed_claim_strategy", e))?
+        };
+        let fail_rate: f64 = self.number("embed_fail_rate", 0.0, 1.0)?;
+        if !fail_rate.is_finite() {
+            return Err(self.err("embed_fail_rate", "expected a number from 0 to 1"));
+        }
+        let batch_timeout = Duration::from_millis(self.number("embed_batch_timeout_ms", 10u64, 600_000)?);
+        let lease = Duration::from_secs(self.number("embed_lease_s", 1u64, 3600)?);
+        if lease <= batch_timeout {
+            return Err(self.err(
+                "embed_lease_s",
+                format!(
+                    "{} s is not longer than {} ({} ms): a worker's claim would run out while it still \
+                     waits for the embedder, and another worker would take the rows over",
+                    lease.as_secs(),
+                    self.values.get("embed_batch_timeout_ms").map_or("SERVER_EMBED_BATCH_TIMEOUT_MS", |(_, o)| o),
+                    batch_timeout.as_millis()
+                ),
+            ));
+        }
+        Ok(BatchSettings {
+            poll: Duration::from_millis(self.number("job_poll_ms", 10u64, 60_000)?),
+            job_lease: Duration::from_secs(self.number("job_lease_s", 1u64, 86_400)?),
+            misfire_threshold: Duration::from_millis(self.number("job_misfire_threshold_ms", 0u64, 86_400_000)?),
+            embed_schedule: self.schedule("job_embed_schedule")?,
+            cleanup_schedule: self.schedule("job_cleanup_schedule")?,
+            ai_retry_schedule: self.schedule("job_ai_retry_schedule")?,
+            heartbeat_schedule: self.schedule("job_heartbeat_schedule")?,
+            notifications_retention_days: self.number("cleanup_notifications_days", 1u32, 36_500)?,
+            history_retention_days: self.number("cleanup_history_days", 1u32, 36_500)?,
+            embed: EmbedClaimSettings {
+                workers: self.number("embed_workers", 0u32, 64)?,
+                strategy,
+                batch_size: self.number("embed_batch_size", 1u32, 1000)?,
+                batch_timeout,
+                lease,
+                fencing: self.flag("embed_fencing", true)?,
+                fail_rate,
+                delay: Duration::from_millis(self.number("embed_delay_ms", 0u64, 600_000)?),
+            },
+        })
+    }
+
+    fn admin_emails(&self) -> Result<Vec<String>, SettingsError> {
+        let Some(raw) = self.raw("admin_emails") else { return Ok(Vec::new()) };
+        let mut emails = Vec::new();
+        for email in raw.split(',').map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()) {
+            if email.len() > 254 || !email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) {
+                return Err(
+                    self.err("admin_emails", format!("`{email}` is not an e-mail address (comma-separated list)"))
+                );
+            }
+            emails.push(email);
+        }
+        Ok(emails)
     }
 
     fn embedder(&self) -> Result<EmbedderSetting, SettingsError> {
@@ -383,6 +525,73 @@ mod tests {
         let err = Settings::from_sources(None, env(&[("SERVER_NOTIFY_DELIVERY", "kafka")])).unwrap_err();
         assert_eq!(err.setting, "SERVER_NOTIFY_DELIVERY");
         assert!(err.message.contains("redis-streams"), "{err}");
+    }
+
+    #[test]
+    fn batch_defaults_are_valid_and_the_heartbeat_is_off() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert!(s.batch.heartbeat_schedule.is_none());
+        assert_eq!(s.batch.embed_schedule.as_ref().map(Schedule::text), Some("every 1s"));
+        assert_eq!(s.batch.embed.strategy, ClaimStrategy::SkipLocked);
+        assert!(s.batch.embed.fencing);
+        let s = Settings::from_sources(None, env(&[("SERVER_JOB_CLEANUP_SCHEDULE", "")])).unwrap();
+        assert!(s.batch.cleanup_schedule.is_none(), "an empty schedule turns the job off");
+    }
+
+    #[test]
+    fn an_invalid_schedule_names_its_setting() {
+        let err = Settings::from_sources(None, env(&[("SERVER_JOB_HEARTBEAT_SCHEDULE", "0 0 25 * * *")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_JOB_HEARTBEAT_SCHEDULE");
+        assert!(err.message.contains("cron expression with seconds"), "{err}");
+        let err = Settings::from_sources(None, env(&[("SERVER_JOB_CLEANUP_SCHEDULE", "every 5 days")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_JOB_CLEANUP_SCHEDULE");
+        let s = Settings::from_sources(None, env(&[("SERVER_JOB_HEARTBEAT_SCHEDULE", "*/2 * * * * *")])).unwrap();
+        assert!(s.batch.heartbeat_schedule.is_some());
+    }
+
+    #[test]
+    fn the_embed_lease_must_outlast_the_batch_timeout() {
+        let err = Settings::from_sources(
+            None,
+            env(&[("SERVER_EMBED_LEASE_S", "5"), ("SERVER_EMBED_BATCH_TIMEOUT_MS", "5000")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_LEASE_S");
+        assert!(err.message.contains("SERVER_EMBED_BATCH_TIMEOUT_MS"), "{err}");
+        assert!(
+            Settings::from_sources(
+                None,
+                env(&[("SERVER_EMBED_LEASE_S", "6"), ("SERVER_EMBED_BATCH_TIMEOUT_MS", "5000")])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_unknown_claim_strategy_lists_the_valid_ones() {
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBED_CLAIM_STRATEGY", "optimistic")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_CLAIM_STRATEGY");
+        assert!(err.message.contains("naive, version, skip-locked"), "{err}");
+        let s = Settings::from_sources(None, env(&[("SERVER_EMBED_CLAIM_STRATEGY", "version")])).unwrap();
+        assert_eq!(s.batch.embed.strategy, ClaimStrategy::Version);
+    }
+
+    #[test]
+    fn the_fail_rate_is_a_share_from_0_to_1() {
+        for bad in ["1.5", "-0.1", "NaN", "often"] {
+            let err = Settings::from_sources(None, env(&[("SERVER_EMBED_FAIL_RATE", bad)])).unwrap_err();
+            assert_eq!(err.setting, "SERVER_EMBED_FAIL_RATE", "{bad}");
+        }
+        let s = Settings::from_sources(None, env(&[("SERVER_EMBED_FAIL_RATE", "0.25")])).unwrap();
+        assert!((s.batch.embed.fail_rate - 0.25).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn admin_emails_are_a_lower_cased_list() {
+        let s = Settings::from_sources(None, env(&[("SERVER_ADMIN_EMAILS", " Ops@Example.test, b@x.io ")])).unwrap();
+        assert_eq!(s.admin_emails, vec!["ops@example.test", "b@x.io"]);
+        let err = Settings::from_sources(None, env(&[("SERVER_ADMIN_EMAILS", "root")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_ADMIN_EMAILS");
     }
 
     #[test]

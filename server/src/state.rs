@@ -8,6 +8,7 @@ use sqlx::MySqlPool;
 use tokio::sync::Notify;
 
 use crate::accounts::{PasswordHasher, SessionStore};
+use crate::batch::Jobs;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::hub::Hub;
@@ -36,4 +37,6 @@ pub struct AppState {
     pub notifier: Notifier,
     /// The SSE streams connected to this instance.
     pub hub: Hub,
+    /// The clustered jobs, for the admin API.
+    pub jobs: Arc<Jobs>,
 }

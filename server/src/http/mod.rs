@@ -6,6 +6,7 @@
 //! with a plain `.route(..)` would be served but missing from `/openapi.json`.
 
 pub mod accounts;
+pub mod admin;
 pub mod diaries;
 pub mod extract;
 pub mod friends;
@@ -39,6 +40,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(points::router())
         .merge(notifications::router())
         .merge(ops::router())
+        .merge(admin::router())
 }
 
 /// The OpenAPI document of [`router`], served at `GET /openapi.json`.

@@ -7,6 +7,8 @@ mod accounts;
 mod ai_comments;
 mod ai_provider;
 mod bad_input;
+mod batch;
+mod batch_claims;
 mod diaries;
 mod notifications;
 mod notify_faults;

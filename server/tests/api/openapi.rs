@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, TestResult, World};
 
 /// Every route the server has, copied from the `http` modules. A route added there must be
 /// added here and documented, or `the_document_lists_exactly_the_routes_the_server_has` fails.
-const ROUTES: [(&str, &str); 33] = [
+const ROUTES: [(&str, &str); 38] = [
     ("POST", "/auth/signup"),
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
@@ -46,6 +46,11 @@ const ROUTES: [(&str, &str); 33] = [
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/admin/jobs"),
+    ("GET", "/admin/jobs/{name}/runs"),
+    ("POST", "/admin/jobs/{name}/pause"),
+    ("POST", "/admin/jobs/{name}/resume"),
+    ("POST", "/admin/jobs/{name}/trigger"),
 ];
 
 /// The methods a path item may hold that axum routes (it answers HEAD and OPTIONS itself).

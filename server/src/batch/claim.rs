@@ -1,0 +1,361 @@
+//! Claiming `rental_items` that need an embedding, and the fenced final write.
+//!
+//! Three strategies, compared by the claim scenario (`ClaimStrategy`):
+//!
+//! * `naive`: read WAIT rows without a lock, embed, write DONE. Two workers that read the same
+//!   rows both embed and both commit: the baseline the others are measured against. It takes
+//!   no claim, so there is no token to fence with, and `embed_fencing` cannot help it.
+//! * `version` (the seed's): read candidates without a lock, then one conditional UPDATE
+//!   `WAIT -> PENDING, claim_version + 1` that matches a row only at the `claim_version` read;
+//!   a worker processes only the rows that now carry its token. Losers match 0 rows and their
+//!   claim is recorded as wasted.
+//! * `skip-locked`: `SELECT ... FOR UPDATE SKIP LOCKED` in a short transaction that marks the
+//!   rows PENDING: concurrent workers take disjoint rows without waiting and without losing.
+//!
+//! Every claim sets `claimed_until` (the lease): a PENDING row past it is claimable again, so
+//! the rows of a worker that died or stalled are not stuck. Because the stalled worker may
+//! wake up later, each claim writes a fresh `claim_token`, and the final write (embedding +
+//! DONE) commits only if the row still carries that token and the content_version embedded
+//! (fencing, as in Kleppmann's "How to do distributed locking"). Without it, a worker whose
+//! lease ran out and the worker that took over both commit.
+//!
+//! All times are the database's (`NOW(6)`), never a process clock: instances' clocks differ.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+
+/// See the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStrategy {
+    Naive,
+    Version,
+    SkipLocked,
+}
+
+impl ClaimStrategy {
+    pub const ALL: [ClaimStrategy; 3] = [ClaimStrategy::Naive, ClaimStrategy::Version, ClaimStrategy::SkipLocked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimStrategy::Naive => "naive",
+            ClaimStrategy::Version => "version",
+            ClaimStrategy::SkipLocked => "skip-locked",
+        }
+    }
+}
+
+impl std::str::FromStr for ClaimStrategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
+            let valid: Vec<&str> = Self::ALL.iter().map(|c| c.as_str()).collect();
+            format!("`{s}` is not one of {}", valid.join(", "))
+        })
+    }
+}
+
+/// A row is claimable when it waits, or when its claim's lease ran out.
+const CLAIMABLE: &str =
+    "(embed_status = 'WAIT' OR (embed_status = 'PENDING' AND (claimed_until IS NULL OR claimed_until < NOW(6))))";
+
+/// One item as claimed: what to embed and which version of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedItem {
+    pub id: u64,
+    pub content_version: u64,
+    pub text: String,
+}
+
+/// What one claim attempt got.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Fresh per claim: the fencing token the final write must still find on the row.
+    pub token: String,
+    /// Rows the claim saw as claimable (for `version` and `naive`, before racing for them).
+    pub candidates: usize,
+    pub items: Vec<ClaimedItem>,
+}
+
+/// How an item's final write ended (`embed_attempts.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Committed,
+    /// The row no longer carries this claim's token: another claim took it over.
+    Fenced,
+    /// The content changed (or the item was deleted) after the claim read it.
+    Stale,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Committed => "committed",
+            Outcome::Fenced => "fenced",
+            Outcome::Stale => "stale",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Claims and commits for one instance; `worker` numbers tell its workers apart in the logs.
+#[derive(Debug, Clone)]
+pub struct Claimer {
+    pub db: MySqlPool,
+    pub strategy: ClaimStrategy,
+    pub lease: Duration,
+    pub fencing: bool,
+    pub instance_id: String,
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+type ItemRow = (u64, u64, String, String);
+
+fn into_item((id, content_version, title, description): ItemRow) -> ClaimedItem {
+    ClaimedItem { id, content_version, text: format!("{title}\n{description}") }
+}
+
+impl Claimer {
+    /// Claims up to `limit` items and records the attempt in `embed_claims`.
+    #[tracing::instrument(skip_all, fields(strategy = self.strategy.as_str(), worker))]
+    pub async fn claim(&self, worker: u32, limit: u32) -> sqlx::Result<Claim> {
+        let token = new_token();
+        let (candidates, items) = match self.strategy {
+            ClaimStrategy::Naive => self.claim_naive(limit).await?,
+            ClaimStrategy::Version => self.claim_version(&token, limit).await?,
+            ClaimStrategy::SkipLocked => self.claim_skip_locked(&token, limit).await?,
+        };
+        sqlx::query(
+            "INSERT INTO embed_claims (instance_id, worker, strategy, claim_token, candidates, claimed) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&self.instance_id)
+        .bind(worker)
+        .bind(self.strategy.as_str())
+        .bind(&token)
+        .bind(candidates as u64)
+        .bind(items.len() as u64)
+        .execute(&self.db)
+        .await?;
+        Ok(Claim { token, candidates, items })
+    }
+
+    async fn claim_naive(&self, limit: u32) -> sqlx::Result<(usize, Vec<ClaimedItem>)> {
+        let rows: Vec<ItemRow> = sqlx::query_as(&format!(
+            "SELECT id, content_version, title, description FROM rental_items WHERE {CLAIMABLE} ORDER BY id LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        Ok((rows.len(), rows.into_iter().map(into_item).collect()))
+    }
+
+    async fn claim_version(&self, token: &str, limit: u32) -> sqlx::Result<(usize, Vec<ClaimedItem>)> {
+        let seen: Vec<(u64, u64)> = sqlx::query_as(&format!(
+            "SELECT id, claim_version FROM rental_items WHERE {CLAIMABLE} ORDER BY id LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        if seen.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        // One statement for the batch: a row matches only at the claim_version this worker
+        // read, so of two workers that read the same version exactly one moves it (InnoDB
+        // re-reads the latest committed row under the row lock before applying the WHERE).
+        let versions = vec!["(id = ? AND claim_version = ?)"; seen.len()].join(" OR ");
+        let sql = format!(
+            "UPDATE rental_items SET embed_status = 'PENDING', claim_version = claim_version + 1, \
+             claim_token = ?, claimed_by = ?, claimed_until = NOW(6) + INTERVAL ? SECOND \
+             WHERE {CLAIMABLE} AND ({versions})"
+        );
+        let mut q = sqlx::query(&sql).bind(token).bind(&self.instance_id).bind(self.lease.as_secs());
+        for (id, version) in &seen {
+            q = q.bind(id).bind(version);
+        }
+        q.execute(&self.db).await?;
+        // Process only the rows still PENDING at the version this claim set, under its token.
+        let sql = format!(
+            "SELECT id, claim_version, content_version, title, description FROM rental_items \
+             WHERE id IN ({}) AND embed_status = 'PENDING' AND claim_token = ?",
+            placeholders(seen.len())
+        );
+        let mut q = sqlx::query_as::<_, (u64, u64, u64, String, String)>(&sql);
+        for (id, _) in &seen {
+            q = q.bind(id);
+        }
+        let won = q.bind(token).fetch_all(&self.db).await?;
+        let items = won
+            .into_iter()
+            .filter(|(id, version, ..)| seen.iter().any(|(i, v)| i == id && v + 1 == *version))
+            .map(|(id, _, content_version, title, description)| into_item((id, content_version, title, description)))
+            .collect();
+        Ok((seen.len(), items))
+    }
+
+    async fn claim_skip_locked(&self, token: &str, limit: u32) -> sqlx::Result<(usize, Vec<ClaimedItem>)> {
+        // Short transaction: the locks live only until the rows say PENDING; the embedding
+        // happens outside it, protected by the lease and the token.
+        let mut tx = self.db.begin().await?;
+        let rows: Vec<ItemRow> = sqlx::query_as(&format!(
+            "SELECT id, content_version, title, description FROM rental_items WHERE {CLAIMABLE} \
+             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !rows.is_empty() {
+            let sql = format!(
+                "UPDATE rental_items SET embed_status = 'PENDING', claim_version = claim_version + 1, \
+                 claim_token = ?, claimed_by = ?, claimed_until = NOW(6) + INTERVAL ? SECOND WHERE id IN ({})",
+                placeholders(rows.len())
+            );
+            let mut q = sqlx::query(&sql).bind(token).bind(&self.instance_id).bind(self.lease.as_secs());
+            for row in &rows {
+                q = q.bind(row.0);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok((rows.len(), rows.into_iter().map(into_item).collect()))
+    }
+
+    /// The final write of one item: its embedding and DONE, in one transaction, only if the
+    /// row still holds this claim (when fencing is on) and the content embedded. Records the
+    /// attempt, and on success the audit row in the same transaction as the embedding.
+    #[tracing::instrument(skip_all, fields(item_id = item.id, worker))]
+    pub async fn commit(
+        &self,
+        worker: u32,
+        token: &str,
+        item: &ClaimedItem,
+        embedder: &str,
+        vector: &[f32],
+    ) -> sqlx::Result<Outcome> {
+        let fenced = self.fencing && self.strategy != ClaimStrategy::Naive;
+        let mut tx = self.db.begin().await?;
+        let guard = if fenced { " AND claim_token = ? AND embed_status = 'PENDING'" } else { "" };
+        let sql = format!(
+            "UPDATE rental_items SET embed_status = 'DONE', claim_token = ?, claimed_by = ?, claimed_until = NULL \
+             WHERE id = ? AND content_version = ?{guard}"
+        );
+        let mut q = sqlx::query(&sql).bind(token).bind(&self.instance_id).bind(item.id).bind(item.content_version);
+        if fenced {
+            q = q.bind(token);
+        }
+        // The row lock taken here is held to COMMIT, so a take-over cannot slip in between
+        // the check and the embedding write.
+        let outcome = if q.execute(&mut *tx).await?.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO rental_embeddings (item_id, content_version, embedder, embedding) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE content_version = VALUES(content_version), embedder = VALUES(embedder), \
+                 embedding = VALUES(embedding), created_at = CURRENT_TIMESTAMP(6)",
+            )
+            .bind(item.id)
+            .bind(item.content_version)
+            .bind(embedder)
+            .bind(crate::embed::to_vector_bytes(vector))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO embed_audit (item_id, content_version, claim_token, instance_id) VALUES (?, ?, ?, ?)",
+            )
+            .bind(item.id)
+            .bind(item.content_version)
+            .bind(token)
+            .bind(&self.instance_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Outcome::Committed
+        } else {
+            tx.rollback().await?;
+            let current: Option<u64> = sqlx::query_scalar("SELECT content_version FROM rental_items WHERE id = ?")
+                .bind(item.id)
+                .fetch_optional(&self.db)
+                .await?;
+            if current == Some(item.content_version) { Outcome::Fenced } else { Outcome::Stale }
+        };
+        self.record(worker, token, item, outcome, None).await?;
+        Ok(outcome)
+    }
+
+    /// After a failed embed call: the rows go back to WAIT, but only those this claim still
+    /// holds (a row taken over meanwhile belongs to its new claim).
+    pub async fn release(&self, worker: u32, claim: &Claim, why: &str) -> sqlx::Result<()> {
+        if self.strategy != ClaimStrategy::Naive && !claim.items.is_empty() {
+            let sql = format!(
+                "UPDATE rental_items SET embed_status = 'WAIT', claim_token = NULL, claimed_by = NULL, \
+                 claimed_until = NULL WHERE id IN ({}) AND claim_token = ? AND embed_status = 'PENDING'",
+                placeholders(claim.items.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for item in &claim.items {
+                q = q.bind(item.id);
+            }
+            q.bind(&claim.token).execute(&self.db).await?;
+        }
+        for item in &claim.items {
+            self.record(worker, &claim.token, item, Outcome::Failed, Some(why)).await?;
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        worker: u32,
+        token: &str,
+        item: &ClaimedItem,
+        outcome: Outcome,
+        detail: Option<&str>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO embed_attempts (item_id, content_version, claim_token, instance_id, worker, outcome, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(item.id)
+        .bind(item.content_version)
+        .bind(token)
+        .bind(&self.instance_id)
+        .bind(worker)
+        .bind(outcome.as_str())
+        .bind(detail.map(|d| d.chars().take(500).collect::<String>()))
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_parse_and_errors_list_the_valid_ones() {
+        for s in ClaimStrategy::ALL {
+            assert_eq!(s.as_str().parse::<ClaimStrategy>(), Ok(s));
+        }
+        let err = "locks".parse::<ClaimStrategy>().unwrap_err();
+        assert!(err.contains("naive, version, skip-locked"), "{err}");
+    }
+
+    #[test]
+    fn tokens_are_fresh() {
+        assert_ne!(new_token(), new_token());
+        assert_eq!(new_token().len(), 32);
+    }
+}

@@ -1,0 +1,200 @@
+//! The embed worker pool: `embed_workers` workers on this instance, each looping claim ->
+//! embed -> fenced commit (see [`super::claim`]), and the fault-injecting embedder wrapper.
+//!
+//! Idle workers sleep until the `embed-posts` job fires anywhere in the cluster (every
+//! instance's scheduler sees the firing and ticks its pool) or is triggered; a worker that
+//! claimed something claims again at once, so a backlog drains at full speed. Pausing the
+//! job stops new claims on every instance; a batch in flight finishes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::claim::{Claimer, Outcome};
+use crate::embed::{EmbedError, Embedder};
+
+/// How the scheduler steers the pool: `paused` mirrors `job_schedules.paused` of
+/// `embed-posts`; `tick` is bumped whenever a firing of it is seen.
+#[derive(Debug, Clone)]
+pub struct PoolControl {
+    pub paused: watch::Sender<bool>,
+    pub tick: watch::Sender<u64>,
+}
+
+impl PoolControl {
+    pub fn new(paused: bool) -> Self {
+        Self { paused: watch::Sender::new(paused), tick: watch::Sender::new(0) }
+    }
+
+    pub fn wake(&self) {
+        self.tick.send_modify(|t| *t = t.wrapping_add(1));
+    }
+}
+
+#[derive(Clone)]
+pub struct EmbedPool {
+    pub claimer: Claimer,
+    pub embedder: Arc<dyn Embedder>,
+    pub workers: u32,
+    pub batch_size: u32,
+    pub batch_timeout: Duration,
+    pub control: PoolControl,
+    /// When `embed-posts` has no schedule nothing ticks the pool: idle workers poll this often.
+    pub idle_poll: Option<Duration>,
+}
+
+/// What one worker step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub claimed: usize,
+    pub committed: usize,
+    pub fenced: usize,
+    pub stale: usize,
+    pub failed: usize,
+}
+
+impl EmbedPool {
+    /// Runs the workers until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if self.workers == 0 {
+            return;
+        }
+        tracing::info!(workers = self.workers, strategy = self.claimer.strategy.as_str(), "embed workers started");
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..self.workers {
+            tasks.spawn(self.clone().worker(worker, shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("embed workers stopped");
+    }
+
+    async fn worker(self, worker: u32, shutdown: CancellationToken) {
+        let mut paused = self.control.paused.subscribe();
+        let mut tick = self.control.tick.subscribe();
+        loop {
+            if *paused.borrow_and_update() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = paused.changed() => continue,
+                }
+            }
+            // Shutdown abandons a step in flight: its rows stay PENDING until the lease ends,
+            // and then another worker takes them (the token fences this one out).
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                step = self.step(worker) => step,
+            };
+            match step {
+                Ok(step) if step.claimed > 0 => continue,
+                Ok(_) => {}
+                // Deadlocks between concurrent claims and a restarting database land here:
+                // the next tick tries again.
+                Err(e) => tracing::warn!(worker, error = %e, "embed step failed"),
+            }
+            let idle = async {
+                match self.idle_poll {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.changed() => {}
+                _ = paused.changed() => {}
+                () = idle => {}
+            }
+        }
+    }
+
+    /// One claim and its processing: public so a test can drive a worker step by step.
+    pub async fn step(&self, worker: u32) -> sqlx::Result<Step> {
+        let claim = self.claimer.claim(worker, self.batch_size).await?;
+        let mut step = Step { claimed: claim.items.len(), ..Step::default() };
+        if claim.items.is_empty() {
+            return Ok(step);
+        }
+        let texts: Vec<String> = claim.items.iter().map(|i| i.text.clone()).collect();
+        let vectors = match tokio::time::timeout(self.batch_timeout, self.embedder.embed(&texts)).await {
+            Ok(Ok(v)) if v.len() == texts.len() => v,
+            Ok(Ok(v)) => {
+                let why = format!("the embedder returned {} vectors for {} texts", v.len(), texts.len());
+                self.claimer.release(worker, &claim, &why).await?;
+                step.failed = claim.items.len();
+                return Ok(step);
+            }
+            Ok(Err(e)) => {
+                self.claimer.release(worker, &claim, &e.to_string()).await?;
+                step.failed = claim.items.len();
+                return Ok(step);
+            }
+            Err(_) => {
+                let why = format!("the embed call took longer than {} ms", self.batch_timeout.as_millis());
+                self.claimer.release(worker, &claim, &why).await?;
+                step.failed = claim.items.len();
+                return Ok(step);
+            }
+        };
+        for (item, vector) in claim.items.iter().zip(&vectors) {
+            match self.claimer.commit(worker, &claim.token, item, self.embedder.name(), vector).await? {
+                Outcome::Committed => step.committed += 1,
+                Outcome::Fenced => step.fenced += 1,
+                Outcome::Stale => step.stale += 1,
+                Outcome::Failed => step.failed += 1,
+            }
+        }
+        Ok(step)
+    }
+}
+
+/// Wraps an embedder to model a model's cost (`embed_delay_ms` per call) and inject transient
+/// failures (`embed_fail_rate` of calls), so a scenario can show that failed rows return to
+/// WAIT and are finished later.
+pub struct FaultyEmbedder {
+    pub inner: Arc<dyn Embedder>,
+    pub delay: Duration,
+    pub fail_rate: f64,
+}
+
+impl FaultyEmbedder {
+    /// `inner` itself when no fault is configured.
+    pub fn wrap(inner: Arc<dyn Embedder>, delay: Duration, fail_rate: f64) -> Arc<dyn Embedder> {
+        if delay.is_zero() && fail_rate <= 0.0 { inner } else { Arc::new(FaultyEmbedder { inner, delay, fail_rate }) }
+    }
+}
+
+impl Embedder for FaultyEmbedder {
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        Box::pin(async move {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if self.fail_rate > 0.0 && rand::random::<f64>() < self.fail_rate {
+                return Err(EmbedError::Transient("injected failure (SERVER_EMBED_FAIL_RATE)".into()));
+            }
+            self.inner.embed(texts).await
+        })
+    }
+
+    /// The wrapped embedder's name: its vectors are the ones stored and searched.
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::hashing::HashingEmbedder;
+
+    #[tokio::test]
+    async fn the_wrapper_fails_at_its_rate_and_keeps_the_inner_name() {
+        let always = FaultyEmbedder::wrap(Arc::new(HashingEmbedder), Duration::ZERO, 1.0);
+        assert!(matches!(always.embed(&["a".into()]).await, Err(EmbedError::Transient(_))));
+        assert_eq!(always.name(), "hashing");
+        let never = FaultyEmbedder::wrap(Arc::new(HashingEmbedder), Duration::from_millis(1), 0.0);
+        assert_eq!(never.embed(&["a".into(), "b".into()]).await.unwrap().len(), 2);
+    }
+}
