@@ -87,7 +87,7 @@ struct Run {
 
 async fn db_now(database_url: &str) -> anyhow::Result<NaiveDateTime> {
     let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let now: NaiveDateTime = sqlx::query_scalar("SELECT NOW(6)").fetch_one(&mut conn).await?;
+    let now: NaiveDateTime = sqlx::query_scalar("SELECT CAST(NOW(6) AS DATETIME(6))").fetch_one(&mut conn).await?;
     let _ = conn.close().await;
     Ok(now)
 }
