@@ -108,6 +108,8 @@ async fn every_endpoint_but_signup_login_and_health_requires_auth() -> TestResul
         let (status, _) = app.call(method, path, Some("not-a-token"), Some(json!({}))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a forged token");
     }
+    // The delivery transport connects in the background: /readyz is 503 until it has.
+    crate::notifications::wait_ready(&app).await;
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(app.call("GET", path, None, None).await.0, StatusCode::OK, "{path}");
     }
