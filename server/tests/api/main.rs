@@ -8,6 +8,7 @@ mod ai_comments;
 mod ai_provider;
 mod bad_input;
 mod diaries;
+mod embed_provider;
 mod notifications;
 mod notify_faults;
 mod openapi;
