@@ -101,6 +101,24 @@ impl MiniLmEmbedder {
     }
 }
 
+/// Splits length-sorted `order` into forward passes of at most [`BATCH`] texts, starting a new
+/// one when a text is more than 1.25x the length of its pass's first: on a CPU batching
+/// saves little, and padding a 40-token English text to a 128-token Korean one (Hangul
+/// becomes jamo, ~3x the tokens) would cost 3x its compute.
+fn batches(order: &[usize], len: impl Fn(usize) -> usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in 1..=order.len() {
+        let full = end - start == BATCH;
+        let last = end == order.len();
+        if last || full || len(order[end]) * 4 > len(order[start]) * 5 {
+            out.push(&order[start..end]);
+            start = end;
+        }
+    }
+    out
+}
+
 impl Model {
     /// Tokenises all texts, runs them in length-sorted batches, returns vectors in input order.
     fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -112,7 +130,7 @@ impl Model {
         order.sort_by_key(|&i| encodings[i].get_ids().len());
 
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH) {
+        for chunk in batches(&order, |i| encodings[i].get_ids().len()) {
             let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
             let vectors =
                 self.forward(&ids).map_err(|e| EmbedError::Permanent(format!("minilm: inference failed: {e}")))?;
@@ -228,6 +246,18 @@ mod tests {
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         (order, scores)
+    }
+
+    #[test]
+    fn passes_group_texts_of_similar_length() {
+        let lens = [3, 3, 4, 10, 11, 40];
+        let order: Vec<usize> = (0..lens.len()).collect();
+        let got: Vec<Vec<usize>> = batches(&order, |i| lens[i]).into_iter().map(<[usize]>::to_vec).collect();
+        assert_eq!(got, vec![vec![0, 1], vec![2], vec![3, 4], vec![5]]);
+        let many: Vec<usize> = (0..70).collect();
+        let sizes: Vec<usize> = batches(&many, |_| 7).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![32, 32, 6]);
+        assert!(batches(&[], |_| 1).is_empty());
     }
 
     #[tokio::test]
