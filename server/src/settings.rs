@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::batch::claim::ClaimStrategy;
@@ -42,6 +42,12 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("ai_job_lease_s", Some("60")),
     ("shutdown_grace_s", Some("10")),
     ("embedder", Some("hashing")),
+    ("embed_model_dir", Some("models/all-MiniLM-L6-v2")),
+    ("embed_openai_base_url", Some("https://api.openai.com/v1")),
+    ("embed_openai_model", Some("text-embedding-3-small")),
+    ("embed_openai_api_key", None),
+    ("embed_timeout_ms", Some("10000")),
+    ("embed_max_retries", Some("3")),
     // Clustered batch jobs and the embedding claim (crate::batch). A schedule set to the
     // empty string turns its job off.
     ("job_poll_ms", Some("200")),
@@ -85,6 +91,11 @@ pub enum AiGeneratorSetting {
 pub enum EmbedderSetting {
     /// Deterministic feature hashing: no model, for load tests.
     Hashing,
+    /// all-MiniLM-L6-v2 on the CPU, from a folder holding `config.json`, `model.safetensors`
+    /// and `tokenizer.json` (checked at start-up; relative paths are from the working directory).
+    MiniLm { model_dir: PathBuf },
+    /// An OpenAI-compatible `/embeddings` endpoint, asked for 384 dimensions.
+    OpenAi { base_url: url::Url, model: String, api_key: String, timeout: Duration, max_retries: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,8 +458,37 @@ impl Resolver {
     fn embedder(&self) -> Result<EmbedderSetting, SettingsError> {
         match self.raw("embedder").unwrap_or("hashing") {
             "hashing" => Ok(EmbedderSetting::Hashing),
-            other => Err(self.err("embedder", format!("`{other}` is not one of hashing"))),
+            "minilm" => Ok(EmbedderSetting::MiniLm { model_dir: self.model_dir()? }),
+            "openai" => {
+                let (_, base_url) =
+                    self.url("embed_openai_base_url", &["http", "https"], "the embeddings API base URL")?;
+                Ok(EmbedderSetting::OpenAi {
+                    base_url,
+                    model: self.required("embed_openai_model", "an embedding model name")?,
+                    api_key: self.required("embed_openai_api_key", "the API key of the embeddings provider")?,
+                    timeout: Duration::from_millis(self.number("embed_timeout_ms", 100u64, 600_000)?),
+                    max_retries: self.number("embed_max_retries", 0u32, 10)?,
+                })
+            }
+            other => Err(self.err("embedder", format!("`{other}` is not one of hashing, minilm, openai"))),
         }
+    }
+
+    /// The model folder, refused at start-up when it or one of its files is missing: better
+    /// than a server that starts and fails every search.
+    fn model_dir(&self) -> Result<PathBuf, SettingsError> {
+        let dir = PathBuf::from(self.required("embed_model_dir", "a folder holding all-MiniLM-L6-v2")?);
+        let fix = "run scripts/fetch-model.sh (it puts the model in models/all-MiniLM-L6-v2), or point \
+                   SERVER_EMBED_MODEL_DIR at a folder with config.json, model.safetensors and tokenizer.json";
+        if !dir.is_dir() {
+            return Err(self.err("embed_model_dir", format!("{} is not a folder: {fix}", dir.display())));
+        }
+        for file in crate::embed::minilm::REQUIRED_FILES {
+            if !dir.join(file).is_file() {
+                return Err(self.err("embed_model_dir", format!("{} has no {file}: {fix}", dir.display())));
+            }
+        }
+        Ok(dir)
     }
 }
 
@@ -600,5 +640,118 @@ mod tests {
         assert_eq!(err.setting, "SERVER_AI_OPENAI_API_KEY");
         let err = Settings::from_sources(None, env(&[("SERVER_AI_GENERATOR", "magic")])).unwrap_err();
         assert!(err.message.contains("offline, openai"), "{err}");
+    }
+
+    /// A model folder of its own under the temp dir, holding `files` (empty: settings only
+    /// check that they are there).
+    fn model_folder(name: &str, files: &[&str]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("settings-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in files {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_embedder_is_hashing_unless_asked_and_unknown_ones_are_listed() {
+        assert_eq!(Settings::from_sources(None, env(&[])).unwrap().embedder, EmbedderSetting::Hashing);
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBEDDER", "bert")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBEDDER");
+        assert!(err.message.contains("hashing, minilm, openai"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_model_folder_names_the_setting_and_the_fetch_script() {
+        let err = Settings::from_sources(
+            None,
+            env(&[("SERVER_EMBEDDER", "minilm"), ("SERVER_EMBED_MODEL_DIR", "/nonexistent/minilm")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_MODEL_DIR");
+        assert!(err.message.contains("/nonexistent/minilm is not a folder"), "{err}");
+        assert!(err.message.contains("run scripts/fetch-model.sh"), "{err}");
+    }
+
+    #[test]
+    fn the_default_model_folder_is_named_too_when_missing() {
+        // The tests run in server/, where models/ does not exist: the default is refused.
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBEDDER", "minilm")])).unwrap_err();
+        assert!(err.to_string().contains("SERVER_EMBED_MODEL_DIR"), "{err}");
+        assert!(err.message.contains("models/all-MiniLM-L6-v2"), "{err}");
+    }
+
+    #[test]
+    fn a_model_folder_without_its_weights_names_the_missing_file() {
+        let dir = model_folder("no-weights", &["config.json", "tokenizer.json"]);
+        let err = Settings::from_sources(
+            None,
+            env(&[("SERVER_EMBEDDER", "minilm"), ("SERVER_EMBED_MODEL_DIR", dir.to_str().unwrap())]),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_MODEL_DIR");
+        assert!(err.message.contains("has no model.safetensors"), "{err}");
+        assert!(err.message.contains("run scripts/fetch-model.sh"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_complete_model_folder_is_accepted() {
+        let dir = model_folder("complete", &["config.json", "model.safetensors", "tokenizer.json"]);
+        let s = Settings::from_sources(
+            None,
+            env(&[("SERVER_EMBEDDER", "minilm"), ("SERVER_EMBED_MODEL_DIR", dir.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(s.embedder, EmbedderSetting::MiniLm { model_dir: dir.clone() });
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn openai_embeddings_need_a_key_and_take_their_own_timeout_and_retries() {
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBEDDER", "openai")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_OPENAI_API_KEY");
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("SERVER_EMBEDDER", "openai"),
+                ("SERVER_EMBED_OPENAI_API_KEY", "sk-test"),
+                ("SERVER_EMBED_OPENAI_BASE_URL", "http://127.0.0.1:9000/v1"),
+                ("SERVER_EMBED_TIMEOUT_MS", "1500"),
+                ("SERVER_EMBED_MAX_RETRIES", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.embedder,
+            EmbedderSetting::OpenAi {
+                base_url: url::Url::parse("http://127.0.0.1:9000/v1").unwrap(),
+                model: "text-embedding-3-small".into(),
+                api_key: "sk-test".into(),
+                timeout: Duration::from_millis(1500),
+                max_retries: 1,
+            }
+        );
+        let err = Settings::from_sources(
+            None,
+            env(&[
+                ("SERVER_EMBEDDER", "openai"),
+                ("SERVER_EMBED_OPENAI_API_KEY", "k"),
+                ("SERVER_EMBED_TIMEOUT_MS", "5"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_TIMEOUT_MS");
+        let err = Settings::from_sources(
+            None,
+            env(&[
+                ("SERVER_EMBEDDER", "openai"),
+                ("SERVER_EMBED_OPENAI_API_KEY", "k"),
+                ("SERVER_EMBED_OPENAI_BASE_URL", "ftp://x"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_OPENAI_BASE_URL");
     }
 }

@@ -3,13 +3,16 @@
 //!
 //! * [`hashing::HashingEmbedder`]: deterministic feature hashing, microseconds per text, no
 //!   model: for load tests in which model cost must not dominate.
-//! * `minilm`: all-MiniLM-L6-v2 run locally with candle, from a folder on disk.
-//! * `openai`: an OpenAI-compatible `/embeddings` endpoint.
+//! * [`minilm::MiniLmEmbedder`]: all-MiniLM-L6-v2 run locally with candle, from a folder on
+//!   disk (`scripts/fetch-model.sh`).
+//! * [`openai::OpenAiEmbedder`]: an OpenAI-compatible `/embeddings` endpoint.
 //!
 //! Every embedder returns L2-normalised vectors of [`DIM`] floats, so cosine distance and
 //! dot product rank alike.
 
 pub mod hashing;
+pub mod minilm;
+pub mod openai;
 
 use std::sync::Arc;
 
@@ -37,9 +40,15 @@ pub trait Embedder: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
+/// The embedder the settings ask for. Loading MiniLM reads ~90 MB from disk: call this once
+/// at start-up, not per request.
 pub fn from_settings(setting: &EmbedderSetting) -> anyhow::Result<Arc<dyn Embedder>> {
     Ok(match setting {
         EmbedderSetting::Hashing => Arc::new(hashing::HashingEmbedder),
+        EmbedderSetting::MiniLm { model_dir } => Arc::new(minilm::MiniLmEmbedder::load(model_dir)?),
+        EmbedderSetting::OpenAi { base_url, model, api_key, timeout, max_retries } => Arc::new(
+            openai::OpenAiEmbedder::new(base_url.clone(), model.clone(), api_key.clone(), *timeout, *max_retries)?,
+        ),
     })
 }
 

@@ -10,6 +10,7 @@ mod bad_input;
 mod batch;
 mod batch_claims;
 mod diaries;
+mod embed_provider;
 mod notifications;
 mod notify_faults;
 mod openapi;
