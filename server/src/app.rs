@@ -16,6 +16,7 @@ use crate::notify::alert::AlertSink;
 use crate::notify::bus::{self, BusContext};
 use crate::notify::hub::Hub;
 use crate::ops::Dependencies;
+use crate::rental::embedding::EmbedWorker;
 use crate::settings::Settings;
 use crate::state::{AppState, Rules};
 
@@ -23,6 +24,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     ai_worker: AiWorker,
+    embed_worker: EmbedWorker,
     settings: Settings,
 }
 
@@ -78,6 +80,14 @@ impl App {
             settings.ai.job_lease,
             settings.ai.worker_poll,
         );
+        let embedder = crate::embed::from_settings(&settings.embedder)?;
+        let embed_worker = EmbedWorker {
+            db: db.clone(),
+            embedder: embedder.clone(),
+            instance_id: settings.instance_id.clone(),
+            poll: settings.embed_worker.poll,
+            batch_size: 32,
+        };
         let state = AppState {
             db: db.clone(),
             sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
@@ -98,11 +108,12 @@ impl App {
             ai_wake: ai_worker.waker(),
             notifier: Notifier::new(delivery),
             hub,
+            embedder,
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding SERVER_LISTEN_ADDR={}", settings.listen_addr))?;
-        Ok(App { listener, state, ai_worker, settings })
+        Ok(App { listener, state, ai_worker, embed_worker, settings })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -126,6 +137,11 @@ impl App {
         } else {
             tokio::spawn(async {})
         };
+        let embedding = if self.settings.embed_worker.enabled {
+            tokio::spawn(self.embed_worker.clone().run(background.child_token()))
+        } else {
+            tokio::spawn(async {})
+        };
         let delivery = tokio::spawn(self.state.notifier.delivery().clone().run(background.child_token()));
         let router = crate::http::router(self.state.clone());
         let signalled = CancellationToken::new();
@@ -145,6 +161,7 @@ impl App {
         background.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             let _ = worker.await;
+            let _ = embedding.await;
             let _ = delivery.await;
         })
         .await;

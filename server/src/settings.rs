@@ -40,6 +40,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("ai_job_lease_s", Some("60")),
     ("shutdown_grace_s", Some("10")),
     ("embedder", Some("hashing")),
+    ("embed_worker_enabled", Some("true")),
+    ("embed_worker_poll_ms", Some("1000")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,6 +108,16 @@ pub struct Settings {
     pub ai: AiSettings,
     pub embedder: EmbedderSetting,
     pub shutdown_grace: Duration,
+    pub embed_worker: EmbedWorkerSettings,
+}
+
+/// The per-instance worker that embeds rental items waiting for it (`crate::rental::embedding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedWorkerSettings {
+    /// Off: items stay WAIT and search finds them by text only.
+    pub enabled: bool,
+    /// Pause between passes that found nothing to do.
+    pub poll: Duration,
 }
 
 impl Settings {
@@ -299,6 +311,7 @@ impl Resolver {
             },
             embedder: self.embedder()?,
             shutdown_grace: Duration::from_secs(self.number("shutdown_grace_s", 0u64, 600)?),
+            embed_worker: self.embed_worker()?,
         })
     }
 
@@ -307,6 +320,19 @@ impl Resolver {
             "hashing" => Ok(EmbedderSetting::Hashing),
             other => Err(self.err("embedder", format!("`{other}` is not one of hashing"))),
         }
+    }
+}
+
+impl Resolver {
+    fn embed_worker(&self) -> Result<EmbedWorkerSettings, SettingsError> {
+        Ok(EmbedWorkerSettings {
+            enabled: match self.raw("embed_worker_enabled").unwrap_or("true") {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => return Err(self.err("embed_worker_enabled", format!("`{other}` is not true or false"))),
+            },
+            poll: Duration::from_millis(self.number("embed_worker_poll_ms", 10u64, 600_000)?),
+        })
     }
 }
 
@@ -383,6 +409,16 @@ mod tests {
         let err = Settings::from_sources(None, env(&[("SERVER_NOTIFY_DELIVERY", "kafka")])).unwrap_err();
         assert_eq!(err.setting, "SERVER_NOTIFY_DELIVERY");
         assert!(err.message.contains("redis-streams"), "{err}");
+    }
+
+    #[test]
+    fn the_embedding_worker_settings_are_parsed_and_named_when_wrong() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.embed_worker, EmbedWorkerSettings { enabled: true, poll: Duration::from_secs(1) });
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBED_WORKER_POLL_MS", "1")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_WORKER_POLL_MS");
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBED_WORKER_ENABLED", "maybe")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_WORKER_ENABLED");
     }
 
     #[test]

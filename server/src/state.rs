@@ -8,6 +8,7 @@ use sqlx::MySqlPool;
 use tokio::sync::Notify;
 
 use crate::accounts::{PasswordHasher, SessionStore};
+use crate::embed::Embedder;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::hub::Hub;
@@ -36,4 +37,7 @@ pub struct AppState {
     pub notifier: Notifier,
     /// The SSE streams connected to this instance.
     pub hub: Hub,
+    /// Turns search queries into vectors; the same one the embedding worker uses, so a query
+    /// and the items it is compared with come from one model.
+    pub embedder: Arc<dyn Embedder>,
 }
