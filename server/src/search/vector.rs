@@ -105,8 +105,9 @@ async fn from_index(
     Ok((hits, fetched))
 }
 
-/// Step 2: every embedded item that passes the filters, ordered by exact distance.
-async fn exact(
+/// Step 2: every embedded item that passes the filters, ordered by exact distance. Public for
+/// the bench, which compares it with the index path.
+pub async fn exact(
     db: &MySqlPool,
     embedder: &str,
     query: &[u8],
