@@ -92,11 +92,14 @@ impl App {
         let jobs = Arc::new(Jobs::from_settings(db.clone(), batch));
         jobs.register().await.context("registering the batch jobs in job_schedules")?;
         let pool_control = PoolControl::new(jobs.is_paused(JobName::EmbedPosts).await?);
-        let embedder = FaultyEmbedder::wrap(
-            crate::embed::from_settings(&settings.embedder)?,
-            batch.embed.delay,
-            batch.embed.fail_rate,
-        );
+        // Search embeds queries with the embedder itself; the workers' copy carries the
+        // scenario's injected delay and failures (none unless set).
+        let embedder = crate::embed::from_settings(&settings.embedder)?;
+        if batch.embed.workers > 0 {
+            crate::rental::embedding::requeue_other_embedders(&db, embedder.name())
+                .await
+                .context("re-queueing items embedded by another embedder")?;
+        }
         let embed_pool = EmbedPool {
             claimer: Claimer {
                 db: db.clone(),
@@ -105,7 +108,7 @@ impl App {
                 fencing: batch.embed.fencing,
                 instance_id: settings.instance_id.clone(),
             },
-            embedder,
+            embedder: FaultyEmbedder::wrap(embedder.clone(), batch.embed.delay, batch.embed.fail_rate),
             workers: batch.embed.workers,
             batch_size: batch.embed.batch_size,
             batch_timeout: batch.embed.batch_timeout,
@@ -148,6 +151,7 @@ impl App {
             notifier: Notifier::new(delivery),
             hub,
             jobs,
+            embedder,
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await

@@ -16,6 +16,8 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod points;
+pub mod rental;
+pub mod search;
 pub mod settings;
 pub mod social;
 pub mod state;

@@ -30,6 +30,8 @@ pub const BEARER: &str = "bearer";
         (name = "guestbook", description = "Messages on a user's page"),
         (name = "points", description = "The caller's points"),
         (name = "notifications", description = "Stored notifications and their live stream"),
+        (name = "rentals", description = "Items lent between users, and search over them"),
+        (name = "reservations", description = "Reservations of items: request, approve, reject, cancel, return"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
         (name = "admin", description = "Clustered batch jobs: status, history, pause, resume, trigger (admins only)"),
     )

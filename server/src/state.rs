@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::batch::Jobs;
+use crate::embed::Embedder;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::hub::Hub;
@@ -39,4 +40,7 @@ pub struct AppState {
     pub hub: Hub,
     /// The clustered jobs, for the admin API.
     pub jobs: Arc<Jobs>,
+    /// Turns search queries into vectors; the same one the embedding worker uses, so a query
+    /// and the items it is compared with come from one model.
+    pub embedder: Arc<dyn Embedder>,
 }

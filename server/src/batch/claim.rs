@@ -123,10 +123,11 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-type ItemRow = (u64, u64, String, String);
+/// id, content_version, title, category, description.
+type ItemRow = (u64, u64, String, String, String);
 
-fn into_item((id, content_version, title, description): ItemRow) -> ClaimedItem {
-    ClaimedItem { id, content_version, text: format!("{title}\n{description}") }
+fn into_item((id, content_version, title, category, description): ItemRow) -> ClaimedItem {
+    ClaimedItem { id, content_version, text: crate::rental::embedding::embedding_text(&title, &category, &description) }
 }
 
 impl Claimer {
@@ -156,7 +157,7 @@ impl Claimer {
 
     async fn claim_naive(&self, limit: u32) -> sqlx::Result<(usize, Vec<ClaimedItem>)> {
         let rows: Vec<ItemRow> = sqlx::query_as(&format!(
-            "SELECT id, content_version, title, description FROM rental_items WHERE {CLAIMABLE} ORDER BY id LIMIT ?"
+            "SELECT id, content_version, title, category, description FROM rental_items WHERE {CLAIMABLE} ORDER BY id LIMIT ?"
         ))
         .bind(limit)
         .fetch_all(&self.db)
@@ -190,11 +191,11 @@ impl Claimer {
         q.execute(&self.db).await?;
         // Process only the rows still PENDING at the version this claim set, under its token.
         let sql = format!(
-            "SELECT id, claim_version, content_version, title, description FROM rental_items \
+            "SELECT id, claim_version, content_version, title, category, description FROM rental_items \
              WHERE id IN ({}) AND embed_status = 'PENDING' AND claim_token = ?",
             placeholders(seen.len())
         );
-        let mut q = sqlx::query_as::<_, (u64, u64, u64, String, String)>(&sql);
+        let mut q = sqlx::query_as::<_, (u64, u64, u64, String, String, String)>(&sql);
         for (id, _) in &seen {
             q = q.bind(id);
         }
@@ -202,7 +203,9 @@ impl Claimer {
         let items = won
             .into_iter()
             .filter(|(id, version, ..)| seen.iter().any(|(i, v)| i == id && v + 1 == *version))
-            .map(|(id, _, content_version, title, description)| into_item((id, content_version, title, description)))
+            .map(|(id, _, content_version, title, category, description)| {
+                into_item((id, content_version, title, category, description))
+            })
             .collect();
         Ok((seen.len(), items))
     }
@@ -212,7 +215,7 @@ impl Claimer {
         // happens outside it, protected by the lease and the token.
         let mut tx = self.db.begin().await?;
         let rows: Vec<ItemRow> = sqlx::query_as(&format!(
-            "SELECT id, content_version, title, description FROM rental_items WHERE {CLAIMABLE} \
+            "SELECT id, content_version, title, category, description FROM rental_items WHERE {CLAIMABLE} \
              ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
         ))
         .bind(limit)

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::claim::{Claimer, Outcome};
+use super::claim::{ClaimStrategy, Claimer, Outcome};
 use crate::embed::{EmbedError, Embedder};
 
 /// How the scheduler steers the pool: `paused` mirrors `job_schedules.paused` of
@@ -54,6 +54,28 @@ pub struct Step {
     pub fenced: usize,
     pub stale: usize,
     pub failed: usize,
+}
+
+/// Embeds up to `batch_size` claimable items now, on the caller's task, with a `skip-locked`
+/// claim and fencing: for tests and one-off tools that must not wait for a worker's tick.
+/// Returns how many embeddings were committed.
+pub async fn embed_waiting(db: &sqlx::MySqlPool, embedder: Arc<dyn Embedder>, batch_size: u32) -> sqlx::Result<usize> {
+    let pool = EmbedPool {
+        claimer: Claimer {
+            db: db.clone(),
+            strategy: ClaimStrategy::SkipLocked,
+            lease: Duration::from_secs(60),
+            fencing: true,
+            instance_id: "one-shot".to_string(),
+        },
+        embedder,
+        workers: 1,
+        batch_size,
+        batch_timeout: Duration::from_secs(30),
+        control: PoolControl::new(false),
+        idle_poll: None,
+    };
+    Ok(pool.step(0).await?.committed)
 }
 
 impl EmbedPool {

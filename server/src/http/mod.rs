@@ -14,6 +14,7 @@ pub mod guestbook;
 pub mod notifications;
 pub mod ops;
 pub mod points;
+pub mod rentals;
 
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(guestbook::router())
         .merge(points::router())
         .merge(notifications::router())
+        .merge(rentals::router())
         .merge(ops::router())
         .merge(admin::router())
 }

@@ -16,4 +16,7 @@ mod notify_faults;
 mod openapi;
 mod ops;
 mod points;
+mod rentals;
+mod reservations;
+mod search;
 mod social;

@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, TestResult, World};
 
 /// Every route the server has, copied from the `http` modules. A route added there must be
 /// added here and documented, or `the_document_lists_exactly_the_routes_the_server_has` fails.
-const ROUTES: [(&str, &str); 38] = [
+const ROUTES: [(&str, &str); 51] = [
     ("POST", "/auth/signup"),
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
@@ -42,6 +42,19 @@ const ROUTES: [(&str, &str); 38] = [
     ("GET", "/notifications/stream"),
     ("POST", "/notifications/{id}/read"),
     ("POST", "/notifications/read-all"),
+    ("GET", "/rentals"),
+    ("POST", "/rentals"),
+    ("GET", "/rentals/search"),
+    ("GET", "/rentals/{id}"),
+    ("PATCH", "/rentals/{id}"),
+    ("DELETE", "/rentals/{id}"),
+    ("GET", "/rentals/{id}/reservations"),
+    ("POST", "/rentals/{id}/reservations"),
+    ("GET", "/me/reservations"),
+    ("POST", "/reservations/{id}/approve"),
+    ("POST", "/reservations/{id}/reject"),
+    ("POST", "/reservations/{id}/cancel"),
+    ("POST", "/reservations/{id}/return"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -1,0 +1,308 @@
+//! Search latency on 100,000 embedded items in MariaDB 11.8: the database time of one search
+//! (the query is embedded beforehand with the hashing embedder), for
+//!
+//! * `vector`: nearest items through the VECTOR INDEX, no filters;
+//! * `vector_filtered`: the same with a category and a price range (index candidates, then
+//!   the filters, then an exact scan if too few survive: see `server::search::vector`);
+//! * `exact_filtered`: that exact scan alone (the category index, then every distance);
+//! * `text`: the text fallback over every item (`LIKE` per word: a full scan);
+//! * `api`: everything `GET /rentals/search` does besides HTTP: embed, vector, text of the
+//!   not-yet-embedded items, merge.
+//!
+//! Criterion reports each distribution; the bench also times 200 queries of varied text per
+//! case itself and prints p50/p99. Run: `cargo bench -p server --bench search`.
+//! Set `BENCH_MYSQL_URL=mysql://user:pass@host:port` to use a running MariaDB instead of a
+//! container; `BENCH_ITEMS` to change the item count.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use server::embed::hashing::HashingEmbedder;
+use server::embed::to_vector_bytes;
+use server::rental::Category;
+use server::rental::embedding::embedding_text;
+use server::search::text::{self, Scope};
+use server::search::{self as search_api, SearchFilter, SearchRequest, vector};
+use sqlx::MySqlPool;
+
+const ITEM_ROWS_PER_INSERT: usize = 1_000;
+const VECTOR_ROWS_PER_INSERT: usize = 250;
+const TIMED_QUERIES: usize = 200;
+const LIMIT: u32 = 20;
+
+const ADJECTIVES: &[&str] = &[
+    "compact",
+    "large",
+    "lightweight",
+    "waterproof",
+    "electric",
+    "cordless",
+    "vintage",
+    "portable",
+    "foldable",
+    "professional",
+    "kids",
+    "family",
+    "outdoor",
+    "wireless",
+    "heavy-duty",
+    "새",
+    "튼튼한",
+    "가벼운",
+    "접이식",
+    "전동",
+];
+const NOUNS: &[&str] = &[
+    "tent",
+    "drill",
+    "camera",
+    "bicycle",
+    "stroller",
+    "projector",
+    "ladder",
+    "kayak",
+    "speaker",
+    "sleeping bag",
+    "drone",
+    "saw",
+    "guitar",
+    "tripod",
+    "cooler",
+    "snowboard",
+    "lamp",
+    "vacuum",
+    "suit",
+    "dress",
+    "텐트",
+    "드릴",
+    "카메라",
+    "자전거",
+    "유모차",
+    "캠핑의자",
+    "노트북",
+    "청소기",
+];
+const EXTRAS: &[&str] = &[
+    "with carrying case",
+    "barely used",
+    "for weekend trips",
+    "pick up near the station",
+    "batteries included",
+    "great for beginners",
+    "주말 대여 가능",
+    "상태 좋아요",
+    "직거래만 가능",
+    "설명서 포함",
+];
+
+fn phrase(rng: &mut StdRng) -> String {
+    let pick = |rng: &mut StdRng, list: &[&'static str]| list[rng.random_range(0..list.len())];
+    format!("{} {}", pick(rng, ADJECTIVES), pick(rng, NOUNS))
+}
+
+struct Item {
+    title: String,
+    description: String,
+    category: Category,
+    price: u32,
+}
+
+fn item(rng: &mut StdRng) -> Item {
+    let title = phrase(rng);
+    let description = format!("{title} {} {}", EXTRAS[rng.random_range(0..EXTRAS.len())], phrase(rng));
+    Item {
+        title,
+        description,
+        category: Category::ALL[rng.random_range(0..8)],
+        price: rng.random_range(0..100) * 1_000,
+    }
+}
+
+async fn database() -> (MySqlPool, Option<loadtest::infra::Service>) {
+    let (server_url, service) = match std::env::var("BENCH_MYSQL_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let opts = loadtest::infra::ProvisionOptions::from_env().expect("LOADTEST_* settings");
+            let service = loadtest::infra::Infra::provision_one(loadtest::infra::ServiceKind::MariaDb, &opts)
+                .await
+                .expect("a MariaDB container");
+            (service.url().to_string(), Some(service))
+        }
+    };
+    let name = loadtest::infra::unique_name("bench_search");
+    let mut admin: sqlx::MySqlConnection = sqlx::Connection::connect(&server_url).await.expect("connect");
+    sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        .execute(&mut admin)
+        .await
+        .expect("create the database");
+    // The HNSW graph of 100k x 384 floats is ~170 MB; MariaDB's default cache (16 MB) would
+    // make every insert and search read the graph back from the table.
+    sqlx::query("SET GLOBAL mhnsw_max_cache_size = 512 * 1024 * 1024").execute(&mut admin).await.expect("cache size");
+    let url = format!("{}/{name}", server_url.trim_end_matches('/'));
+    let pool = server::db::connect_and_migrate(&url, 4).await.expect("migrations");
+    (pool, service)
+}
+
+async fn fill(db: &MySqlPool, count: usize) {
+    let started = Instant::now();
+    let owner = sqlx::query("INSERT INTO users (email, display_name, password_hash) VALUES ('o@bench', 'o', 'x')")
+        .execute(db)
+        .await
+        .expect("a user")
+        .last_insert_id();
+    let mut rng = StdRng::seed_from_u64(7);
+    let items: Vec<Item> = (0..count).map(|_| item(&mut rng)).collect();
+    for chunk in items.chunks(ITEM_ROWS_PER_INSERT) {
+        let values = vec!["(?, ?, ?, ?, ?, 0, '', '[]', 'DONE')"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO rental_items (owner_id, title, description, category, price_per_day, deposit, location, \
+             photo_urls, embed_status) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for it in chunk {
+            q = q.bind(owner).bind(&it.title).bind(&it.description).bind(it.category.as_str()).bind(it.price);
+        }
+        q.execute(db).await.expect("insert items");
+    }
+    let items_done = started.elapsed();
+    let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM rental_items ORDER BY id").fetch_all(db).await.expect("ids");
+    for (chunk_ids, chunk) in ids.chunks(VECTOR_ROWS_PER_INSERT).zip(items.chunks(VECTOR_ROWS_PER_INSERT)) {
+        let values = vec!["(?, 1, 'hashing', ?)"; chunk.len()].join(", ");
+        let sql =
+            format!("INSERT INTO rental_embeddings (item_id, content_version, embedder, embedding) VALUES {values}");
+        let mut q = sqlx::query(&sql);
+        for (id, it) in chunk_ids.iter().zip(chunk) {
+            let text = embedding_text(&it.title, it.category.as_str(), &it.description);
+            q = q.bind(*id).bind(to_vector_bytes(&HashingEmbedder::embed_one(&text)));
+        }
+        q.execute(db).await.expect("insert vectors");
+    }
+    println!(
+        "filled {count} items in {:.1} s (rows {:.1} s, vectors with index {:.1} s)",
+        started.elapsed().as_secs_f64(),
+        items_done.as_secs_f64(),
+        (started.elapsed() - items_done).as_secs_f64()
+    );
+}
+
+fn percentiles(name: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    println!(
+        "{name:>16}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        times.len(),
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3
+    );
+}
+
+fn filtered() -> SearchFilter {
+    SearchFilter { category: Some(Category::Tools), min_price: Some(10_000), max_price: Some(40_000), available: None }
+}
+
+#[derive(Clone, Copy)]
+enum Case {
+    Vector,
+    VectorFiltered,
+    ExactFiltered,
+    Text,
+    Api,
+}
+
+async fn run(db: &MySqlPool, case: Case, q: &str) -> usize {
+    let v = HashingEmbedder::embed_one(q);
+    let hits = match case {
+        Case::Vector => vector::search(db, "hashing", &v, &SearchFilter::default(), LIMIT).await,
+        Case::VectorFiltered => vector::search(db, "hashing", &v, &filtered(), LIMIT).await,
+        Case::ExactFiltered => vector::exact(db, "hashing", &to_vector_bytes(&v), &filtered(), LIMIT).await,
+        Case::Text => text::search(db, Scope::All, q, &SearchFilter::default(), LIMIT).await,
+        Case::Api => {
+            let req = SearchRequest { q: q.to_string(), filter: SearchFilter::default(), limit: LIMIT };
+            return search_api::search(db, &HashingEmbedder, &req).await.expect("search").hits.len();
+        }
+    };
+    hits.expect("search").len()
+}
+
+async fn explain(db: &MySqlPool) {
+    use sqlx::Row;
+    let v = to_vector_bytes(&HashingEmbedder::embed_one("portable camera"));
+    let rows = sqlx::query(
+        "EXPLAIN SELECT item_id, VEC_DISTANCE_COSINE(embedding, ?) AS distance FROM rental_embeddings \
+         ORDER BY distance LIMIT 200",
+    )
+    .bind(v)
+    .fetch_all(db)
+    .await
+    .expect("explain");
+    for r in rows {
+        let col = |name: &str| r.try_get::<Option<String>, _>(name).ok().flatten().unwrap_or_default();
+        println!("EXPLAIN candidates: type={} key={}", col("type"), col("key"));
+    }
+}
+
+fn main() {
+    server::install_crypto_provider();
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    // The container handle removes its container on drop, which needs a runtime context.
+    let _entered = rt.enter();
+    let count: usize = std::env::var("BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let (db, _service) = rt.block_on(database());
+    rt.block_on(fill(&db, count));
+    rt.block_on(explain(&db));
+
+    let mut rng = StdRng::seed_from_u64(42);
+    let queries: Vec<String> = (0..TIMED_QUERIES).map(|_| phrase(&mut rng)).collect();
+    let cases = [
+        ("vector", Case::Vector),
+        ("vector_filtered", Case::VectorFiltered),
+        ("exact_filtered", Case::ExactFiltered),
+        ("text", Case::Text),
+        ("api", Case::Api),
+    ];
+    // Warm the caches (InnoDB pages, MariaDB's HNSW graph cache) so that the first case timed
+    // does not pay for every case's cold start.
+    for (_, case) in cases {
+        for q in queries.iter().take(20) {
+            rt.block_on(run(&db, case, q));
+        }
+    }
+    for (name, case) in cases {
+        let mut times = Vec::with_capacity(queries.len());
+        let mut empty = 0;
+        for q in &queries {
+            let t = Instant::now();
+            let n = rt.block_on(run(&db, case, q));
+            times.push(t.elapsed());
+            empty += usize::from(n == 0);
+        }
+        percentiles(name, times);
+        if empty > 0 {
+            println!("{name:>16}: {empty} of {} queries found nothing", queries.len());
+        }
+    }
+
+    let mut criterion = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    let mut group = criterion.benchmark_group("search_100k");
+    group.sampling_mode(SamplingMode::Flat);
+    for (name, case) in cases {
+        let mut n = 0usize;
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                n += 1;
+                let q = queries[n % queries.len()].clone();
+                let db = db.clone();
+                async move { run(&db, case, &q).await }
+            })
+        });
+    }
+    group.finish();
+    criterion.final_summary();
+}

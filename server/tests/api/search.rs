@@ -1,0 +1,227 @@
+//! Search: vector ranking once the worker embedded items, filters, the text fallback for items
+//! not embedded (yet, or any more), and bad parameters.
+
+use std::time::{Duration, Instant};
+
+use chrono::{Days, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server::embed::hashing::HashingEmbedder;
+use server::batch::embed_job::embed_waiting;
+
+use crate::helpers::{Session, TestApp, TestResult, World, assert_error};
+use crate::rentals::create;
+
+/// Waits until the worker stored the embedding of `version` of item `id`.
+pub async fn wait_until_embedded(app: &TestApp, who: &Session, id: u64, version: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, item) = app.call("GET", &format!("/rentals/{id}"), Some(&who.token), None).await;
+        if item["embed_status"] == "DONE" && item["content_version"] == version {
+            return;
+        }
+        assert!(Instant::now() < deadline, "item {id} not embedded at version {version}: {item}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn search(app: &TestApp, who: &Session, query: &[(&str, &str)]) -> (StatusCode, Value) {
+    let qs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    app.call("GET", &format!("/rentals/search?{}", qs.join("&")), Some(&who.token), None).await
+}
+
+fn item(title: &str, description: &str, category: &str, price: u32) -> Value {
+    json!({"title": title, "description": description, "category": category, "price_per_day": price})
+}
+
+fn ids(results: &Value) -> Vec<u64> {
+    results["hits"].as_array().unwrap().iter().map(|h| h["item"]["id"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_items_are_ranked_by_vector_with_scores_and_filters() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_JOB_EMBED_SCHEDULE", "every 100ms"), ("SERVER_EMBEDDER", "hashing")]).await;
+    let (owner, user) = (app.signup("owner").await, app.signup("user").await);
+    let tent = create(&app, &owner, item("Camping tent", "A two-person camping tent", "camping", 15000)).await;
+    let stove = create(&app, &owner, item("Camping stove", "Gas stove for camping trips", "camping", 30000)).await;
+    let drill = create(&app, &owner, item("Electric drill", "Cordless drill with bits", "tools", 5000)).await;
+    let (tent, stove, drill) =
+        (tent["id"].as_u64().unwrap(), stove["id"].as_u64().unwrap(), drill["id"].as_u64().unwrap());
+    for id in [tent, stove, drill] {
+        wait_until_embedded(&app, &owner, id, 1).await;
+    }
+
+    let (status, found) = search(&app, &user, &[("q", "camping tent")]).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!((found["mode"].as_str(), found["embedder"].as_str()), (Some("vector"), Some("hashing")));
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(ids(&found)[0], tent, "{found}");
+    assert!(hits.iter().all(|h| h["matched_by"] == "vector"));
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(scores[0] > 0.5 && scores[0] <= 1.0 + 1e-6, "{scores:?}");
+
+    let (_, tools) = search(&app, &user, &[("q", "camping tent"), ("category", "tools")]).await;
+    assert_eq!(ids(&tools), vec![drill]);
+    let (_, cheap) = search(&app, &user, &[("q", "camping"), ("max_price", "20000")]).await;
+    assert!(!ids(&cheap).contains(&stove) && ids(&cheap).contains(&tent), "{cheap}");
+    let (_, pricey) = search(&app, &user, &[("q", "camping"), ("min_price", "20000"), ("limit", "1")]).await;
+    assert_eq!(ids(&pricey), vec![stove]);
+
+    // An approved reservation makes the tent unavailable on its days, and only on them.
+    let day = |n| Utc::now().date_naive().checked_add_days(Days::new(n)).unwrap().to_string();
+    let (status, r) = app
+        .call(
+            "POST",
+            &format!("/rentals/{tent}/reservations"),
+            Some(&user.token),
+            Some(json!({"start_date": day(10), "end_date": day(12)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    let (status, _) = app.call("POST", &format!("/reservations/{}/approve", r["id"]), Some(&owner.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, busy) =
+        search(&app, &user, &[("q", "camping tent"), ("available_from", &day(12)), ("available_to", &day(14))]).await;
+    assert!(!ids(&busy).contains(&tent) && ids(&busy).contains(&stove), "{busy}");
+    let (_, free) = search(&app, &user, &[("q", "camping tent"), ("available_from", &day(13))]).await;
+    assert_eq!(ids(&free)[0], tent, "{free}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_not_embedded_are_found_by_text() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_EMBED_WORKERS", "0")]).await;
+    let (owner, user) = (app.signup("owner").await, app.signup("user").await);
+    let tent = create(&app, &owner, item("2인용 캠핑텐트", "방수 텐트를 빌려드려요", "camping", 15000)).await;
+    create(&app, &owner, item("전동 드릴", "충전식", "tools", 5000)).await;
+
+    let (status, found) = search(&app, &user, &[("q", "텐트")]).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["mode"], "text", "{found}");
+    assert_eq!(ids(&found), vec![tent["id"].as_u64().unwrap()]);
+    assert_eq!(found["hits"][0]["matched_by"], "text");
+    assert_eq!(found["hits"][0]["item"]["embed_status"], "WAIT");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_and_waiting_items_answer_together_as_hybrid() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_EMBED_WORKERS", "0")]).await;
+    let (owner, user) = (app.signup("owner").await, app.signup("user").await);
+    let old =
+        create(&app, &owner, item("Camping tent", "Tent for two", "camping", 15000)).await["id"].as_u64().unwrap();
+    assert_eq!(embed_waiting(&world.db, std::sync::Arc::new(HashingEmbedder), 10).await?, 1);
+    let new = create(&app, &owner, item("Large tent", "Family tent", "camping", 25000)).await["id"].as_u64().unwrap();
+
+    let (_, found) = search(&app, &user, &[("q", "tent")]).await;
+    assert_eq!(found["mode"], "hybrid", "{found}");
+    let by: Vec<(u64, &str)> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["item"]["id"].as_u64().unwrap(), h["matched_by"].as_str().unwrap()))
+        .collect();
+    assert!(by.contains(&(old, "vector")) && by.contains(&(new, "text")), "{found}");
+
+    // A content change makes the stored vector stale: the item is found by its new words.
+    let (status, _) = app
+        .call("PATCH", &format!("/rentals/{old}"), Some(&owner.token), Some(json!({"title": "Hiking backpack"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, found) = search(&app, &user, &[("q", "backpack")]).await;
+    assert_eq!((found["mode"].as_str(), ids(&found)), (Some("text"), vec![old]), "{found}");
+    assert_eq!(embed_waiting(&world.db, std::sync::Arc::new(HashingEmbedder), 10).await?, 2);
+    let (_, found) = search(&app, &user, &[("q", "backpack")]).await;
+    assert_eq!((found["mode"].as_str(), ids(&found)[0]), (Some("vector"), old), "{found}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_search_parameters_are_422_naming_the_parameter() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_EMBED_WORKERS", "0")]).await;
+    let user = app.signup("user").await;
+    let long = "x".repeat(10_000);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "q"),
+        (vec![("q", "")], "q"),
+        (vec![("q", &long)], "q"),
+        (vec![("q", "tent"), ("limit", "1000000")], "limit"),
+        (vec![("q", "tent"), ("available_from", "2030-01-10"), ("available_to", "2030-01-01")], "available_to"),
+        (vec![("q", "tent"), ("min_price", "9"), ("max_price", "1")], "max_price"),
+        (vec![("q", "tent"), ("category", "spaceships")], "category"),
+        (vec![("q", "tent"), ("available_from", "soon")], "available_from"),
+    ];
+    for (query, field) in cases {
+        let (status, body) = search(&app, &user, &query).await;
+        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field");
+        assert_eq!(body["field"], field, "{body}");
+    }
+    // Punctuation only: nothing to embed and no word to match, but no error either.
+    let (status, body) = search(&app, &user, &[("q", "?!")]).await;
+    assert_eq!((status, body["hits"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{body}");
+    Ok(())
+}
+
+/// Stands in for another model: vectors that must not be compared with the hashing ones.
+struct OtherModel;
+
+impl server::embed::Embedder for OtherModel {
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<Vec<f32>>, server::embed::EmbedError>> {
+        Box::pin(async move { Ok(texts.iter().map(|t| HashingEmbedder::embed_one(&format!("other {t}"))).collect()) })
+    }
+
+    fn name(&self) -> &'static str {
+        "other"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_of_another_embedder_are_never_compared_and_get_re_embedded() -> TestResult {
+    let world = World::new().await;
+    let idle = world.spawn(&[("SERVER_EMBED_WORKERS", "0")]).await;
+    let (owner, user) = (idle.signup("owner").await, idle.signup("user").await);
+    let id =
+        create(&idle, &owner, item("Camping tent", "Tent for two", "camping", 15000)).await["id"].as_u64().unwrap();
+    assert_eq!(embed_waiting(&world.db, std::sync::Arc::new(OtherModel), 10).await?, 1);
+    let (_, found) = search(&idle, &user, &[("q", "tent")]).await;
+    assert_eq!((found["mode"].as_str(), found["hits"].as_array().map(Vec::len)), (Some("vector"), Some(0)), "{found}");
+
+    // A worker of the hashing embedder starts: it requeues the item and embeds it again.
+    let worker = world.spawn(&[("SERVER_JOB_EMBED_SCHEDULE", "every 100ms")]).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let embedder: String = sqlx::query_scalar("SELECT embedder FROM rental_embeddings WHERE item_id = ?")
+            .bind(id)
+            .fetch_one(&world.db)
+            .await?;
+        if embedder == "hashing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "item {id} still embedded by {embedder}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_until_embedded(&worker, &owner, id, 1).await;
+    let (_, found) = search(&worker, &user, &[("q", "tent")]).await;
+    assert_eq!((found["mode"].as_str(), ids(&found)), (Some("vector"), vec![id]), "{found}");
+    Ok(())
+}
