@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use chrono::{Days, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use server::embed::hashing::HashingEmbedder;
 use server::batch::embed_job::embed_waiting;
+use server::embed::hashing::HashingEmbedder;
 
 use crate::helpers::{Session, TestApp, TestResult, World, assert_error};
 use crate::rentals::create;
@@ -223,5 +223,52 @@ async fn vectors_of_another_embedder_are_never_compared_and_get_re_embedded() ->
     wait_until_embedded(&worker, &owner, id, 1).await;
     let (_, found) = search(&worker, &user, &[("q", "tent")]).await;
     assert_eq!((found["mode"].as_str(), ids(&found)), (Some("vector"), vec![id]), "{found}");
+    Ok(())
+}
+
+/// The real model end to end: a seeded catalogue is embedded by the server's own claim workers
+/// with all-MiniLM-L6-v2 and searched over HTTP. The model must be in models/ (scripts/setup.sh
+/// fetches it); a missing model fails this test, it never skips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_real_model_outdoor_sleeping_gear_outranks_a_hair_dryer_and_korean_finds_korean() -> TestResult {
+    let model_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/all-MiniLM-L6-v2");
+    let world = World::new().await;
+    let app = world
+        .spawn(&[
+            ("SERVER_EMBEDDER", "minilm"),
+            ("SERVER_EMBED_MODEL_DIR", model_dir),
+            ("SERVER_JOB_EMBED_SCHEDULE", "every 100ms"),
+        ])
+        .await;
+    let (owner, user) = (app.signup("owner").await, app.signup("user").await);
+    let catalogue = [
+        ("Camping tent", "Waterproof tent for four people, easy to pitch", "camping"),
+        ("Hair dryer", "1800 W hair dryer with a diffuser", "home"),
+        ("Electric drill", "Cordless drill with a set of bits", "tools"),
+        ("Projector", "Full HD projector with HDMI, for movie nights", "electronics"),
+        ("캠핑 텐트", "4인용 방수 텐트를 빌려드려요", "camping"),
+        ("전동 드릴", "충전식 전동 드릴 대여합니다", "tools"),
+    ];
+    let mut listed = Vec::new();
+    for (title, description, category) in catalogue {
+        listed.push(create(&app, &owner, item(title, description, category, 10000)).await["id"].as_u64().unwrap());
+    }
+    for &id in &listed {
+        wait_until_embedded(&app, &owner, id, 1).await;
+    }
+    let rank = |found: &Value, id: u64| ids(found).iter().position(|&x| x == id);
+
+    let (status, found) = search(&app, &user, &[("q", "gear for sleeping outdoors")]).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!((found["mode"].as_str(), found["embedder"].as_str()), (Some("vector"), Some("minilm")), "{found}");
+    let (tent, dryer) = (rank(&found, listed[0]), rank(&found, listed[1]));
+    assert!(tent.is_some() && (dryer.is_none() || tent < dryer), "tent {tent:?} vs hair dryer {dryer:?}: {found}");
+
+    // all-MiniLM-L6-v2 is an English model: a Korean query finds the Korean listings before
+    // every English one, but scores the Korean tent and drill alike (see embed::minilm's tests).
+    let (_, found) = search(&app, &user, &[("q", "캠핑 텐트")]).await;
+    assert_eq!(found["mode"].as_str(), Some("vector"), "{found}");
+    let top_two: Vec<u64> = ids(&found).into_iter().take(2).collect();
+    assert!(top_two.contains(&listed[4]) && top_two.contains(&listed[5]), "Korean listings first: {found}");
     Ok(())
 }
