@@ -6,6 +6,13 @@
 //! sends `Last-Event-ID`; a first connection may pass `?last_event_id=`. The stream then
 //! subscribes first, replays every stored notification after that id, and goes live,
 //! skipping live copies of what the replay already sent: no gap, no duplicate at the seam.
+//!
+//! Between the replay and the live part comes one `ready` event whose `id:` is the resume
+//! point: the highest notification id stored for the caller when the stream started. So a
+//! client always holds a `Last-Event-ID`, even one that has received nothing yet: without it,
+//! a client whose instance died before its first notification reconnected without an id, got
+//! no replay, and lost what was stored while it was away (the harness's notify-faults scenario
+//! found this: one notification, in three strategies, caused just before a SIGKILL).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -93,6 +100,22 @@ fn event(n: &Notification) -> Event {
     Event::default().id(n.id.to_string()).event(n.kind.as_str()).data(serde_json::to_string(n).unwrap_or_default())
 }
 
+/// The `ready` event's data: where the stream resumes from and how much the replay sent.
+#[derive(Debug, Serialize)]
+struct StreamReady {
+    /// The resume point, also the event's `id:`: send it back as `Last-Event-ID`.
+    resume_from: u64,
+    /// Notifications replayed before this event.
+    replayed: u64,
+}
+
+fn ready_event(ready: &StreamReady) -> Event {
+    Event::default()
+        .id(ready.resume_from.to_string())
+        .event("ready")
+        .data(serde_json::to_string(ready).unwrap_or_default())
+}
+
 /// The caller's notifications as server-sent events: first those after `Last-Event-ID`, then
 /// live ones as they happen.
 #[utoipa::path(
@@ -113,9 +136,11 @@ fn event(n: &Notification) -> Event {
     responses(
         (
             status = 200,
-            description = "An endless event stream. Each event has `id:` (the notification id), `event:` \
-                (`diary` or `comment`) and `data:` (a `Notification` as JSON); a `keep-alive` comment comes \
-                every 15 seconds. See https://html.spec.whatwg.org/multipage/server-sent-events.html",
+            description = "An endless event stream. First the notifications after `Last-Event-ID`, then one \
+                `ready` event (`id:` the resume point; `data:` `{\"resume_from\": id, \"replayed\": n}`), then live ones. Each \
+                notification event has `id:` (the notification id), `event:` (`diary` or `comment`) and \
+                `data:` (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. See \
+                https://html.spec.whatwg.org/multipage/server-sent-events.html",
             content_type = "text/event-stream",
             body = String
         ),
@@ -134,6 +159,8 @@ async fn stream(
     let last_event_id = parse_last_event_id(&headers, q.last_event_id.as_deref())?;
     // Subscribe before reading the database: anything stored from now on reaches us live.
     let subscription = hub.subscribe(user.id);
+    // Read after subscribing: whatever is stored later reaches this stream live.
+    let latest = store::latest_id(&db, user.id).await?;
     let mut replay = Vec::new();
     if let Some(mut after) = last_event_id {
         while replay.len() < REPLAY_MAX as usize {
@@ -148,7 +175,13 @@ async fn stream(
         }
     }
     let replayed: HashSet<u64> = replay.iter().map(|n| n.id).collect();
-    let replay_events = futures::stream::iter(replay.into_iter().map(|n| Ok(event(&n))));
+    let ready = StreamReady {
+        resume_from: replay.iter().map(|n| n.id).chain(last_event_id).fold(latest, u64::max),
+        replayed: replay.len() as u64,
+    };
+    let replay_events = futures::stream::iter(
+        replay.iter().map(|n| Ok(event(n))).chain(std::iter::once(Ok(ready_event(&ready)))).collect::<Vec<_>>(),
+    );
     let live = futures::stream::unfold((subscription, replayed), |(mut sub, replayed)| async move {
         loop {
             let n = sub.receiver.recv().await?;

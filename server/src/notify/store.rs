@@ -90,6 +90,16 @@ pub async fn by_ids(conn: &mut MySqlConnection, ids: &[u64]) -> sqlx::Result<Vec
     Ok(out)
 }
 
+/// The recipient's highest stored notification id, 0 when there is none: where a stream that
+/// starts now resumes from.
+pub async fn latest_id(db: &MySqlPool, recipient: u64) -> sqlx::Result<u64> {
+    let id: Option<u64> = sqlx::query_scalar("SELECT MAX(id) FROM notifications WHERE recipient_id = ?")
+        .bind(recipient)
+        .fetch_one(db)
+        .await?;
+    Ok(id.unwrap_or(0))
+}
+
 /// The recipient's notifications with id > `after`, oldest first, at most `limit`.
 pub async fn after(db: &MySqlPool, recipient: u64, after: u64, limit: u32) -> sqlx::Result<Vec<Notification>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(

@@ -13,7 +13,9 @@ use crate::helpers::{Session, TestApp, TestResult, World, assert_error};
 
 /// An open SSE stream whose events arrive on a channel; closed when dropped.
 pub struct Stream {
+    /// Notification events (`id`, data); the stream's `ready` events go to `ready` instead.
     pub events: mpsc::UnboundedReceiver<(String, Value)>,
+    pub ready: mpsc::UnboundedReceiver<(String, Value)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -29,16 +31,27 @@ impl Stream {
             .await
             .expect("the stream opens");
         let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut events = Box::pin(events);
             while let Some(Ok(e)) = events.next().await {
                 let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
-                if tx.send((e.id.unwrap_or_default(), data)).is_err() {
+                let to = if e.event == "ready" { &ready_tx } else { &tx };
+                if to.send((e.id.unwrap_or_default(), data)).is_err() {
                     break;
                 }
             }
         });
-        Stream { events: rx, task }
+        Stream { events: rx, ready, task }
+    }
+
+    /// The stream's `ready` event: (its id, its data).
+    pub async fn ready(&mut self) -> (String, Value) {
+        tokio::time::timeout(Duration::from_secs(10), self.ready.recv())
+            .await
+            .ok()
+            .flatten()
+            .expect("every stream sends a ready event after its replay")
     }
 
     /// The next event within `wait`, or None.
@@ -171,6 +184,40 @@ async fn rabbitmq_crosses_instances() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_crosses_instances() -> TestResult {
     notification_crosses_instances_and_replays("outbox", true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_received_nothing_resumes_from_its_ready_id() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
+    let (author, friend) = (app.signup("author").await, app.signup("friend").await);
+    app.befriend(&author, &friend).await;
+    let before = app.diary(&author, "friends").await;
+
+    // A first connection without Last-Event-ID: no replay, then `ready` at the newest stored id.
+    let mut first = Stream::open(&app, &friend, None).await;
+    let (ready_id, ready) = first.ready().await;
+    let (_, list) = app.call("GET", "/notifications", Some(&friend.token), None).await;
+    assert_eq!(ready_id, list["items"][0]["id"].to_string(), "ready names the newest notification");
+    assert_eq!((ready["resume_from"].to_string(), ready["replayed"].as_u64()), (ready_id.clone(), Some(0)));
+    assert!(first.drain(Duration::from_millis(300)).await.is_empty(), "diary {before} was not replayed");
+
+    // It drops before any notification arrived; one is stored while it is away.
+    drop(first);
+    let missed = app.diary(&author, "friends").await;
+
+    // Resuming from the ready id replays exactly the missed one, then a new ready.
+    let mut resumed = Stream::open(&app, &friend, Some(&ready_id)).await;
+    let got = resumed.drain(Duration::from_secs(1)).await;
+    let causes: Vec<u64> = got.iter().map(|(_, d)| d["cause_id"].as_u64().unwrap()).collect();
+    assert_eq!(causes, vec![missed]);
+    let (again, ready) = resumed.ready().await;
+    assert_eq!((again, ready["replayed"].as_u64()), (got[0].0.clone(), Some(1)));
+
+    // Without the id (what a client did before `ready` existed) the missed one is not replayed.
+    let mut fresh = Stream::open(&app, &friend, None).await;
+    assert!(fresh.drain(Duration::from_millis(300)).await.is_empty());
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
