@@ -1,7 +1,7 @@
 //! The harness's CI scenarios, end to end: real containers, the real `server` binary (built
 //! by cargo for this test), SSE clients over the wire, the ledger and the reports.
-//! They run one after the other in one test: each provisions its own infrastructure,
-//! because the faults scenario stops and restarts it.
+//! They run one after the other: each provisions its own infrastructure, because the faults
+//! scenarios stop and restart it.
 
 use std::path::{Path, PathBuf};
 
@@ -33,12 +33,16 @@ async fn run_ci(name: &str) -> RunReport {
     report
 }
 
+/// The scenarios measure races and rates: one at a time, even though cargo runs tests at once.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn result<'a>(report: &'a RunReport, strategy: &str) -> &'a StrategyResult {
     report.results.iter().find(|r| r.strategy == strategy).unwrap_or_else(|| panic!("no result for {strategy}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_strategy_loses_under_faults() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // notify-fanout: the seed's claim on 3 instances.
     let fanout = run_ci("notify-fanout").await;
     assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
@@ -74,6 +78,42 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
     assert_eq!(result(&faults, "outbox").lost, 0, "the outbox loses nothing, even with the broker down at write time");
     let failed: Vec<_> = faults.faults.iter().filter(|f| f.outcome != "ok").collect();
     assert!(failed.is_empty(), "faults that could not be injected: {failed:#?}");
+    // Each target keeps its own timeline: the broker's slow start does not push the Redis
+    // restart (5 s) and the pause (5.5 s) past the end of the load (7 s).
+    let late: Vec<_> = faults.faults.iter().filter(|f| f.target != "rabbitmq" && f.at_s > 7.0).collect();
+    assert!(late.is_empty(), "faults that slipped past the load: {late:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_and_firings_hold() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // claim-contention: naive must be seen double-processing; skip-locked never does, even
+    // with an instance frozen past its lease; nothing stuck.
+    let claims = run_ci("claim-contention").await;
+    assert!(claims.passed, "thresholds: {:#?}", claims.thresholds);
+    for r in &claims.results {
+        let c = r.claim.expect("claim counts");
+        assert_eq!((c.items, c.done, c.stuck), (600, 600, 0), "{}: {c:?}", r.strategy);
+        assert!(c.embed_calls >= c.items, "{}: every post was embedded at least once: {c:?}", r.strategy);
+    }
+    assert!(result(&claims, "naive").claim.unwrap().double_processed > 0);
+    assert_eq!(result(&claims, "skip-locked").claim.unwrap().double_processed, 0);
+    assert!(claims.faults.iter().all(|f| f.outcome == "ok"), "{:#?}", claims.faults);
+
+    // booking-race: overlapping requests approved at once on 3 instances.
+    let booking = run_ci("booking-race").await;
+    assert!(booking.passed, "thresholds: {:#?}", booking.thresholds);
+    let b = result(&booking, "optimistic").booking.expect("booking counts");
+    assert_eq!((b.requests, b.approvals, b.overlaps, b.disagreements, b.errors), (48, 48, 0, 0, 0), "{b:?}");
+    assert!(b.approved >= 4 && b.approved <= b.max_possible, "one per item at least, never more than possible: {b:?}");
+    assert_eq!(b.approved + b.conflicts, b.approvals, "{b:?}");
+
+    // job-fires-once: a 1-second job with an instance killed and restarted.
+    let jobs = run_ci("job-fires-once").await;
+    assert!(jobs.passed, "thresholds: {:#?}", jobs.thresholds);
+    let j = result(&jobs, "clustered").jobs.clone().expect("job counts");
+    assert!(j.firings >= 10, "a 12 s window of a 1 s job: {j:?}");
+    assert_eq!((j.double_firings, j.missed_firings), (0, 0), "{j:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,11 @@ pub fn schedule(faults: &[Fault]) -> Vec<(f64, FaultAction, FaultTarget)> {
     steps
 }
 
+/// Runs the steps of `faults` at their times. Each target has its own timeline, run
+/// concurrently with the others: a step that takes seconds (a broker that boots for 4 s after
+/// its start) delays later steps on its own target only, not a pause of an instance that the
+/// scenario set for the same moment. Steps on one target keep their order (the scenario
+/// forbids overlapping faults on one target).
 pub async fn run_faults(
     faults: Vec<Fault>,
     strategy: String,
@@ -34,30 +39,57 @@ pub async fn run_faults(
     infra: Arc<Infra>,
     alive: Arc<Vec<AtomicBool>>,
 ) -> Vec<FaultRecord> {
-    let mut records = Vec::new();
+    let mut timelines: Vec<(FaultTarget, Vec<(f64, FaultAction)>)> = Vec::new();
     for (at_s, action, target) in schedule(&faults) {
-        tokio::time::sleep_until((t0 + Duration::from_secs_f64(at_s)).into()).await;
-        let started = t0.elapsed().as_secs_f64();
-        let outcome = match apply(action, target, &cluster, &infra, &alive).await {
-            Ok(()) => "ok".to_string(),
-            Err(e) => {
-                // The whole error (with the instance's log tail) goes to the console; the report
-                // keeps its first line.
-                eprintln!("[{strategy}] fault {} {} failed:\n{e:#}", action.as_str(), target_name(target));
-                let first = format!("{e:#}").lines().next().unwrap_or_default().chars().take(240).collect::<String>();
-                format!("failed: {first}")
-            }
-        };
-        eprintln!("[{strategy}] {started:>5.1}s  fault {} {}: {outcome}", action.as_str(), target_name(target));
-        records.push(FaultRecord {
-            at_s: (started * 10.0).round() / 10.0,
-            action: action.as_str().to_string(),
-            target: target_name(target),
-            strategy: strategy.clone(),
-            outcome,
-        });
+        match timelines.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, steps)) => steps.push((at_s, action)),
+            None => timelines.push((target, vec![(at_s, action)])),
+        }
     }
+    let runs = timelines.into_iter().map(|(target, steps)| {
+        let (strategy, cluster, infra, alive) = (&strategy, &cluster, &infra, &alive);
+        async move {
+            let mut records = Vec::new();
+            for (at_s, action) in steps {
+                tokio::time::sleep_until((t0 + Duration::from_secs_f64(at_s)).into()).await;
+                records.push(step(strategy, t0, action, target, cluster, infra, alive).await);
+            }
+            records
+        }
+    });
+    let mut records: Vec<FaultRecord> = futures::future::join_all(runs).await.into_iter().flatten().collect();
+    records.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     records
+}
+
+async fn step(
+    strategy: &str,
+    t0: Instant,
+    action: FaultAction,
+    target: FaultTarget,
+    cluster: &Mutex<Cluster>,
+    infra: &Infra,
+    alive: &[AtomicBool],
+) -> FaultRecord {
+    let started = t0.elapsed().as_secs_f64();
+    let outcome = match apply(action, target, cluster, infra, alive).await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => {
+            // The whole error (with the instance's log tail) goes to the console; the report
+            // keeps its first line.
+            eprintln!("[{strategy}] fault {} {} failed:\n{e:#}", action.as_str(), target_name(target));
+            let first = format!("{e:#}").lines().next().unwrap_or_default().chars().take(240).collect::<String>();
+            format!("failed: {first}")
+        }
+    };
+    eprintln!("[{strategy}] {started:>5.1}s  fault {} {}: {outcome}", action.as_str(), target_name(target));
+    FaultRecord {
+        at_s: (started * 10.0).round() / 10.0,
+        action: action.as_str().to_string(),
+        target: target_name(target),
+        strategy: strategy.to_string(),
+        outcome,
+    }
 }
 
 fn target_name(target: FaultTarget) -> String {
