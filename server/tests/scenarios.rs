@@ -30,6 +30,10 @@ async fn run_ci(name: &str) -> RunReport {
     }
     let logs = paths.json.parent().expect("report dir").join("logs");
     assert!(logs.join(report.results[0].strategy.as_str()).join("instance-1.log").is_file(), "instance logs are kept");
+    for api in report.results.iter().filter_map(|r| r.api.as_ref()) {
+        let goose_html = paths.json.with_file_name(&api.goose_report);
+        assert!(goose_html.is_file(), "goose's own report {} was not written", goose_html.display());
+    }
     report
 }
 
@@ -114,6 +118,28 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
     let j = result(&jobs, "clustered").jobs.clone().expect("job counts");
     assert!(j.firings >= 10, "a 12 s window of a 1 s job: {j:?}");
     assert_eq!((j.double_firings, j.missed_firings), (0, 0), "{j:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_api_scenario_drives_every_endpoint_with_goose_and_counts_each_request() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let report = run_ci("api-capacity").await;
+    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
+    for r in &report.results {
+        let a = r.api.as_ref().expect("api counts");
+        assert_eq!(a.users, 8, "{}: every goose user ran", r.strategy);
+        let names: Vec<&str> = a.endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["GET /diaries", "GET /notifications", "GET /rentals/search", "POST /diaries"],
+            "{}: every transaction of the mix was measured",
+            r.strategy
+        );
+        assert!(a.endpoints.iter().all(|e| e.requests > 0 && e.latency_us.p50 > 0), "{}: {a:#?}", r.strategy);
+        assert_eq!(a.requests, a.endpoints.iter().map(|e| e.requests).sum::<u64>());
+        assert_eq!(a.failures, 0, "{}: {:?}", r.strategy, a.failures_by_status);
+        assert!(r.throughput_per_s > 0.0 && r.latency_us.p99 >= r.latency_us.p50);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -405,6 +405,9 @@ pub(super) fn violations(results: &[StrategyResult]) -> String {
             if let Some(j) = &s.jobs {
                 v.extend([("missed firings", j.missed_firings), ("firings run twice", j.double_firings)]);
             }
+            if let Some(a) = &s.api {
+                v.push(("failed requests", a.failures));
+            }
             (s.strategy.clone(), v)
         })
         .collect();

@@ -52,11 +52,17 @@ pub(super) fn render(r: &RunReport) -> String {
         let _ = write!(out, "<dt>{key}</dt><dd>{value}</dd>");
     }
     out.push_str("</dl>\n<h2>Results</h2>\n");
-    let notifications = !matches!(r.kind.as_str(), "claim" | "booking" | "jobs");
+    let notifications = !matches!(r.kind.as_str(), "claim" | "booking" | "jobs" | "api");
     if notifications {
         results_table(&mut out, &r.results);
     } else {
         kind_table(&mut out, &r.results);
+    }
+
+    for s in r.results.iter() {
+        if let Some(a) = &s.api {
+            endpoint_table(&mut out, &s.strategy, a);
+        }
     }
 
     if r.results.iter().any(|s| !s.ramp.is_empty()) {
@@ -77,7 +83,7 @@ pub(super) fn render(r: &RunReport) -> String {
         out.push_str(&charts::deliveries(&r.results, &faults));
     } else {
         out.push_str(&charts::violations(&r.results));
-        if r.kind == "booking" {
+        if matches!(r.kind.as_str(), "booking" | "api") {
             out.push('\n');
             out.push_str(&charts::latency(&r.results));
         }
@@ -258,6 +264,19 @@ fn kind_table(out: &mut String, results: &[StrategyResult]) {
                     ("p99 ms", ms(s.latency_us.p99)),
                 ]);
             }
+            if let Some(a) = &s.api {
+                cells.extend([
+                    ("goose users", a.users.to_string()),
+                    ("requests", a.requests.to_string()),
+                    ("failed", a.failures.to_string()),
+                    ("requests/s", format!("{:.1}", s.throughput_per_s)),
+                    ("p50 ms", ms(s.latency_us.p50)),
+                    ("p90 ms", ms(s.latency_us.p90)),
+                    ("p99 ms", ms(s.latency_us.p99)),
+                    ("max ms", ms(s.latency_us.max)),
+                    ("goose report", format!("<a href=\"{0}\">{0}</a>", html(&a.goose_report))),
+                ]);
+            }
             if let Some(j) = &s.jobs {
                 cells.extend([
                     ("firings due", j.firings.to_string()),
@@ -289,4 +308,31 @@ fn kind_table(out: &mut String, results: &[StrategyResult]) {
         let _ = writeln!(out, "<td>{}</td></tr>", badge(*passed));
     }
     out.push_str("</table></div>\n");
+}
+
+/// An API run's endpoints: one row each.
+fn endpoint_table(out: &mut String, strategy: &str, a: &super::ApiCounts) {
+    let _ = writeln!(
+        out,
+        "<h3>{} per endpoint</h3>\n<table>\n<tr><th>endpoint</th><th>requests</th><th>failed</th>\
+         <th>requests/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>",
+        html(strategy)
+    );
+    for e in &a.endpoints {
+        let l = &e.latency_us;
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            html(&e.name),
+            e.requests,
+            e.failures,
+            e.requests_per_s,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.max)
+        );
+    }
+    out.push_str("</table>\n");
 }

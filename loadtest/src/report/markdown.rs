@@ -28,6 +28,7 @@ pub(super) fn render(r: &RunReport) -> String {
         "claim" => claim_table(&mut out, &r.results),
         "booking" => booking_table(&mut out, &r.results),
         "jobs" => jobs_table(&mut out, &r.results),
+        "api" => api_tables(&mut out, &r.results),
         _ => results_table(&mut out, &r.results),
     }
 
@@ -234,5 +235,57 @@ fn jobs_table(out: &mut String, results: &[StrategyResult]) {
             j.max_gap_s,
             mark(s.passed)
         );
+    }
+}
+
+fn api_tables(out: &mut String, results: &[StrategyResult]) {
+    out.push_str(
+        "| strategy | goose users | requests | failed | requests/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | \
+         goose report | verdict |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
+    );
+    for s in results {
+        let a = s.api.clone().unwrap_or_default();
+        let l = &s.latency_us;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | [{}]({}) | {} |",
+            md_cell(&s.strategy),
+            a.users,
+            a.requests,
+            a.failures,
+            s.throughput_per_s,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max),
+            md_cell(&a.goose_report),
+            md_cell(&a.goose_report),
+            mark(s.passed)
+        );
+    }
+    for s in results {
+        let Some(a) = &s.api else { continue };
+        let _ = writeln!(
+            out,
+            "\n### {} per endpoint\n\n| endpoint | requests | failed | requests/s | p50 ms | p90 ms | p99 ms | max ms |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|",
+            md_cell(&s.strategy)
+        );
+        for e in &a.endpoints {
+            let l = &e.latency_us;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} |",
+                md_cell(&e.name),
+                e.requests,
+                e.failures,
+                e.requests_per_s,
+                ms(l.p50),
+                ms(l.p90),
+                ms(l.p99),
+                ms(l.max)
+            );
+        }
     }
 }

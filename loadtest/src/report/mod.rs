@@ -115,6 +115,47 @@ pub struct StrategyResult {
     /// Jobs runs.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<JobCounts>,
+    /// API runs (goose): requests per endpoint. `throughput_per_s` of the result is requests
+    /// per second, `latency_us` the latency of every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiCounts>,
+}
+
+/// An API run, from goose's metrics after its run: the measured part only (goose resets its
+/// metrics once every user is running).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApiCounts {
+    /// Goose users that ran.
+    pub users: u64,
+    pub requests: u64,
+    /// Requests that failed: a transport error, a timeout or an unexpected status.
+    pub failures: u64,
+    /// Seconds goose measured.
+    pub measured_s: f64,
+    /// Per endpoint, in the order of the scenario's mix.
+    pub endpoints: Vec<EndpointStats>,
+    /// Status codes of the failures, e.g. `{"503": 2}`; `0` is no answer at all.
+    pub failures_by_status: std::collections::BTreeMap<String, u64>,
+    /// Goose's own HTML report of this strategy's run, beside report.html.
+    pub goose_report: String,
+}
+
+/// One endpoint of an API run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointStats {
+    /// Goose's request name, e.g. `POST /diaries`.
+    pub name: String,
+    pub requests: u64,
+    pub failures: u64,
+    pub requests_per_s: f64,
+    pub latency_us: Percentiles,
+}
+
+impl ApiCounts {
+    /// failures / requests, 0 when nothing was requested.
+    pub fn error_ratio(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.failures as f64 / self.requests as f64 }
+    }
 }
 
 /// A claim run, per post, from read-only SQL on the server's side-effect log after the run.
@@ -244,6 +285,7 @@ impl StrategyResult {
             claim: None,
             booking: None,
             jobs: None,
+            api: None,
         }
     }
 

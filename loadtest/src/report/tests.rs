@@ -28,6 +28,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         claim: None,
         booking: None,
         jobs: None,
+        api: None,
     }
 }
 

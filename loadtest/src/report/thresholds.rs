@@ -39,8 +39,10 @@ fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
         }
     }
     if let Some(max) = t.max_p99_ms {
-        if r.delivered == 0 {
-            verdict("max_p99_ms", false, "nothing delivered: no p99 to compare".to_string());
+        // Notification kinds measure delivery latency; booking and api runs, request latency.
+        let measured = if r.booking.is_some() || r.api.is_some() { r.latency_us.max > 0 } else { r.delivered > 0 };
+        if !measured {
+            verdict("max_p99_ms", false, "nothing measured: no p99 to compare".to_string());
         } else {
             let p99_ms = r.latency_us.p99 as f64 / 1000.0;
             let passed = p99_ms <= max;
@@ -114,6 +116,29 @@ fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
             let passed = j.max_gap_s <= max;
             let op = if passed { "<=" } else { ">" };
             verdict("max_gap_s", passed, format!("longest gap between runs {:.1} s {op} {max} s", j.max_gap_s));
+        }
+    }
+    if let Some(a) = &r.api {
+        if let Some(max) = t.max_error_ratio {
+            let passed = a.requests > 0 && a.error_ratio() <= max;
+            let detail = if a.requests == 0 {
+                "no request was measured".to_string()
+            } else {
+                format!(
+                    "failed {} of {} requests ({:.2}%) {} {}%",
+                    a.failures,
+                    a.requests,
+                    a.error_ratio() * 100.0,
+                    if passed { "<=" } else { ">" },
+                    max * 100.0
+                )
+            };
+            verdict("max_error_ratio", passed, detail);
+        }
+        if let Some(min) = t.min_requests_per_s {
+            let passed = r.throughput_per_s >= min;
+            let op = if passed { ">=" } else { "<" };
+            verdict("min_requests_per_s", passed, format!("{:.1} requests/s {op} {min}/s", r.throughput_per_s));
         }
     }
     let lost_pct = text::percent(r.lost, r.expected);
@@ -199,6 +224,30 @@ mod tests {
         let mut results = [rabbit];
         let details: Vec<String> = evaluate(&s, &mut results).into_iter().map(|v| v.detail).collect();
         assert_eq!(details, ["stored twice 1 > 0", "throughput 480.0/s < 500/s", "lost 0.0% <= 1%"]);
+    }
+
+    #[test]
+    fn an_api_run_is_judged_on_its_requests_not_on_notifications() {
+        let text = "name = \"t\"\nkind = \"api\"\nstrategies = [\"rabbitmq\"]\n[cluster]\ninstances = 3\n\
+                    [api]\naccounts = 10\nusers = 4\nduration_s = 5\n\
+                    [thresholds.all]\nmax_error_ratio = 0.01\nmin_requests_per_s = 100\nmax_p99_ms = 50\n";
+        let s = Scenario::parse(text, "t").unwrap();
+        let mut rabbit = result("rabbitmq");
+        (rabbit.delivered, rabbit.throughput_per_s) = (0, 80.0);
+        rabbit.latency_us =
+            crate::report::Percentiles { p50: 4_000, p90: 9_000, p99: 20_000, p999: 30_000, max: 41_000 };
+        rabbit.api = Some(crate::report::ApiCounts { requests: 400, failures: 8, ..Default::default() });
+        let mut results = [rabbit];
+        let details: Vec<(bool, String)> =
+            evaluate(&s, &mut results).into_iter().map(|v| (v.passed, v.detail)).collect();
+        assert_eq!(
+            details,
+            [
+                (true, "p99 20.00 ms <= 50 ms".to_string()),
+                (false, "failed 8 of 400 requests (2.00%) > 1%".to_string()),
+                (false, "80.0 requests/s < 100/s".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Running a scenario: provision the infrastructure once, run each strategy in turn under
 //! the same load and faults, judge the thresholds, write the reports.
 
+pub mod api;
 pub mod baseline;
 pub mod booking;
 pub mod capacity;
@@ -70,7 +71,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     };
 
     // The broker's own fan-out rate, before any strategy runs, as the yardstick of the report.
-    let baseline = if scenario.strategies.iter().any(|s| matches!(s, Strategy::Rabbitmq | Strategy::Outbox)) {
+    let notifies = matches!(scenario.kind, Kind::Fanout | Kind::Capacity);
+    let baseline = if notifies && scenario.strategies.iter().any(|s| matches!(s, Strategy::Rabbitmq | Strategy::Outbox))
+    {
         let consumers = u64::from(scenario.cluster.instances);
         match baseline::raw_fanout(&infra.urls().amqp, 20_000, consumers, std::time::Duration::from_secs(60)).await {
             Ok(raw) => {
@@ -114,6 +117,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             Kind::Claim => claim::run(&ctx, strategy).await?,
             Kind::Booking => booking::run(&ctx, strategy).await?,
             Kind::Jobs => jobs::run(&ctx, strategy).await?,
+            Kind::Api => api::run(&ctx, strategy).await?,
         };
         let mut result = run.result;
         if let Some(raw) = &baseline {

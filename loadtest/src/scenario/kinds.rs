@@ -87,11 +87,13 @@ string_enum!(
         Booking => "booking",
         /// A clustered job firing on a short schedule while instances die (`[jobs]`).
         Jobs => "jobs",
+        /// Goose users driving the REST API of every instance, per delivery strategy (`[api]`).
+        Api => "api",
     }
 );
 
 string_enum!(
-    /// What is compared: for fanout and capacity, how the server delivers a notification from
+    /// What is compared: for fanout, capacity and api, how the server delivers a notification from
     /// the instance that caused it to the one holding the recipient's stream; for claim, how
     /// workers claim posts; for booking, how approvals are guarded; for jobs, the scheduler.
     Strategy, "strategy", {
@@ -123,7 +125,7 @@ impl Strategy {
     pub fn kinds(self) -> &'static [Kind] {
         match self {
             Self::Local | Self::RedisPubsub | Self::RedisStreams | Self::Rabbitmq | Self::Outbox => {
-                &[Kind::Fanout, Kind::Capacity]
+                &[Kind::Fanout, Kind::Capacity, Kind::Api]
             }
             Self::Naive | Self::Version | Self::SkipLocked | Self::VersionUnfenced | Self::SkipLockedUnfenced => {
                 &[Kind::Claim]

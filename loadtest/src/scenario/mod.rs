@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Problem, ScenarioError};
 pub use kinds::{FaultAction, FaultTarget, Kind, Reconnect, Spread, Strategy, UnknownValue};
-pub use sections::{BookingLoad, ClaimLoad, JobsLoad};
+pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, JobsLoad};
 
 /// One scenario: what runs, under which load and faults, and what makes it fail.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -46,6 +46,8 @@ pub struct Scenario {
     pub booking: Option<BookingLoad>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<JobsLoad>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiLoad>,
     /// Only for `kind = "capacity"`: how the rate rises from `load.rate_per_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp: Option<Ramp>,
@@ -202,6 +204,12 @@ pub struct Thresholds {
     /// Jobs runs: the longest time between two consecutive runs, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_gap_s: Option<f64>,
+    /// API runs: failed requests / requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_ratio: Option<f64>,
+    /// API runs: requests per second over all endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests_per_s: Option<f64>,
 }
 
 impl Thresholds {
@@ -227,6 +235,8 @@ impl Thresholds {
             max_missed_firings: specific.max_missed_firings.or(self.max_missed_firings),
             max_double_firings: specific.max_double_firings.or(self.max_double_firings),
             max_gap_s: specific.max_gap_s.or(self.max_gap_s),
+            max_error_ratio: specific.max_error_ratio.or(self.max_error_ratio),
+            min_requests_per_s: specific.min_requests_per_s.or(self.min_requests_per_s),
         }
     }
 }
@@ -277,6 +287,7 @@ impl Scenario {
             Kind::Fanout | Kind::Capacity => self.load.as_ref().map(|l| (l.warmup_s, l.duration_s, l.drain_s)),
             Kind::Claim => self.claim.as_ref().map(|c| (c.warmup_s, c.duration_s, c.drain_s)),
             Kind::Jobs => self.jobs.as_ref().map(|j| (j.warmup_s, j.duration_s, j.drain_s)),
+            Kind::Api => self.api.as_ref().map(|a| (0.0, f64::from(a.duration_s), 0.0)),
             Kind::Booking => None,
         }
         .unwrap_or((0.0, 0.0, 0.0))

@@ -1,5 +1,5 @@
-//! The kind-specific sections of a scenario besides `[load]`: `[claim]`, `[booking]` and
-//! `[jobs]`. Each kind reads exactly one of them; validation refuses the others.
+//! The kind-specific sections of a scenario besides `[load]`: `[claim]`, `[booking]`, `[jobs]`
+//! and `[api]`. Each kind reads exactly one of them; validation refuses the others.
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,91 @@ pub struct JobsLoad {
     pub duration_s: f64,
     #[serde(default = "default_drain_s")]
     pub drain_s: f64,
+}
+
+/// `kind = "api"`: goose drives virtual users through the REST API of every instance (write
+/// a diary, read friends' diaries, read notifications, search rentals) for `duration_s`, and
+/// the report gives requests per second, failures and latency per endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiLoad {
+    /// Accounts signed up (with a seeded friend graph) before goose starts.
+    pub accounts: u32,
+    #[serde(default = "default_api_friends")]
+    pub friends_per_user: u32,
+    /// Goose users (concurrent virtual users); user k logs in as account k mod `accounts`
+    /// and talks to instance k mod `instances`.
+    pub users: u32,
+    /// Goose users started per second (goose's `--increase-rate`); metrics are reset once
+    /// all are running, so the start-up is not measured. Default: all in one second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_per_s: Option<f64>,
+    /// Whole seconds of measured load (goose's `--run-time`).
+    pub duration_s: u32,
+    /// Think time between two transactions of one user, drawn from this range.
+    #[serde(default)]
+    pub think_min_ms: u64,
+    #[serde(default)]
+    pub think_max_ms: u64,
+    #[serde(default)]
+    pub mix: ApiMix,
+    /// Rental items listed before the run, for the search transaction to find.
+    #[serde(default = "default_api_items")]
+    pub items: u32,
+    /// A request slower than this fails (goose's `--timeout`).
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u32,
+}
+
+/// Relative weights of the transactions of an API run; 0 leaves one out.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiMix {
+    /// `POST /diaries`: notifies the writer's friends through the strategy compared.
+    #[serde(default)]
+    pub write_diary: u32,
+    /// `GET /diaries?scope=friends`.
+    #[serde(default)]
+    pub read_diaries: u32,
+    /// `GET /notifications`.
+    #[serde(default)]
+    pub notifications: u32,
+    /// `GET /rentals/search?q=…`: vector search (the hashing embedder) with the text fallback.
+    #[serde(default)]
+    pub search: u32,
+}
+
+impl Default for ApiMix {
+    fn default() -> Self {
+        Self { write_diary: 1, read_diaries: 3, notifications: 2, search: 1 }
+    }
+}
+
+impl ApiMix {
+    /// (goose transaction name, weight) of every transaction with a weight above 0.
+    pub fn weighted(&self) -> Vec<(&'static str, u32)> {
+        [
+            ("write_diary", self.write_diary),
+            ("read_diaries", self.read_diaries),
+            ("notifications", self.notifications),
+            ("search", self.search),
+        ]
+        .into_iter()
+        .filter(|(_, w)| *w > 0)
+        .collect()
+    }
+}
+
+fn default_api_friends() -> u32 {
+    4
+}
+
+fn default_api_items() -> u32 {
+    50
+}
+
+fn default_request_timeout_s() -> u32 {
+    10
 }
 
 fn default_owners() -> u32 {

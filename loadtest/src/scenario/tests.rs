@@ -317,3 +317,49 @@ fn claim_booking_and_jobs_values_are_checked_by_field() {
                 [jobs]\nevery_s = 5\nlease_s = 3\nduration_s = 6\n";
     assert!(error_of(jobs).contains("jobs.duration_s: 6 s is shorter than two firings"));
 }
+
+const API: &str = r#"
+name = "a"
+kind = "api"
+strategies = ["local", "outbox"]
+
+[cluster]
+instances = 3
+
+[api]
+accounts = 20
+users = 8
+duration_s = 5
+"#;
+
+#[test]
+fn an_api_scenario_has_defaults_and_its_values_are_checked_by_field() {
+    let s = Scenario::parse(API, "x").unwrap();
+    let a = s.api.unwrap();
+    assert_eq!((a.friends_per_user, a.items, a.request_timeout_s, a.users_per_s), (4, 50, 10, None));
+    assert_eq!(a.mix.weighted(), vec![("write_diary", 1), ("read_diaries", 3), ("notifications", 2), ("search", 1)]);
+    assert_eq!(s.timeline(), (0.0, 5.0, 0.0));
+
+    let bad = API.replace("users = 8", "users = 0\nusers_per_s = -2\nthink_min_ms = 50\nthink_max_ms = 10")
+        + "mix = { write_diary = 0, read_diaries = 0, notifications = 0, search = 0 }\n";
+    let err = error_of(&bad);
+    for field in [
+        "api.users: 0 is out of range: between 1 and 1000",
+        "api.users_per_s: -2 is negative",
+        "api.think_max_ms: 10 is below think_min_ms (50)",
+        "api.mix: every weight is 0",
+    ] {
+        assert!(err.contains(field), "{field} not in: {err}");
+    }
+    let err = error_of(&API.replace("duration_s = 5", "duration_s = 5\nthreads = 4"));
+    assert!(err.contains("api.threads: unknown field `threads`"), "{err}");
+    let err = error_of(&API.replace("[\"local\", \"outbox\"]", "[\"local\", \"naive\"]"));
+    assert!(err.contains("`naive` is not compared by an api scenario"), "{err}");
+    let err = error_of(&format!("{API}\n[[faults]]\nat_s = 1\naction = \"kill-instance\"\ntarget = \"instance:1\"\n"));
+    assert!(err.contains("faults[0].at_s: an api run measures the API's capacity without faults"), "{err}");
+    let err = error_of(&format!("{API}\n[thresholds.all]\nmax_lost = 0\nmax_error_ratio = 2\n"));
+    assert!(err.contains("thresholds.all.max_lost: does not apply to an api scenario"), "{err}");
+    assert!(err.contains("thresholds.all.max_error_ratio: 2 is out of range"), "{err}");
+    let err = error_of(&format!("{MINIMAL}\n[thresholds.all]\nmin_requests_per_s = 10\n"));
+    assert!(err.contains("thresholds.all.min_requests_per_s: does not apply to a fanout scenario"), "{err}");
+}

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    ALL_STRATEGIES, BookingLoad, ClaimLoad, Fault, JobsLoad, Kind, Load, Problem, Scenario, Strategy, Thresholds,
+    ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, Fault, JobsLoad, Kind, Load, Problem, Scenario, Strategy,
+    Thresholds,
 };
 
 const MAX_INSTANCES: u32 = 16;
@@ -27,6 +28,9 @@ pub(super) fn problems(s: &Scenario) -> Vec<Problem> {
     }
     if let Some(j) = &s.jobs {
         jobs(&mut p, j);
+    }
+    if let Some(a) = &s.api {
+        api(&mut p, a);
     }
     ramp(&mut p, s);
     for (i, fault) in s.faults.iter().enumerate() {
@@ -56,7 +60,12 @@ fn strategies(p: &mut Vec<Problem>, s: &Scenario) {
             let fits: Vec<&str> = Strategy::for_kind(s.kind).into_iter().map(Strategy::as_str).collect();
             p.push(Problem::new(
                 format!("strategies[{i}]"),
-                format!("`{strategy}` is not compared by a {} scenario: expected one of {}", s.kind, fits.join(", ")),
+                format!(
+                    "`{strategy}` is not compared by {} {} scenario: expected one of {}",
+                    article(s.kind),
+                    s.kind,
+                    fits.join(", ")
+                ),
             ));
         }
         if let Some(first) = s.strategies[..i].iter().position(|x| x == strategy) {
@@ -93,20 +102,25 @@ fn sections(p: &mut Vec<Problem>, s: &Scenario) {
         Kind::Claim => "claim",
         Kind::Booking => "booking",
         Kind::Jobs => "jobs",
+        Kind::Api => "api",
     };
     let present = [
         ("load", s.load.is_some()),
         ("claim", s.claim.is_some()),
         ("booking", s.booking.is_some()),
         ("jobs", s.jobs.is_some()),
+        ("api", s.api.is_some()),
     ];
     for (section, is_there) in present {
         if section == wanted && !is_there {
-            p.push(Problem::new(section, format!("is missing: a {} scenario needs [{section}]", s.kind)));
+            p.push(Problem::new(
+                section,
+                format!("is missing: {} {} scenario needs [{section}]", article(s.kind), s.kind),
+            ));
         } else if section != wanted && is_there {
             p.push(Problem::new(
                 section,
-                format!("does not apply to a {} scenario, which reads [{wanted}]: remove it", s.kind),
+                format!("does not apply to {} {} scenario, which reads [{wanted}]: remove it", article(s.kind), s.kind),
             ));
         }
     }
@@ -188,6 +202,51 @@ fn jobs(p: &mut Vec<Problem>, j: &JobsLoad) {
             "jobs.duration_s",
             format!("{} s is shorter than two firings every {} s: nothing to compare", j.duration_s, j.every_s),
         ));
+    }
+}
+
+fn api(p: &mut Vec<Problem>, a: &ApiLoad) {
+    for (field, value, min, max) in [
+        ("api.accounts", a.accounts, 2, 10_000),
+        ("api.users", a.users, 1, 1_000),
+        ("api.duration_s", a.duration_s, 1, 3_600),
+        ("api.items", a.items, 0, 10_000),
+        ("api.request_timeout_s", a.request_timeout_s, 1, 300),
+    ] {
+        if !(min..=max).contains(&value) {
+            p.push(Problem::new(field, format!("{value} is out of range: between {min} and {max}")));
+        }
+    }
+    if a.friends_per_user == 0 || a.friends_per_user >= a.accounts.max(1) {
+        p.push(Problem::new(
+            "api.friends_per_user",
+            format!(
+                "{} is out of range: between 1 and accounts - 1 ({})",
+                a.friends_per_user,
+                a.accounts.saturating_sub(1)
+            ),
+        ));
+    }
+    if let Some(rate) = a.users_per_s {
+        positive(p, "api.users_per_s", rate, "goose users are started at a rate > 0");
+    }
+    if a.think_max_ms < a.think_min_ms {
+        p.push(Problem::new(
+            "api.think_max_ms",
+            format!("{} is below think_min_ms ({}): the range would be empty", a.think_max_ms, a.think_min_ms),
+        ));
+    }
+    if a.think_max_ms > 60_000 {
+        p.push(Problem::new("api.think_max_ms", format!("{} is above 60000 ms", a.think_max_ms)));
+    }
+    if a.mix.weighted().is_empty() {
+        p.push(Problem::new(
+            "api.mix",
+            "every weight is 0: at least one of write_diary, read_diaries, notifications, search must be > 0",
+        ));
+    }
+    if a.mix.search > 0 && a.items == 0 {
+        p.push(Problem::new("api.items", "0 items, but api.mix.search > 0: list some items for the search to find"));
     }
 }
 
@@ -300,6 +359,13 @@ fn fault_rules(p: &mut Vec<Problem>, s: &Scenario, i: usize, f: &Fault) {
         p.push(Problem::new(at, "a booking race has no clock to schedule faults on: remove them"));
         return;
     }
+    if s.kind == Kind::Api {
+        p.push(Problem::new(
+            at,
+            "an api run measures the API's capacity without faults: move the faults to a fanout scenario",
+        ));
+        return;
+    }
     non_negative(p, &at, f.at_s, "a fault time counts from the start of the warm-up");
     let (warmup, duration, _) = s.timeline();
     let end = warmup + duration;
@@ -388,7 +454,7 @@ fn thresholds(p: &mut Vec<Problem>, s: &Scenario) {
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
                 p.push(Problem::new(
                     format!("thresholds.{key}.{limit}"),
-                    format!("does not apply to a {} scenario: only to {}", s.kind, names.join(", ")),
+                    format!("does not apply to {} {} scenario: only to {}", article(s.kind), s.kind, names.join(", ")),
                 ));
             }
         }
@@ -403,7 +469,7 @@ fn applicable_kinds(t: &Thresholds) -> Vec<(&'static str, bool, &'static [Kind])
         ("max_duplicated", t.max_duplicated.is_some(), NOTIFY),
         ("max_unexpected", t.max_unexpected.is_some(), NOTIFY),
         ("max_stored_twice", t.max_stored_twice.is_some(), NOTIFY),
-        ("max_p99_ms", t.max_p99_ms.is_some(), &[Kind::Fanout, Kind::Capacity, Kind::Booking]),
+        ("max_p99_ms", t.max_p99_ms.is_some(), &[Kind::Fanout, Kind::Capacity, Kind::Booking, Kind::Api]),
         ("min_delivered_per_s", t.min_delivered_per_s.is_some(), &[Kind::Fanout]),
         ("min_lost_ratio", t.min_lost_ratio.is_some(), NOTIFY),
         ("max_lost_ratio", t.max_lost_ratio.is_some(), NOTIFY),
@@ -416,6 +482,8 @@ fn applicable_kinds(t: &Thresholds) -> Vec<(&'static str, bool, &'static [Kind])
         ("max_missed_firings", t.max_missed_firings.is_some(), &[Kind::Jobs]),
         ("max_double_firings", t.max_double_firings.is_some(), &[Kind::Jobs]),
         ("max_gap_s", t.max_gap_s.is_some(), &[Kind::Jobs]),
+        ("max_error_ratio", t.max_error_ratio.is_some(), &[Kind::Api]),
+        ("min_requests_per_s", t.min_requests_per_s.is_some(), &[Kind::Api]),
     ]
 }
 
@@ -429,6 +497,17 @@ fn threshold_values(p: &mut Vec<Problem>, key: &str, t: &Thresholds) {
     }
     if let Some(v) = t.min_sustained_delivered_per_s {
         non_negative(p, &field("min_sustained_delivered_per_s"), v, "a rate is >= 0");
+    }
+    if let Some(v) = t.min_requests_per_s {
+        non_negative(p, &field("min_requests_per_s"), v, "a rate is >= 0");
+    }
+    if let Some(v) = t.max_error_ratio
+        && !(0.0..=1.0).contains(&v)
+    {
+        p.push(Problem::new(
+            field("max_error_ratio"),
+            format!("{v} is out of range: a ratio of failed requests to requests is 0..=1"),
+        ));
     }
     for (name, value) in [("min_lost_ratio", t.min_lost_ratio), ("max_lost_ratio", t.max_lost_ratio)] {
         if let Some(v) = value
@@ -445,6 +524,11 @@ fn threshold_values(p: &mut Vec<Problem>, key: &str, t: &Thresholds) {
             format!("{min} is above max_lost_ratio {max}: no run can pass both"),
         ));
     }
+}
+
+/// "a" or "an" before a kind's name in messages.
+fn article(kind: Kind) -> &'static str {
+    if kind == Kind::Api { "an" } else { "a" }
 }
 
 fn non_negative(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {
