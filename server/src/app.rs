@@ -95,10 +95,12 @@ impl App {
         // Search embeds queries with the embedder itself; the workers' copy carries the
         // scenario's injected delay and failures (none unless set).
         let embedder = crate::embed::from_settings(&settings.embedder)?;
-        if batch.embed.workers > 0 {
-            crate::rental::embedding::requeue_other_embedders(&db, embedder.name())
-                .await
-                .context("re-queueing items embedded by another embedder")?;
+        if batch.embed.workers > 0
+            && let Err(e) = crate::rental::embedding::requeue_other_embedders(&db, embedder.name()).await
+        {
+            // Not fatal: search never compares vectors of another embedder, so the cost of a
+            // failed requeue is that those items are found by text until the next start.
+            tracing::warn!(error.cause_chain = ?e, "re-queueing items embedded by another embedder failed");
         }
         let embed_pool = EmbedPool {
             claimer: Claimer {

@@ -272,3 +272,35 @@ async fn with_the_real_model_outdoor_sleeping_gear_outranks_a_hair_dryer_and_kor
     assert!(top_two.contains(&listed[4]) && top_two.contains(&listed[5]), "Korean listings first: {found}");
     Ok(())
 }
+
+/// A row locked by another transaction (a frozen instance's, in the claim-contention
+/// scenario) is skipped, not waited for: an instance starting meanwhile is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeueing_another_embedders_items_skips_rows_locked_by_a_frozen_peer() -> TestResult {
+    use sqlx::{Connection, Executor};
+    let world = World::new().await;
+    let idle = world.spawn(&[("SERVER_EMBED_WORKERS", "0")]).await;
+    let owner = idle.signup("owner").await;
+    let mut listed = Vec::new();
+    for title in ["Camping tent", "Electric drill", "Projector"] {
+        listed.push(create(&idle, &owner, item(title, "to lend", "other", 1000)).await["id"].as_u64().unwrap());
+    }
+    assert_eq!(embed_waiting(&world.db, std::sync::Arc::new(OtherModel), 10).await?, 3);
+
+    let mut peer = sqlx::MySqlConnection::connect(&world.database_url).await?;
+    peer.execute("BEGIN").await?;
+    sqlx::query("SELECT id FROM rental_items WHERE id = ? FOR UPDATE").bind(listed[0]).execute(&mut peer).await?;
+
+    // The old single UPDATE waited for the lock (innodb_lock_wait_timeout, 50 s by default).
+    let requeued = tokio::time::timeout(
+        Duration::from_secs(10),
+        server::rental::embedding::requeue_other_embedders(&world.db, "hashing"),
+    )
+    .await
+    .expect("the requeue must not wait for the locked row")?;
+    assert_eq!(requeued, 2, "the two unlocked items");
+
+    peer.execute("COMMIT").await?;
+    assert_eq!(server::rental::embedding::requeue_other_embedders(&world.db, "hashing").await?, 1);
+    Ok(())
+}
