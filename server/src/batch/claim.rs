@@ -237,10 +237,7 @@ impl Claimer {
         Ok((rows.len(), rows.into_iter().map(into_item).collect()))
     }
 
-    /// The final write of one item: its embedding and DONE, in one transaction, only if the
-    /// row still holds this claim (when fencing is on) and the content embedded. Records the
-    /// attempt, and on success the audit row in the same transaction as the embedding.
-    #[tracing::instrument(skip_all, fields(item_id = item.id, worker))]
+    /// The final write of one item; see [`Claimer::commit_batch`].
     pub async fn commit(
         &self,
         worker: u32,
@@ -249,52 +246,113 @@ impl Claimer {
         embedder: &str,
         vector: &[f32],
     ) -> sqlx::Result<Outcome> {
+        let outcomes = self.commit_batch(worker, token, &[(item, vector)], embedder).await?;
+        Ok(outcomes[0])
+    }
+
+    /// The final write of a claim's items: their embeddings and DONE, in one transaction, for
+    /// the items whose row still holds this claim (when fencing is on) at the content_version
+    /// embedded. Records every attempt, and the audit rows of the committed items in the same
+    /// transaction as their embeddings. Returns one outcome per item, in order.
+    ///
+    /// One transaction per claim, not per item: per item, each post cost two commits (two log
+    /// flushes) and five round trips, and claim-throughput measured about 300 posts/s.
+    #[tracing::instrument(skip_all, fields(items = items.len(), worker))]
+    pub async fn commit_batch(
+        &self,
+        worker: u32,
+        token: &str,
+        items: &[(&ClaimedItem, &[f32])],
+        embedder: &str,
+    ) -> sqlx::Result<Vec<Outcome>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let fenced = self.fencing && self.strategy != ClaimStrategy::Naive;
         let mut tx = self.db.begin().await?;
+        // Lock the rows (in id order, as every other writer does) and keep them locked to
+        // COMMIT, so a take-over cannot slip in between this check and the embedding write.
         let guard = if fenced { " AND claim_token = ? AND embed_status = 'PENDING'" } else { "" };
+        let mut ids: Vec<u64> = items.iter().map(|(item, _)| item.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let sql = format!(
-            "UPDATE rental_items SET embed_status = 'DONE', claim_token = ?, claimed_by = ?, claimed_until = NULL \
-             WHERE id = ? AND content_version = ?{guard}"
+            "SELECT id, content_version FROM rental_items WHERE id IN ({}){guard} ORDER BY id FOR UPDATE",
+            placeholders(ids.len())
         );
-        let mut q = sqlx::query(&sql).bind(token).bind(&self.instance_id).bind(item.id).bind(item.content_version);
+        let mut q = sqlx::query_as::<_, (u64, u64)>(&sql);
+        for id in &ids {
+            q = q.bind(id);
+        }
         if fenced {
             q = q.bind(token);
         }
-        // The row lock taken here is held to COMMIT, so a take-over cannot slip in between
-        // the check and the embedding write.
-        let outcome = if q.execute(&mut *tx).await?.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO rental_embeddings (item_id, content_version, embedder, embedding) VALUES (?, ?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE content_version = VALUES(content_version), embedder = VALUES(embedder), \
-                 embedding = VALUES(embedding), created_at = CURRENT_TIMESTAMP(6)",
-            )
-            .bind(item.id)
-            .bind(item.content_version)
-            .bind(embedder)
-            .bind(crate::embed::to_vector_bytes(vector))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO embed_audit (item_id, content_version, claim_token, instance_id) VALUES (?, ?, ?, ?)",
-            )
-            .bind(item.id)
-            .bind(item.content_version)
-            .bind(token)
-            .bind(&self.instance_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Outcome::Committed
-        } else {
+        let held: std::collections::HashMap<u64, u64> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+        let wins: Vec<bool> = items.iter().map(|(item, _)| held.get(&item.id) == Some(&item.content_version)).collect();
+        let winners: Vec<&(&ClaimedItem, &[f32])> =
+            items.iter().zip(&wins).filter(|(_, w)| **w).map(|(i, _)| i).collect();
+        if winners.is_empty() {
             tx.rollback().await?;
-            let current: Option<u64> = sqlx::query_scalar("SELECT content_version FROM rental_items WHERE id = ?")
-                .bind(item.id)
-                .fetch_optional(&self.db)
-                .await?;
-            if current == Some(item.content_version) { Outcome::Fenced } else { Outcome::Stale }
+        } else {
+            let sql = format!(
+                "UPDATE rental_items SET embed_status = 'DONE', claim_token = ?, claimed_by = ?, claimed_until = NULL \
+                 WHERE id IN ({})",
+                placeholders(winners.len())
+            );
+            let mut q = sqlx::query(&sql).bind(token).bind(&self.instance_id);
+            for (item, _) in &winners {
+                q = q.bind(item.id);
+            }
+            q.execute(&mut *tx).await?;
+            let mut embeddings = sqlx::QueryBuilder::new(
+                "INSERT INTO rental_embeddings (item_id, content_version, embedder, embedding) ",
+            );
+            embeddings.push_values(&winners, |mut row, (item, vector)| {
+                row.push_bind(item.id)
+                    .push_bind(item.content_version)
+                    .push_bind(embedder)
+                    .push_bind(crate::embed::to_vector_bytes(vector));
+            });
+            embeddings.push(
+                " ON DUPLICATE KEY UPDATE content_version = VALUES(content_version), embedder = VALUES(embedder), \
+                 embedding = VALUES(embedding), created_at = CURRENT_TIMESTAMP(6)",
+            );
+            embeddings.build().execute(&mut *tx).await?;
+            let mut audit = sqlx::QueryBuilder::new(
+                "INSERT INTO embed_audit (item_id, content_version, claim_token, instance_id) ",
+            );
+            audit.push_values(&winners, |mut row, (item, _)| {
+                row.push_bind(item.id).push_bind(item.content_version).push_bind(token).push_bind(&self.instance_id);
+            });
+            audit.build().execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        // The losers: another claim holds the row (fenced), or the content moved on (stale).
+        let lost: Vec<u64> = items.iter().zip(&wins).filter(|(_, w)| !**w).map(|((item, _), _)| item.id).collect();
+        let current: std::collections::HashMap<u64, u64> = if lost.is_empty() {
+            Default::default()
+        } else {
+            let sql =
+                format!("SELECT id, content_version FROM rental_items WHERE id IN ({})", placeholders(lost.len()));
+            let mut q = sqlx::query_as::<_, (u64, u64)>(&sql);
+            for id in &lost {
+                q = q.bind(id);
+            }
+            q.fetch_all(&self.db).await?.into_iter().collect()
         };
-        self.record(worker, token, item, outcome, None).await?;
-        Ok(outcome)
+        let outcomes: Vec<Outcome> = items
+            .iter()
+            .zip(&wins)
+            .map(|((item, _), won)| match (won, current.get(&item.id)) {
+                (true, _) => Outcome::Committed,
+                (false, Some(v)) if *v == item.content_version => Outcome::Fenced,
+                (false, _) => Outcome::Stale,
+            })
+            .collect();
+        let attempts: Vec<(&ClaimedItem, Outcome)> =
+            items.iter().map(|(item, _)| *item).zip(outcomes.iter().copied()).collect();
+        self.record_all(worker, token, &attempts, None).await?;
+        Ok(outcomes)
     }
 
     /// After a failed embed call: the rows go back to WAIT, but only those this claim still
@@ -312,33 +370,35 @@ impl Claimer {
             }
             q.bind(&claim.token).execute(&self.db).await?;
         }
-        for item in &claim.items {
-            self.record(worker, &claim.token, item, Outcome::Failed, Some(why)).await?;
-        }
-        Ok(())
+        let attempts: Vec<(&ClaimedItem, Outcome)> = claim.items.iter().map(|item| (item, Outcome::Failed)).collect();
+        self.record_all(worker, &claim.token, &attempts, Some(why)).await
     }
 
-    async fn record(
+    /// One `embed_attempts` row per item, in one statement.
+    async fn record_all(
         &self,
         worker: u32,
         token: &str,
-        item: &ClaimedItem,
-        outcome: Outcome,
+        attempts: &[(&ClaimedItem, Outcome)],
         detail: Option<&str>,
     ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO embed_attempts (item_id, content_version, claim_token, instance_id, worker, outcome, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(item.id)
-        .bind(item.content_version)
-        .bind(token)
-        .bind(&self.instance_id)
-        .bind(worker)
-        .bind(outcome.as_str())
-        .bind(detail.map(|d| d.chars().take(500).collect::<String>()))
-        .execute(&self.db)
-        .await?;
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let detail = detail.map(|d| d.chars().take(500).collect::<String>());
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO embed_attempts (item_id, content_version, claim_token, instance_id, worker, outcome, detail) ",
+        );
+        q.push_values(attempts, |mut row, (item, outcome)| {
+            row.push_bind(item.id)
+                .push_bind(item.content_version)
+                .push_bind(token)
+                .push_bind(&self.instance_id)
+                .push_bind(worker)
+                .push_bind(outcome.as_str())
+                .push_bind(detail.clone());
+        });
+        q.build().execute(&self.db).await?;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::claim::{ClaimStrategy, Claimer, Outcome};
+use super::claim::{ClaimStrategy, ClaimedItem, Claimer, Outcome};
 use crate::embed::{EmbedError, Embedder};
 
 /// How the scheduler steers the pool: `paused` mirrors `job_schedules.paused` of
@@ -159,8 +159,10 @@ impl EmbedPool {
                 return Ok(step);
             }
         };
-        for (item, vector) in claim.items.iter().zip(&vectors) {
-            match self.claimer.commit(worker, &claim.token, item, self.embedder.name(), vector).await? {
+        let items: Vec<(&ClaimedItem, &[f32])> =
+            claim.items.iter().zip(&vectors).map(|(item, vector)| (item, vector.as_slice())).collect();
+        for outcome in self.claimer.commit_batch(worker, &claim.token, &items, self.embedder.name()).await? {
+            match outcome {
                 Outcome::Committed => step.committed += 1,
                 Outcome::Fenced => step.fenced += 1,
                 Outcome::Stale => step.stale += 1,

@@ -228,3 +228,38 @@ async fn pausing_embed_posts_stops_the_workers_and_resuming_restarts_them() -> T
     }
     Ok(())
 }
+
+/// One claim's items are written in one transaction, and each gets its own outcome: the one
+/// still held commits, the one whose content changed is stale, the one taken over is fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_commit_judges_each_item_on_its_own() -> TestResult {
+    let world = World::new().await;
+    let db = migrated(&world).await;
+    seed_items(&db, 3).await;
+    let worker = claimer(&db, "w", true);
+    let claim = worker.claim(0, 3).await?;
+    let [held, changed, taken] = [&claim.items[0], &claim.items[1], &claim.items[2]];
+    sqlx::query("UPDATE rental_items SET content_version = content_version + 1, embed_status = 'WAIT' WHERE id = ?")
+        .bind(changed.id)
+        .execute(&db)
+        .await?;
+    sqlx::query("UPDATE rental_items SET claim_token = 'another claim' WHERE id = ?")
+        .bind(taken.id)
+        .execute(&db)
+        .await?;
+
+    let vectors: Vec<Vec<f32>> = claim.items.iter().map(|i| HashingEmbedder::embed_one(&i.text)).collect();
+    let items: Vec<_> = claim.items.iter().zip(&vectors).map(|(i, v)| (i, v.as_slice())).collect();
+    let outcomes = worker.commit_batch(0, &claim.token, &items, "hashing").await?;
+
+    assert_eq!(outcomes, [Outcome::Committed, Outcome::Stale, Outcome::Fenced]);
+    let audited: Vec<u64> = sqlx::query_scalar("SELECT item_id FROM embed_audit").fetch_all(&db).await?;
+    assert_eq!(audited, [held.id]);
+    let done: Vec<u64> =
+        sqlx::query_scalar("SELECT id FROM rental_items WHERE embed_status = 'DONE'").fetch_all(&db).await?;
+    assert_eq!(done, [held.id]);
+    let recorded: Vec<(u64, String)> =
+        sqlx::query_as("SELECT item_id, outcome FROM embed_attempts ORDER BY item_id").fetch_all(&db).await?;
+    assert_eq!(recorded, [(held.id, "committed".into()), (changed.id, "stale".into()), (taken.id, "fenced".into())]);
+    Ok(())
+}
