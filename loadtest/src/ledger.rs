@@ -239,11 +239,12 @@ impl Ledger {
 
 /// 1 µs .. 1 h at 3 significant digits: microsecond resolution for fast deliveries, 0.1%
 /// error for slow ones.
-fn latency_histogram() -> Histogram<u64> {
+pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid")
 }
 
-fn percentiles(h: &Histogram<u64>) -> Percentiles {
+/// The report's percentiles of a latency histogram; all zero when it is empty.
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
     if h.is_empty() {
         return Percentiles::default();
     }

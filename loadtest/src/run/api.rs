@@ -27,6 +27,7 @@ use super::rig::{server_env, start_cluster};
 use super::world::World;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
+use crate::ledger::{latency_histogram, percentiles};
 use crate::probe::api::ApiClient;
 use crate::report::{ApiCounts, EndpointStats, Percentiles, StrategyResult};
 use crate::scenario::{ApiLoad, Strategy};
@@ -267,7 +268,7 @@ fn summarize(
     // Goose keys requests by "METHOD name"; order them as the mix lists them.
     let mut endpoints: Vec<(&String, &GooseRequestMetricAggregate)> = metrics.requests.iter().collect();
     endpoints.sort_by_key(|(key, _)| key.as_str());
-    let mut all = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+    let mut all = latency_histogram();
     let mut counts =
         ApiCounts { users: metrics.maximum_users as u64, measured_s: seconds, goose_report, ..Default::default() };
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
@@ -298,13 +299,7 @@ fn summarize(
         });
     }
     counts.failures_by_status = by_status;
-    let latency = if all.is_empty() {
-        Percentiles::default()
-    } else {
-        let max = all.max();
-        let at = |q: f64| all.value_at_quantile(q).min(max);
-        Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max }
-    };
+    let latency = percentiles(&all);
     let mut result =
         StrategyResult::without_notifications(strategy.as_str(), counts.requests as f64 / seconds, latency);
     let mix: Vec<String> = load.mix.weighted().iter().map(|(name, w)| format!("{name} {w}")).collect();

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -18,8 +17,9 @@ use sqlx::Connection;
 use super::rig::{server_env, start_cluster};
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
+use crate::ledger::{latency_histogram, percentiles};
 use crate::probe::api::{ApiClient, User};
-use crate::report::{BookingCounts, Percentiles, StrategyResult};
+use crate::report::{BookingCounts, StrategyResult};
 use crate::scenario::Strategy;
 
 const SETUP_CONCURRENCY: usize = 32;
@@ -120,7 +120,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let race_s = started.elapsed().as_secs_f64();
     cluster.stop(Duration::from_secs(10)).await;
 
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let mut latency = latency_histogram();
     let mut counts =
         BookingCounts { requests: requests.len() as u64, approvals: answers.len() as u64, ..Default::default() };
     let mut said_approved = HashSet::new();
@@ -144,15 +144,11 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     counts.disagreements = said_approved.symmetric_difference(&approved_in_db).count() as u64;
     counts.max_possible = max_possible(&requests, items.len());
 
-    let percentiles = if latency.is_empty() {
-        Percentiles::default()
-    } else {
-        let max = latency.max();
-        let at = |q: f64| latency.value_at_quantile(q).min(max);
-        Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max }
-    };
-    let mut result =
-        StrategyResult::without_notifications(strategy.as_str(), answers.len() as f64 / race_s.max(1e-9), percentiles);
+    let mut result = StrategyResult::without_notifications(
+        strategy.as_str(),
+        answers.len() as f64 / race_s.max(1e-9),
+        percentiles(&latency),
+    );
     result.notes.push(format!(
         "approved {} of {} requests ({} was the most possible without an overlap); {} answered 409",
         counts.approved, counts.requests, counts.max_possible, counts.conflicts
