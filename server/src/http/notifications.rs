@@ -37,8 +37,9 @@ use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::pagination::{PageQuery, Paged};
 use crate::state::AppState;
 
-/// Replay is bounded: a client further behind than this gets the newest part and should
-/// fetch the rest with `GET /notifications`.
+/// Replay is bounded: a client further behind than this gets the oldest `REPLAY_MAX` after its
+/// id, and its `ready` event names the last of them, so that its next reconnect goes on from
+/// there (or it fetches the rest with `GET /notifications`).
 const REPLAY_MAX: u32 = 10_000;
 const REPLAY_PAGE: u32 = 500;
 
@@ -175,10 +176,12 @@ async fn stream(
         }
     }
     let replayed: HashSet<u64> = replay.iter().map(|n| n.id).collect();
-    let ready = StreamReady {
-        resume_from: replay.iter().map(|n| n.id).chain(last_event_id).fold(latest, u64::max),
-        replayed: replay.len() as u64,
+    // A cut replay resumes after its last event, never past what it did not send.
+    let resume_from = match replay.last() {
+        Some(last) if replay.len() >= REPLAY_MAX as usize => last.id,
+        _ => replay.iter().map(|n| n.id).chain(last_event_id).fold(latest, u64::max),
     };
+    let ready = StreamReady { resume_from, replayed: replay.len() as u64 };
     let replay_events = futures::stream::iter(
         replay.iter().map(|n| Ok(event(n))).chain(std::iter::once(Ok(ready_event(&ready)))).collect::<Vec<_>>(),
     );

@@ -220,6 +220,34 @@ async fn a_stream_that_received_nothing_resumes_from_its_ready_id() -> TestResul
     Ok(())
 }
 
+/// A client more than 10,000 behind gets the oldest 10,000 it missed, and its ready event
+/// names the last of them, not the newest stored: resuming from it skips nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_replay_resumes_after_its_last_event_not_past_what_it_did_not_send() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
+    let (reader, actor) = (app.signup("reader").await, app.signup("actor").await);
+    sqlx::query(
+        "INSERT INTO notifications (recipient_id, kind, cause_id, actor_id) \
+         SELECT ?, 'diary', seq, ? FROM seq_1_to_10050",
+    )
+    .bind(reader.id)
+    .bind(actor.id)
+    .execute(&world.db)
+    .await?;
+    let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM notifications WHERE recipient_id = ? ORDER BY id")
+        .bind(reader.id)
+        .fetch_all(&world.db)
+        .await?;
+
+    let mut stream = Stream::open(&app, &reader, Some("0")).await;
+    let (ready_id, ready) = stream.ready().await;
+
+    assert_eq!(ready["replayed"].as_u64(), Some(10_000), "{ready}");
+    assert_eq!(ready_id, ids[9_999].to_string(), "the last one sent, not the newest stored ({})", ids[10_049]);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_need_auth_and_a_numeric_last_event_id() -> TestResult {
     let world = World::new().await;
