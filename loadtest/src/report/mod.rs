@@ -132,7 +132,7 @@ pub struct ApiCounts {
     pub failures: u64,
     /// Seconds goose measured.
     pub measured_s: f64,
-    /// Per endpoint, in the order of the scenario's mix.
+    /// Per endpoint (`METHOD name`), in name order.
     pub endpoints: Vec<EndpointStats>,
     /// Status codes of the failures, e.g. `{"503": 2}`; `0` is no answer at all.
     pub failures_by_status: std::collections::BTreeMap<String, u64>,

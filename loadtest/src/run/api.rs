@@ -105,7 +105,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let metrics = attack(&load, &bases[0], logins, &ctx.report_dir.join(&goose_report)).await;
     cluster.stop(Duration::from_secs(10)).await;
     let metrics = metrics?;
-    let (result, counts) = summarize(strategy, &load, &metrics, goose_report);
+    let result = summarize(strategy, &load, &metrics, goose_report);
+    let counts = result.api.as_ref().expect("summarize sets the api counts");
     eprintln!(
         "[{}] {} requests, {} failed, {:.1}/s, p99 {:.1} ms",
         strategy.as_str(),
@@ -258,14 +259,9 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Goose's metrics as the report's result: every endpoint, and all requests together.
-fn summarize(
-    strategy: Strategy,
-    load: &ApiLoad,
-    metrics: &GooseMetrics,
-    goose_report: String,
-) -> (StrategyResult, ApiCounts) {
+fn summarize(strategy: Strategy, load: &ApiLoad, metrics: &GooseMetrics, goose_report: String) -> StrategyResult {
     let seconds = (metrics.duration as f64).max(1.0);
-    // Goose keys requests by "METHOD name"; order them as the mix lists them.
+    // Goose keys requests by "METHOD name"; in that order, so that reports line up.
     let mut endpoints: Vec<(&String, &GooseRequestMetricAggregate)> = metrics.requests.iter().collect();
     endpoints.sort_by_key(|(key, _)| key.as_str());
     let mut all = latency_histogram();
@@ -313,8 +309,8 @@ fn summarize(
     if !counts.failures_by_status.is_empty() {
         result.notes.push(format!("failed requests by status (0: no answer): {:?}", counts.failures_by_status));
     }
-    result.api = Some(counts.clone());
-    (result, counts)
+    result.api = Some(counts);
+    result
 }
 
 /// The middle of the goose time bucket whose lowest time is `floor`: goose keeps microsecond
