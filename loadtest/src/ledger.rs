@@ -8,8 +8,16 @@
 //! * **delivered**: expected pairs received at least once by the recipient's own client.
 //! * **lost**: expected pairs never received by the recipient's own client.
 //!   `delivered + lost == expected`, always.
-//! * **redelivered_same_id**: a client received a notification id it had already received
-//!   (after a reconnect replay, say). Clients de-duplicate by id, so this is informational.
+//! * **same id twice** (`same_id_twice`, also under its old name `redelivered_same_id`): a
+//!   client received a notification id it had already received (a replay that went back too
+//!   far, a live copy of what the replay sent). A browser's `EventSource` does not
+//!   de-duplicate: the page shows it twice unless the page's own code drops it.
+//! * **inversions**: a client received a *new* notification whose event id (the SSE `id:`,
+//!   the stream position the client resumes from) is below the highest id that client had
+//!   already been sent, ready events included. A client resumes from the last id it
+//!   holds, so whatever is still below it when the connection drops is never replayed: each
+//!   inversion is a loss waiting for a reconnect at the wrong moment. Counted per client
+//!   session, across its reconnects.
 //! * **duplicated**: for an expected pair, the distinct notification ids received beyond the
 //!   first: the server stored or published the same notification under two ids, which no
 //!   client-side de-duplication can hide.
@@ -88,6 +96,9 @@ pub struct LedgerSummary {
     pub unexpected: u64,
     pub misrouted: u64,
     pub redelivered_same_id: u64,
+    /// New notifications received below the client's highest event id so far.
+    #[serde(default)]
+    pub inversions: u64,
     /// Receipts for causes of failed or timed-out requests that committed anyway.
     #[serde(default)]
     pub indeterminate: u64,
@@ -128,6 +139,9 @@ pub struct Ledger {
     /// Distinct ids received by a client whose user is not the payload's recipient.
     misrouted: u64,
     redelivered_same_id: u64,
+    /// The highest event id each client has been sent (notification and ready events).
+    high_water: HashMap<ClientId, u64>,
+    inversions: u64,
     observations: u64,
     /// Causes of uncertain requests that turned out committed.
     indeterminate: HashSet<Cause>,
@@ -144,6 +158,8 @@ impl Ledger {
             seen: HashSet::new(),
             misrouted: 0,
             redelivered_same_id: 0,
+            high_water: HashMap::new(),
+            inversions: 0,
             observations: 0,
             indeterminate: HashSet::new(),
         }
@@ -162,12 +178,30 @@ impl Ledger {
     }
 
     /// A client of user `client_user` received notification `id` whose payload says
-    /// `recipient` and `cause`, at `at`.
-    pub fn observe(&mut self, client: ClientId, client_user: u64, id: u64, recipient: u64, cause: Cause, at: Instant) {
+    /// `recipient` and `cause`, at `at`, as the event with id `event_id` (the SSE `id:`; `None`
+    /// when the event had none or not a number). Observations of one client must be recorded
+    /// in the order the client received them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        client: ClientId,
+        client_user: u64,
+        id: u64,
+        recipient: u64,
+        cause: Cause,
+        at: Instant,
+        event_id: Option<u64>,
+    ) {
         self.observations += 1;
         if !self.seen.insert((client, id)) {
             self.redelivered_same_id += 1;
             return;
+        }
+        if let Some(event_id) = event_id {
+            if self.high_water.get(&client).is_some_and(|&high| event_id < high) {
+                self.inversions += 1;
+            }
+            self.advance(client, event_id);
         }
         if client_user != recipient {
             self.misrouted += 1;
@@ -178,6 +212,17 @@ impl Ledger {
         if !receipts.ids.contains(&id) {
             receipts.ids.push(id);
         }
+    }
+
+    /// A client was sent an event with id `event_id` that carries no notification (the
+    /// stream's `ready` event): it moves the client's resume point all the same.
+    pub fn position(&mut self, client: ClientId, event_id: u64) {
+        self.advance(client, event_id);
+    }
+
+    fn advance(&mut self, client: ClientId, event_id: u64) {
+        let high = self.high_water.entry(client).or_insert(event_id);
+        *high = (*high).max(event_id);
     }
 
     /// Counts everything recorded so far; may be called at any time, more than once.
@@ -196,6 +241,7 @@ impl Ledger {
             expected: self.expected.values().filter(|at| include(**at)).count() as u64,
             misrouted: self.misrouted,
             redelivered_same_id: self.redelivered_same_id,
+            inversions: self.inversions,
             received: self.observations,
             ..LedgerSummary::default()
         };
@@ -271,9 +317,9 @@ mod tests {
         ledger.expect(10, Cause::diary(1), at(t0, 100));
         ledger.expect(11, Cause::diary(2), at(t0, 1_100));
         ledger.expect(12, Cause::diary(3), at(t0, 1_200));
-        ledger.observe(1, 10, 500, 10, Cause::diary(1), at(t0, 105));
+        ledger.observe(1, 10, 500, 10, Cause::diary(1), at(t0, 105), None);
         // Received during the second window, for an expectation of the first: still the first's.
-        ledger.observe(2, 11, 501, 11, Cause::diary(2), at(t0, 1_150));
+        ledger.observe(2, 11, 501, 11, Cause::diary(2), at(t0, 1_150), None);
         let first = ledger.summary_between(t0, at(t0, 1_000));
         assert_eq!((first.expected, first.delivered, first.lost), (1, 1, 0));
         assert!((5_000..=5_005).contains(&first.latency_us.max), "{:?}", first.latency_us);
@@ -288,8 +334,8 @@ mod tests {
     fn receipts_of_indeterminate_causes_are_counted_apart_not_as_unexpected() {
         let t0 = Instant::now();
         let mut ledger = Ledger::new(t0);
-        ledger.observe(1, 10, 500, 10, Cause::diary(7), at(t0, 5));
-        ledger.observe(1, 10, 501, 10, Cause::diary(8), at(t0, 5));
+        ledger.observe(1, 10, 500, 10, Cause::diary(7), at(t0, 5), None);
+        ledger.observe(1, 10, 501, 10, Cause::diary(8), at(t0, 5), None);
         ledger.indeterminate(Cause::diary(7));
 
         let s = ledger.summary();
@@ -302,7 +348,7 @@ mod tests {
         let t0 = Instant::now();
         let mut ledger = Ledger::new(t0);
         ledger.expect(7, Cause::diary(1), at(t0, 1_000));
-        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 1_012));
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 1_012), None);
         let s = ledger.summary();
         assert_eq!((s.expected, s.delivered, s.lost, s.duplicated, s.unexpected), (1, 1, 0, 0, 0));
         assert!((12_000..=12_010).contains(&s.latency_us.p50), "{:?}", s.latency_us);
@@ -317,7 +363,7 @@ mod tests {
         for recipient in (1..=30).rev() {
             ledger.expect(recipient, Cause::comment(9), t0);
         }
-        ledger.observe(1, 1, 100, 1, Cause::comment(9), t0);
+        ledger.observe(1, 1, 100, 1, Cause::comment(9), t0, None);
         let s = ledger.summary();
         assert_eq!((s.delivered, s.lost), (1, 29));
         assert_eq!(s.lost_examples.len(), LOST_EXAMPLES);
@@ -332,7 +378,7 @@ mod tests {
         let mut ledger = Ledger::new(t0);
         ledger.expect(7, Cause::diary(1), t0);
         for _ in 0..3 {
-            ledger.observe(70, 7, 500, 7, Cause::diary(1), t0);
+            ledger.observe(70, 7, 500, 7, Cause::diary(1), t0, None);
         }
         let s = ledger.summary();
         assert_eq!((s.delivered, s.duplicated, s.redelivered_same_id, s.received), (1, 0, 2, 3));
@@ -343,10 +389,10 @@ mod tests {
         let t0 = Instant::now();
         let mut ledger = Ledger::new(t0);
         ledger.expect(7, Cause::diary(1), t0);
-        ledger.observe(70, 7, 500, 7, Cause::diary(1), t0);
-        ledger.observe(70, 7, 501, 7, Cause::diary(1), t0);
-        ledger.observe(70, 7, 502, 7, Cause::diary(1), t0);
-        ledger.observe(70, 7, 502, 7, Cause::diary(1), t0);
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), t0, None);
+        ledger.observe(70, 7, 501, 7, Cause::diary(1), t0, None);
+        ledger.observe(70, 7, 502, 7, Cause::diary(1), t0, None);
+        ledger.observe(70, 7, 502, 7, Cause::diary(1), t0, None);
         let s = ledger.summary();
         assert_eq!((s.delivered, s.duplicated, s.redelivered_same_id, s.unexpected), (1, 2, 1, 0));
     }
@@ -357,7 +403,7 @@ mod tests {
         let mut ledger = Ledger::new(t0);
         ledger.expect(7, Cause::diary(1), t0);
         // User 8's client receives user 7's notification: it does not count as delivered.
-        ledger.observe(80, 8, 500, 7, Cause::diary(1), t0);
+        ledger.observe(80, 8, 500, 7, Cause::diary(1), t0, None);
         let s = ledger.summary();
         assert_eq!((s.delivered, s.lost, s.misrouted, s.unexpected), (0, 1, 1, 1));
     }
@@ -366,9 +412,9 @@ mod tests {
     fn a_notification_nobody_caused_is_unexpected_per_distinct_id() {
         let t0 = Instant::now();
         let mut ledger = Ledger::new(t0);
-        ledger.observe(70, 7, 500, 7, Cause::comment(3), t0);
-        ledger.observe(70, 7, 501, 7, Cause::comment(3), t0);
-        ledger.observe(70, 7, 501, 7, Cause::comment(3), t0);
+        ledger.observe(70, 7, 500, 7, Cause::comment(3), t0, None);
+        ledger.observe(70, 7, 501, 7, Cause::comment(3), t0, None);
+        ledger.observe(70, 7, 501, 7, Cause::comment(3), t0, None);
         let s = ledger.summary();
         assert_eq!((s.expected, s.unexpected, s.misrouted, s.duplicated, s.redelivered_same_id), (0, 2, 0, 0, 1));
     }
@@ -377,7 +423,7 @@ mod tests {
     fn a_receipt_recorded_before_its_expectation_still_counts_with_zero_latency() {
         let t0 = Instant::now();
         let mut ledger = Ledger::new(t0);
-        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 2_000));
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 2_000), None);
         ledger.expect(7, Cause::diary(1), at(t0, 2_005));
         let s = ledger.summary();
         assert_eq!((s.delivered, s.lost, s.unexpected), (1, 0, 0));
@@ -391,11 +437,42 @@ mod tests {
         let mut ledger = Ledger::new(t0);
         ledger.expect(7, Cause::diary(1), at(t0, 10));
         ledger.expect(7, Cause::diary(1), at(t0, 5));
-        ledger.observe(70, 7, 501, 7, Cause::diary(1), at(t0, 40));
-        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 25));
+        ledger.observe(70, 7, 501, 7, Cause::diary(1), at(t0, 40), None);
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), at(t0, 25), None);
         let s = ledger.summary();
         assert_eq!(s.expected, 1);
         assert!((20_000..=20_020).contains(&s.latency_us.max), "{:?}", s.latency_us);
+    }
+
+    #[test]
+    fn a_new_id_below_one_already_sent_is_an_inversion_per_client_across_reconnects() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), t0, Some(500));
+        ledger.observe(70, 7, 502, 7, Cause::diary(3), t0, Some(502));
+        // Committed late: 501 arrives after 502, on this connection or after a resume.
+        ledger.observe(70, 7, 501, 7, Cause::diary(2), t0, Some(501));
+        // Another client's order is its own.
+        ledger.observe(80, 8, 400, 8, Cause::diary(1), t0, Some(400));
+        // A copy of what was already received is the same id twice, not an inversion.
+        ledger.observe(70, 7, 500, 7, Cause::diary(1), t0, Some(500));
+
+        let s = ledger.summary();
+
+        assert_eq!((s.inversions, s.redelivered_same_id, s.delivered), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_ready_event_moves_the_resume_point_so_a_later_lower_id_is_an_inversion() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        ledger.position(70, 900);
+        ledger.observe(70, 7, 899, 7, Cause::comment(4), t0, Some(899));
+        ledger.observe(70, 7, 901, 7, Cause::comment(5), t0, Some(901));
+        // Events without a numeric id cannot be ordered: not counted either way.
+        ledger.observe(70, 7, 1, 7, Cause::comment(6), t0, None);
+
+        assert_eq!(ledger.summary().inversions, 1);
     }
 
     /// splitmix64: a seeded generator, so a failing case reproduces from its seed.
@@ -437,7 +514,7 @@ mod tests {
                 for _ in 0..ids {
                     next_id += 1;
                     for _ in 0..=rng.below(2) {
-                        ledger.observe(recipient, recipient, next_id, recipient, cause, at(t0, rng.below(3_000)));
+                        ledger.observe(recipient, recipient, next_id, recipient, cause, at(t0, rng.below(3_000)), None);
                     }
                 }
                 ledger.expect(recipient, cause, at(t0, rng.below(3_000)));
@@ -449,7 +526,7 @@ mod tests {
                     // Misroute: someone else's client gets a copy under a fresh id.
                     next_id += 1;
                     let other = (recipient + 1) % users;
-                    ledger.observe(other, other, next_id, recipient, cause, t0);
+                    ledger.observe(other, other, next_id, recipient, cause, t0, None);
                 }
             }
             let s = ledger.summary();

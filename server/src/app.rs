@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::alert::AlertSink;
 use crate::notify::bus::{self, BusContext};
-use crate::notify::hub::Hub;
+use crate::notify::hub::{GapRepair, Hub};
 use crate::ops::Dependencies;
 use crate::settings::Settings;
 use crate::state::{AppState, Rules};
@@ -59,7 +59,11 @@ impl App {
             );
         }
         let metrics = Metrics::new(settings.notify_delivery.as_str());
-        let hub = Hub::new(metrics.notify.clone());
+        let repair = match settings.notify_delivery {
+            bus::Strategy::Local => GapRepair::Skip,
+            _ => GapRepair::FromDatabase,
+        };
+        let hub = Hub::new(metrics.notify.clone(), repair);
         let alert = match &settings.alert_webhook_url {
             Some(url) => Some(AlertSink::new(url.clone(), Duration::from_secs(5), 3)?),
             None => None,

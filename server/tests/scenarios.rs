@@ -89,6 +89,29 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_churn_scenario_resumes_every_stream_exactly_whatever_the_strategy() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // notify-churn: every client drops and resumes its stream again and again while
+    // notifications flow; a resume must neither skip nor repeat anything.
+    let churn = run_ci("notify-churn").await;
+    assert!(churn.passed, "thresholds: {:#?}", churn.thresholds);
+    assert_eq!(churn.results.len(), 5);
+    for r in &churn.results {
+        assert!(r.expected > 500, "{}: too little load to judge: {r:?}", r.strategy);
+        assert!(r.resumes >= 100, "{}: the churn did not exercise the resume path: {} resumes", r.strategy, r.resumes);
+        assert_eq!((r.inversions, r.same_id_twice, r.unexpected), (0, 0, 0), "{}: {r:?}", r.strategy);
+    }
+    for strategy in ["redis-streams", "rabbitmq", "outbox"] {
+        let r = result(&churn, strategy);
+        assert_eq!((r.lost, r.duplicated), (0, 0), "{strategy}: {r:?}");
+    }
+    // The naive baseline still shows the seed's loss: churn moves its clients, not its pushes.
+    assert!(result(&churn, "local").lost_ratio() > 0.2, "{:?}", result(&churn, "local"));
+    let churned: Vec<_> = churn.faults.iter().filter(|f| f.action == "client-churn").collect();
+    assert_eq!(churned.len(), 5, "one churn window per strategy: {:#?}", churn.faults);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_and_firings_hold() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // claim-contention: naive must be seen double-processing; skip-locked never does, even

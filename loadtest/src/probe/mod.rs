@@ -1,5 +1,7 @@
-//! Black-box clients of the server's wire protocols: SSE (notifications) and the HTTP API.
-//! They know the protocol, never the server's code, so they can test another implementation.
+//! Black-box clients of the server's wire protocols: SSE (notifications), the HTTP API and
+//! the Prometheus metrics. They know the protocol, never the server's code, so they can test
+//! another implementation.
 
 pub mod api;
+pub mod metrics;
 pub mod sse;

@@ -5,13 +5,26 @@
 
 use futures::{Stream, StreamExt};
 
-/// One dispatched event.
+/// One dispatch of the stream: an event, or (with empty `data`) a block that only moved the
+/// last event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
+    /// The stream's last event ID string at this dispatch: what a browser sends as
+    /// `Last-Event-ID` if the connection drops now. It persists across events until the
+    /// server sets another.
     pub id: Option<String>,
-    /// `message` when the stream names no type, as the standard says.
+    /// `message` when the stream names no type, as the standard says; empty with empty data.
     pub event: String,
+    /// Empty: a browser fires no event for this dispatch, but its last event id still moves
+    /// to `id` (the standard's dispatch step 1 comes before the empty-data check).
     pub data: String,
+}
+
+impl SseEvent {
+    /// Whether a browser would fire an event for this dispatch.
+    pub fn fires(&self) -> bool {
+        !self.data.is_empty()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,39 +39,75 @@ pub enum SseError {
     Idle(std::time::Duration),
 }
 
-/// Incremental parser: feed bytes as they arrive, take whole events out.
+/// Incremental parser: feed bytes as they arrive, take dispatches out.
 #[derive(Debug, Default)]
 pub struct Parser {
     buffer: Vec<u8>,
-    id: Option<String>,
+    /// The previous chunk ended in CR: a LF starting this one belongs to that line end.
+    after_cr: bool,
+    /// At the very start of the stream a byte order mark is skipped.
+    started: bool,
+    /// The standard's "last event ID buffer": set by `id:` fields, never reset.
+    id_buffer: Option<String>,
+    /// The last event ID string as of the last dispatch.
+    last_event_id: Option<String>,
     event: Option<String>,
     data: Vec<String>,
 }
 
 impl Parser {
+    /// Parses `bytes`; pushes one [`SseEvent`] per event fired, and one with empty data per
+    /// dispatch that only changed the last event id.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
-        self.buffer.extend_from_slice(bytes);
-        while let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = self.buffer.drain(..=pos).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            self.line(&String::from_utf8_lossy(&line), out);
+        let mut bytes = bytes;
+        if self.after_cr && bytes.first() == Some(&b'\n') {
+            bytes = &bytes[1..];
         }
+        self.after_cr = false;
+        self.buffer.extend_from_slice(bytes);
+        if !self.started {
+            const BOM: &[u8] = "\u{FEFF}".as_bytes();
+            if self.buffer.len() < BOM.len() && BOM.starts_with(&self.buffer) {
+                return; // maybe a mark split over chunks: wait for more
+            }
+            self.started = true;
+            if self.buffer.starts_with(BOM) {
+                self.buffer.drain(..BOM.len());
+            }
+        }
+        // Lines end in CRLF, LF or CR alone.
+        let mut start = 0;
+        let mut i = 0;
+        while i < self.buffer.len() {
+            let b = self.buffer[i];
+            if b == b'\n' || b == b'\r' {
+                let line = String::from_utf8_lossy(&self.buffer[start..i]).into_owned();
+                let mut next = i + 1;
+                if b == b'\r' {
+                    match self.buffer.get(next) {
+                        Some(b'\n') => next += 1,
+                        Some(_) => {}
+                        None => self.after_cr = true,
+                    }
+                }
+                self.line(&line, out);
+                start = next;
+                i = next;
+            } else {
+                i += 1;
+            }
+        }
+        self.buffer.drain(..start);
+    }
+
+    /// The last event ID string as of the last dispatch: what a reconnect sends.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
     }
 
     fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) {
         if line.is_empty() {
-            if !self.data.is_empty() {
-                out.push(SseEvent {
-                    id: self.id.clone(),
-                    event: self.event.take().unwrap_or_else(|| "message".to_string()),
-                    data: self.data.join("\n"),
-                });
-            }
-            self.data.clear();
-            self.event = None;
+            self.dispatch(out);
             return;
         }
         if line.starts_with(':') {
@@ -69,11 +118,28 @@ impl Parser {
             None => (line, ""),
         };
         match field {
-            "id" if !value.contains('\0') => self.id = Some(value.to_string()),
+            "id" if !value.contains('\0') => self.id_buffer = Some(value.to_string()),
             "event" => self.event = Some(value.to_string()),
             "data" => self.data.push(value.to_string()),
             _ => {}
         }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        let moved = self.last_event_id != self.id_buffer;
+        self.last_event_id.clone_from(&self.id_buffer);
+        let event = self.event.take();
+        if self.data.is_empty() {
+            if moved {
+                out.push(SseEvent { id: self.last_event_id.clone(), event: String::new(), data: String::new() });
+            }
+            return;
+        }
+        out.push(SseEvent {
+            id: self.last_event_id.clone(),
+            event: event.filter(|e| !e.is_empty()).unwrap_or_else(|| "message".to_string()),
+            data: std::mem::take(&mut self.data).join("\n"),
+        });
     }
 }
 
@@ -159,6 +225,31 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].id.as_deref(), Some("1"), "the last event id persists per the standard");
         assert_eq!(events[1].event, "message");
+    }
+
+    #[test]
+    fn lines_may_end_in_cr_alone_even_across_chunks() {
+        let events = parse(&["id: 3\rdata: x\r", "\n\r", "data: y\r\r"]);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!((events[0].id.as_deref(), events[0].data.as_str()), (Some("3"), "x"));
+        assert_eq!(events[1].data, "y");
+    }
+
+    #[test]
+    fn a_block_with_an_id_and_no_data_moves_the_last_event_id_without_firing() {
+        let mut parser = Parser::default();
+        let mut out = Vec::new();
+        parser.feed(b"id: 5\ndata: a\n\nid: 9\n\n: keep-alive\n\n", &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].fires() && !out[1].fires());
+        assert_eq!(out[1].id.as_deref(), Some("9"));
+        assert_eq!(parser.last_event_id(), Some("9"), "a reconnect now sends 9, as a browser would");
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_skipped() {
+        let events = parse(&["\u{FEFF}data: a\n\n"]);
+        assert_eq!(events[0].data, "a");
     }
 
     #[test]

@@ -151,7 +151,8 @@ fn list(out: &mut String, title: &str, items: &[String]) {
 fn results_table(out: &mut String, results: &[StrategyResult]) {
     out.push_str(
         "<div class=\"wide\"><table>\n<tr><th>strategy</th><th>expected</th><th>delivered</th><th>lost</th><th>lost %</th>\
-         <th>duplicated</th><th>unexpected</th><th>misrouted</th><th>stored twice</th><th>throughput/s</th>\
+         <th>duplicated</th><th>same id twice</th><th>inversions</th><th>unexpected</th><th>misrouted</th>\
+         <th>stored twice</th><th>resumes</th><th>throughput/s</th>\
          <th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>verdict</th></tr>\n",
     );
     for (i, s) in results.iter().enumerate() {
@@ -168,9 +169,12 @@ fn results_table(out: &mut String, results: &[StrategyResult]) {
             s.lost.to_string(),
             percent(s.lost, s.expected),
             s.duplicated.to_string(),
+            s.same_id_twice.to_string(),
+            s.inversions.to_string(),
             s.unexpected.to_string(),
             s.misrouted.to_string(),
             s.stored_twice.to_string(),
+            s.resumes.to_string(),
             format!("{:.1}", s.throughput_per_s),
             ms(l.p50),
             ms(l.p90),

@@ -68,6 +68,22 @@ pub(super) fn render(r: &RunReport) -> String {
         let _ = writeln!(out, "      <property name=\"{name}\" value=\"{}\"/>", xml(value));
     }
     let _ = writeln!(out, "      <property name=\"instances\" value=\"{}\"/>", r.instances);
+    // The ledger's counts of every notification run, so a CI page shows them without a
+    // threshold on each.
+    for s in r.results.iter().filter(|s| s.expected > 0 || s.delivered > 0) {
+        for (count, value) in [
+            ("expected", s.expected),
+            ("delivered", s.delivered),
+            ("lost", s.lost),
+            ("duplicated", s.duplicated),
+            ("same_id_twice", s.same_id_twice),
+            ("inversions", s.inversions),
+            ("unexpected", s.unexpected),
+            ("resumes", s.resumes),
+        ] {
+            let _ = writeln!(out, "      <property name=\"{}.{count}\" value=\"{value}\"/>", xml(&s.strategy));
+        }
+    }
     out.push_str("    </properties>\n");
     out.push_str(&cases);
     out.push_str("  </testsuite>\n</testsuites>\n");

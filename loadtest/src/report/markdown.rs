@@ -94,23 +94,26 @@ pub(super) fn render(r: &RunReport) -> String {
 
 fn results_table(out: &mut String, results: &[StrategyResult]) {
     out.push_str(
-        "| strategy | expected | delivered | lost | lost % | duplicated | unexpected | stored twice | \
-         throughput/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | verdict |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| strategy | expected | delivered | lost | lost % | duplicated | same id twice | inversions | unexpected | \
+         stored twice | resumes | throughput/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | verdict |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for s in results {
         let l = &s.latency_us;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
             md_cell(&s.strategy),
             s.expected,
             s.delivered,
             s.lost,
             percent(s.lost, s.expected),
             s.duplicated,
+            s.same_id_twice,
+            s.inversions,
             s.unexpected,
             s.stored_twice,
+            s.resumes,
             s.throughput_per_s,
             ms(l.p50),
             ms(l.p90),

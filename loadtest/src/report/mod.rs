@@ -84,7 +84,20 @@ pub struct StrategyResult {
     /// (found by SQL after the run): neither expected nor unexpected.
     #[serde(default)]
     pub indeterminate: u64,
+    /// The old name of `same_id_twice`, kept for readers of earlier reports.
     pub redelivered_same_id: u64,
+    /// Receipts of a notification id the same client had already received: a browser shows
+    /// it twice unless the page de-duplicates.
+    #[serde(default)]
+    pub same_id_twice: u64,
+    /// New notifications received below an event id the client had already been sent: each
+    /// is a loss for a client that resumes at the wrong moment (see [`crate::ledger`]).
+    #[serde(default)]
+    pub inversions: u64,
+    /// Streams reopened with `Last-Event-ID` (after a churn drop, a broken stream or a dead
+    /// instance).
+    #[serde(default)]
+    pub resumes: u64,
     /// (recipient, cause) pairs stored as more than one row, from SQL after the run.
     pub stored_twice: u64,
     /// Diaries and comments the driver created.
@@ -272,6 +285,9 @@ impl StrategyResult {
             misrouted: summary.misrouted,
             indeterminate: summary.indeterminate,
             redelivered_same_id: summary.redelivered_same_id,
+            same_id_twice: summary.redelivered_same_id,
+            inversions: summary.inversions,
+            resumes: 0,
             stored_twice,
             events_caused,
             throughput_per_s,

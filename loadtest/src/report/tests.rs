@@ -15,6 +15,9 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         misrouted: 0,
         indeterminate: 0,
         redelivered_same_id: 0,
+        same_id_twice: 0,
+        inversions: 0,
+        resumes: 0,
         stored_twice: 0,
         events_caused: 40,
         throughput_per_s: 10.0,
@@ -60,7 +63,8 @@ pub(crate) fn sample_report() -> RunReport {
     rabbit.passed = false;
     rabbit.notes = vec!["broker outage 20-25 s: notifications buffered by the publisher".to_string()];
     let mut outbox = result("outbox");
-    (outbox.expected, outbox.delivered, outbox.duplicated, outbox.redelivered_same_id) = (23_950, 23_950, 0, 41);
+    (outbox.expected, outbox.delivered, outbox.duplicated) = (23_950, 23_950, 0);
+    (outbox.redelivered_same_id, outbox.same_id_twice, outbox.inversions, outbox.resumes) = (41, 41, 7, 1_210);
     outbox.throughput_per_s = 798.3;
     outbox.deliveries_per_second = curve(780, &[(20, 25, 700)]);
     let fault = |at_s: f64, action: &str, target: &str, strategy: &str| FaultRecord {
@@ -159,6 +163,7 @@ fn json_field_names_are_the_published_schema_and_round_trip() {
             "events_caused",
             "expected",
             "indeterminate",
+            "inversions",
             "latency_us",
             "lost",
             "lost_examples",
@@ -166,6 +171,8 @@ fn json_field_names_are_the_published_schema_and_round_trip() {
             "notes",
             "passed",
             "redelivered_same_id",
+            "resumes",
+            "same_id_twice",
             "stored_twice",
             "strategy",
             "throughput_per_s",
@@ -185,10 +192,12 @@ fn a_result_carries_the_ledger_counts() {
     let mut ledger = Ledger::new(t0);
     ledger.expect(1, Cause::diary(1), t0);
     ledger.expect(2, Cause::diary(1), t0);
-    ledger.observe(10, 1, 100, 1, Cause::diary(1), t0 + Duration::from_millis(3));
-    ledger.observe(10, 1, 100, 1, Cause::diary(1), t0 + Duration::from_millis(4));
+    ledger.observe(10, 1, 100, 1, Cause::diary(1), t0 + Duration::from_millis(3), Some(7));
+    ledger.observe(10, 1, 100, 1, Cause::diary(1), t0 + Duration::from_millis(4), Some(7));
+    ledger.observe(10, 1, 99, 1, Cause::diary(2), t0 + Duration::from_millis(5), Some(6));
     let r = StrategyResult::from_summary("rabbitmq", &ledger.summary(), 1, 0, 0.5);
     assert_eq!((r.expected, r.delivered, r.lost, r.redelivered_same_id, r.events_caused), (2, 1, 1, 1, 1));
+    assert_eq!((r.same_id_twice, r.inversions), (1, 1));
     assert_eq!(r.throughput_per_s, 2.0);
     assert_eq!(r.lost_examples, ["user 2: diary 1"]);
     assert!(r.passed);
@@ -210,6 +219,23 @@ fn markdown_has_every_strategy_threshold_and_fault() {
     assert_eq!(md.matches("| kill-instance |").count(), 1, "one row per fault, not per run: {md}");
     assert!(md.contains("### local (first 20 of 15938)"), "{md}");
     assert!(md.contains("\"raw_fanout_msgs_per_s\": 84000"), "{md}");
+}
+
+#[test]
+fn every_format_reports_same_id_twice_inversions_and_resumes() {
+    let report = sample_report();
+
+    let md = to_markdown(&report);
+    let html = to_html(&report);
+    let xml = to_junit(&report);
+
+    assert!(md.contains("| duplicated | same id twice | inversions |"), "{md}");
+    assert!(md.contains("| outbox | 23950 | 23950 | 0 | 0.0 | 0 | 41 | 7 | 0 | 0 | 1210 |"), "{md}");
+    assert!(html.contains("<th>same id twice</th><th>inversions</th>"), "{html}");
+    assert!(html.contains("<td class=\"n\">41</td><td class=\"n\">7</td>"), "{html}");
+    assert!(xml.contains("<property name=\"outbox.inversions\" value=\"7\"/>"), "{xml}");
+    assert!(xml.contains("<property name=\"outbox.same_id_twice\" value=\"41\"/>"), "{xml}");
+    assert!(xml.contains("<property name=\"outbox.resumes\" value=\"1210\"/>"), "{xml}");
 }
 
 #[test]

@@ -31,6 +31,8 @@ fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
         ("max_duplicated", "duplicated", t.max_duplicated, r.duplicated),
         ("max_unexpected", "unexpected", t.max_unexpected, r.unexpected),
         ("max_stored_twice", "stored twice", t.max_stored_twice, r.stored_twice),
+        ("max_same_id_twice", "same id twice", t.max_same_id_twice, r.same_id_twice),
+        ("max_inversions", "inversions", t.max_inversions, r.inversions),
     ];
     for (limit, what, max, value) in counts {
         if let Some(max) = max {
@@ -49,6 +51,11 @@ fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
             let op = if passed { "<=" } else { ">" };
             verdict("max_p99_ms", passed, format!("p99 {} ms {op} {max} ms", text::ms(r.latency_us.p99)));
         }
+    }
+    if let Some(min) = t.min_resumes {
+        let passed = r.resumes >= min;
+        let op = if passed { ">=" } else { "<" };
+        verdict("min_resumes", passed, format!("resumes {} {op} {min}", r.resumes));
     }
     if let Some(min) = t.min_delivered_per_s {
         let passed = r.throughput_per_s >= min;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use sqlx::Connection;
 use tokio::sync::Mutex;
 
-use super::faults::run_faults;
+use super::faults::{FaultTargets, run_faults};
 use super::rig::{server_env, start_cluster};
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
@@ -82,14 +82,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let t0 = Instant::now();
     let cluster = Arc::new(Mutex::new(cluster));
     let alive = Arc::new((0..bases.len()).map(|_| std::sync::atomic::AtomicBool::new(true)).collect::<Vec<_>>());
-    let faults = tokio::spawn(run_faults(
-        scn.faults.clone(),
-        strategy.as_str().to_string(),
-        t0,
-        cluster.clone(),
-        ctx.infra.clone(),
-        alive,
-    ));
+    let targets = FaultTargets { cluster: cluster.clone(), infra: ctx.infra.clone(), alive, churn: None };
+    let faults = tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), t0, targets));
     tokio::time::sleep(Duration::from_secs_f64(claim.warmup_s)).await;
     let released_at = db_now(&database_url).await?;
     api.job_command(&bases[0], &admin, EMBED_JOB, "resume").await?;

@@ -1,17 +1,24 @@
 //! The SSE clients of a run: one per streaming user, each pinned to an instance, moving to
 //! another when its own is dead, resuming with `Last-Event-ID` or not, as the scenario says.
-//! Every event received is reported, with its receipt time, to the ledger collector.
+//! During a `client-churn` fault every client also drops its stream at random moments and
+//! resumes at once, the way a browser's `EventSource` does after a network blip: with the id
+//! of the last event it dispatched (not the highest it saw), on another instance as `spread`
+//! decides. Every event received is reported, in order, with its receipt time, to the ledger
+//! collector.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Cause;
 use crate::probe::sse;
+use crate::scenario::{Churn, Spread};
 
 /// A stream that stays silent this long (keep-alives included) is treated as dead: the
 /// server sends a keep-alive every 15 s, so only a frozen instance gets here.
@@ -21,8 +28,26 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 /// What the clients and the driver tell the ledger collector.
 #[derive(Debug)]
 pub enum LedgerMsg {
-    Expect { recipient: u64, cause: Cause, at: Instant },
-    Observe { client: u64, client_user: u64, id: u64, recipient: u64, cause: Cause, at: Instant },
+    Expect {
+        recipient: u64,
+        cause: Cause,
+        at: Instant,
+    },
+    Observe {
+        client: u64,
+        client_user: u64,
+        id: u64,
+        recipient: u64,
+        cause: Cause,
+        at: Instant,
+        /// The event's SSE `id:` as a number, when it is one.
+        event_id: Option<u64>,
+    },
+    /// An event without a notification (the stream's `ready`) moved the client's position.
+    Position {
+        client: u64,
+        event_id: u64,
+    },
 }
 
 /// Counters shared with the progress line and the report.
@@ -31,6 +56,10 @@ pub struct ClientStats {
     pub connected: AtomicUsize,
     pub received: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Connections opened with `Last-Event-ID`.
+    pub resumes: AtomicU64,
+    /// Streams a client dropped on purpose during a churn.
+    pub churn_drops: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +72,18 @@ pub struct ClientSpec {
     /// Instance indexes in the order this client tries them: its own first.
     pub order: Vec<usize>,
     pub resume_with_last_event_id: bool,
+    /// Where a churned client goes next: the next instance of its order, or a random one.
+    pub spread: Spread,
+    /// Seeds this client's churn moments and choices.
+    pub seed: u64,
+}
+
+/// Why a connection ended.
+enum Ended {
+    /// Closed, broken or silent: reconnect after a pause, to the same instance if alive.
+    Broken,
+    /// Dropped on purpose by a churn: resume at once, elsewhere.
+    Churned,
 }
 
 /// Runs one client until `stop`.
@@ -52,24 +93,33 @@ pub async fn run_client(
     alive: Arc<Vec<AtomicBool>>,
     ledger: mpsc::UnboundedSender<LedgerMsg>,
     stats: Arc<ClientStats>,
+    mut churn: watch::Receiver<Option<Churn>>,
     stop: CancellationToken,
 ) {
+    let mut rng = StdRng::seed_from_u64(spec.seed ^ spec.client.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // The browser's "last event ID string": the id of the last event dispatched.
     let mut last_id: Option<String> = None;
     let mut first = true;
+    // Index into `spec.order` of the instance tried first.
+    let mut preferred = 0;
+    let mut churn_open = true;
     while !stop.is_cancelled() {
-        // Its own instance if alive, else the next alive one.
-        let pick = spec.order.iter().copied().find(|&i| alive.get(i).is_some_and(|a| a.load(Ordering::Relaxed)));
+        // The preferred instance if alive, else the next alive one.
+        let n = spec.order.len();
+        let pick = (0..n)
+            .map(|k| spec.order[(preferred + k) % n])
+            .find(|&i| alive.get(i).is_some_and(|a| a.load(Ordering::Relaxed)));
         let Some(pick) = pick else {
             tokio::time::sleep(RECONNECT_PAUSE).await;
             continue;
         };
         let url = format!("{}/notifications/stream", spec.bases[pick]);
-        let resume = if spec.resume_with_last_event_id { last_id.as_deref() } else { None };
+        let resume = if spec.resume_with_last_event_id { last_id.clone() } else { None };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
-            c = sse::connect_with_idle_timeout(&http, &url, &spec.token, resume, Some(IDLE_TIMEOUT)) => c,
+            c = sse::connect_with_idle_timeout(&http, &url, &spec.token, resume.as_deref(), Some(IDLE_TIMEOUT)) => c,
         };
-        match connected {
+        let ended = match connected {
             Ok(events) => {
                 if first {
                     stats.connected.fetch_add(1, Ordering::Relaxed);
@@ -77,32 +127,82 @@ pub async fn run_client(
                 } else {
                     stats.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
+                if resume.is_some() {
+                    stats.resumes.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut events = Box::pin(events);
+                let mut drop_at = churn_deadline(*churn.borrow(), &mut rng);
                 loop {
                     let next = tokio::select! {
                         _ = stop.cancelled() => return,
-                        n = events.next() => n,
+                        _ = sleep_until(drop_at), if drop_at.is_some() => break Ended::Churned,
+                        changed = churn.changed(), if churn_open => {
+                            match changed {
+                                Ok(()) => drop_at = churn_deadline(*churn.borrow_and_update(), &mut rng),
+                                Err(_) => churn_open = false,
+                            }
+                            continue;
+                        }
+                        next_event = events.next() => next_event,
                     };
                     let event = match next {
                         Some(Ok(event)) => event,
-                        _ => break, // closed, broken or silent: reconnect
+                        _ => break Ended::Broken,
                     };
                     let at = Instant::now();
-                    if let Some(msg) = observation(&spec, &event, at) {
-                        stats.received.fetch_add(1, Ordering::Relaxed);
-                        let _ = ledger.send(msg);
+                    match observation(&spec, &event, at) {
+                        Some(msg) => {
+                            stats.received.fetch_add(1, Ordering::Relaxed);
+                            let _ = ledger.send(msg);
+                        }
+                        None => {
+                            if let Some(event_id) = event.id.as_deref().and_then(|id| id.parse().ok()) {
+                                let _ = ledger.send(LedgerMsg::Position { client: spec.client, event_id });
+                            }
+                        }
                     }
-                    if event.id.is_some() {
-                        last_id = event.id;
+                    // As a browser does: every dispatch sets the last event id, even to nothing.
+                    last_id = event.id.clone();
+                    let after_event = churn.borrow().map_or(0.0, |c| c.drop_after_event);
+                    if event.fires() && after_event > 0.0 && rng.random::<f64>() < after_event {
+                        break Ended::Churned;
                     }
                 }
             }
-            Err(e) => tracing::debug!(client = spec.client, error = %e, "stream connect failed"),
+            Err(e) => {
+                tracing::debug!(client = spec.client, error = %e, "stream connect failed");
+                Ended::Broken
+            }
+        };
+        match ended {
+            Ended::Churned => {
+                stats.churn_drops.fetch_add(1, Ordering::Relaxed);
+                preferred = match spec.spread {
+                    Spread::RoundRobin => (preferred + 1) % n,
+                    Spread::Random => rng.random_range(0..n),
+                };
+            }
+            Ended::Broken => {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                }
+            }
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
-        }
+    }
+}
+
+/// When a connection opened now drops under `churn`; `None` without a timed churn.
+fn churn_deadline(churn: Option<Churn>, rng: &mut StdRng) -> Option<Instant> {
+    let (min, max) = churn?.every_s?;
+    let seconds = if max > min { rng.random_range(min..=max) } else { min };
+    Some(Instant::now() + Duration::from_secs_f64(seconds))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -116,5 +216,6 @@ fn observation(spec: &ClientSpec, event: &sse::SseEvent, at: Instant) -> Option<
         "comment" => Cause::comment(cause_id),
         _ => return None,
     };
-    Some(LedgerMsg::Observe { client: spec.client, client_user: spec.user_id, id, recipient, cause, at })
+    let event_id = event.id.as_deref().and_then(|id| id.parse().ok());
+    Some(LedgerMsg::Observe { client: spec.client, client_user: spec.user_id, id, recipient, cause, at, event_id })
 }

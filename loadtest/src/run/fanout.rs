@@ -15,14 +15,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let scn = ctx.scenario;
     let load = scn.fanout_load()?;
     let rig = Rig::start(ctx, strategy).await?;
-    let faults = tokio::spawn(run_faults(
-        scn.faults.clone(),
-        strategy.as_str().to_string(),
-        rig.t0,
-        rig.cluster.clone(),
-        ctx.infra.clone(),
-        rig.alive.clone(),
-    ));
+    let faults =
+        tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), rig.t0, rig.fault_targets(ctx)));
     // Warm-up: streams connect; nothing is counted yet.
     rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
     let drive = rig.driver.drive(load.rate_per_s, Duration::from_secs_f64(load.duration_s), load.max_events).await;
@@ -33,13 +27,28 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let failures = rig.driver.failures();
     let caused = rig.driver.caused.load(std::sync::atomic::Ordering::Relaxed);
     let reconnects = rig.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed);
+    let resumes = rig.stats.resumes.load(std::sync::atomic::Ordering::Relaxed);
+    let churn_drops = rig.stats.churn_drops.load(std::sync::atomic::Ordering::Relaxed);
     let database_url = rig.database_url.clone();
+    let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
     let (ledger, uncertain) = rig.finish().await?;
     let summary = ledger.summary();
 
     let stored_twice = stored_twice(&database_url).await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, drive.seconds);
-    result.notes.push(format!("stream reconnects: {reconnects}"));
+    result.resumes = resumes;
+    result.notes.push(format!("stream reconnects: {reconnects} ({resumes} with Last-Event-ID)"));
+    if let Some([repairs, repaired]) = repairs.as_deref()
+        && *repairs > 0.0
+    {
+        result.notes.push(format!(
+            "gaps the servers' streams filled from the database (the transport had not yet delivered an earlier \
+             notification): {repairs:.0}, {repaired:.0} notifications read (from /metrics)"
+        ));
+    }
+    if churn_drops > 0 {
+        result.notes.push(format!("streams dropped by the clients' churn: {churn_drops}"));
+    }
     let failed: u64 = failures.values().sum();
     if failed > 0 {
         let by_kind: Vec<String> = failures.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
@@ -59,13 +68,16 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
         result.notes.push(format!("ticks skipped because {MAX_IN_FLIGHT} requests were in flight: {}", drive.skipped));
     }
     eprintln!(
-        "[{}] expected {} delivered {} lost {} duplicated {} unexpected {} p99 {:.1} ms",
+        "[{}] expected {} delivered {} lost {} duplicated {} same id twice {} inversions {} unexpected {} resumes {} p99 {:.1} ms",
         strategy.as_str(),
         result.expected,
         result.delivered,
         result.lost,
         result.duplicated,
+        result.same_id_twice,
+        result.inversions,
         result.unexpected,
+        result.resumes,
         result.latency_us.p99 as f64 / 1000.0
     );
     Ok(StrategyRun { result, faults: fault_records })

@@ -1,28 +1,49 @@
 //! Faults at their scheduled times: SIGKILL/restart and SIGSTOP/SIGCONT of instances,
-//! stop/start/pause/unpause/restart of service containers. Each undo (`duration_s`) is
-//! scheduled as its own step. Every step is recorded with its real time and outcome.
+//! stop/start/pause/unpause/restart of service containers, and churn of the SSE clients. Each
+//! undo (`duration_s`) is scheduled as its own step. Every step is recorded with its real time
+//! and outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use crate::cluster::Cluster;
 use crate::infra::{Infra, ServiceFault};
 use crate::report::FaultRecord;
-use crate::scenario::{Fault, FaultAction, FaultTarget};
+use crate::scenario::{Churn, Fault, FaultAction, FaultTarget};
+
+/// One step of a fault timeline: when, what, on what, and for a churn, how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub at_s: f64,
+    pub action: FaultAction,
+    pub target: FaultTarget,
+    pub churn: Option<Churn>,
+}
+
+/// What faults act on in one strategy's run.
+pub struct FaultTargets {
+    pub cluster: Arc<Mutex<Cluster>>,
+    pub infra: Arc<Infra>,
+    /// Cleared while an instance is dead or frozen: clients and the driver avoid it.
+    pub alive: Arc<Vec<AtomicBool>>,
+    /// The SSE clients' churn switch; `None` in runs without clients (validation refuses a
+    /// churn there).
+    pub churn: Option<Arc<watch::Sender<Option<Churn>>>>,
+}
 
 /// The steps of `faults`, undo steps included, in time order.
-pub fn schedule(faults: &[Fault]) -> Vec<(f64, FaultAction, FaultTarget)> {
+pub fn schedule(faults: &[Fault]) -> Vec<Step> {
     let mut steps = Vec::new();
     for f in faults {
-        steps.push((f.at_s, f.action, f.target));
+        steps.push(Step { at_s: f.at_s, action: f.action, target: f.target, churn: f.churn() });
         if let (Some(d), Some(undo)) = (f.duration_s, f.action.undo()) {
-            steps.push((f.at_s + d, undo, f.target));
+            steps.push(Step { at_s: f.at_s + d, action: undo, target: f.target, churn: None });
         }
     }
-    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    steps.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     steps
 }
 
@@ -31,28 +52,21 @@ pub fn schedule(faults: &[Fault]) -> Vec<(f64, FaultAction, FaultTarget)> {
 /// its start) delays later steps on its own target only, not a pause of an instance that the
 /// scenario set for the same moment. Steps on one target keep their order (the scenario
 /// forbids overlapping faults on one target).
-pub async fn run_faults(
-    faults: Vec<Fault>,
-    strategy: String,
-    t0: Instant,
-    cluster: Arc<Mutex<Cluster>>,
-    infra: Arc<Infra>,
-    alive: Arc<Vec<AtomicBool>>,
-) -> Vec<FaultRecord> {
-    let mut timelines: Vec<(FaultTarget, Vec<(f64, FaultAction)>)> = Vec::new();
-    for (at_s, action, target) in schedule(&faults) {
-        match timelines.iter_mut().find(|(t, _)| *t == target) {
-            Some((_, steps)) => steps.push((at_s, action)),
-            None => timelines.push((target, vec![(at_s, action)])),
+pub async fn run_faults(faults: Vec<Fault>, strategy: String, t0: Instant, targets: FaultTargets) -> Vec<FaultRecord> {
+    let mut timelines: Vec<(FaultTarget, Vec<Step>)> = Vec::new();
+    for step in schedule(&faults) {
+        match timelines.iter_mut().find(|(t, _)| *t == step.target) {
+            Some((_, steps)) => steps.push(step),
+            None => timelines.push((step.target, vec![step])),
         }
     }
-    let runs = timelines.into_iter().map(|(target, steps)| {
-        let (strategy, cluster, infra, alive) = (&strategy, &cluster, &infra, &alive);
+    let runs = timelines.into_iter().map(|(_, steps)| {
+        let (strategy, targets) = (&strategy, &targets);
         async move {
             let mut records = Vec::new();
-            for (at_s, action) in steps {
-                tokio::time::sleep_until((t0 + Duration::from_secs_f64(at_s)).into()).await;
-                records.push(step(strategy, t0, action, target, cluster, infra, alive).await);
+            for s in steps {
+                tokio::time::sleep_until((t0 + Duration::from_secs_f64(s.at_s)).into()).await;
+                records.push(step(strategy, t0, s, targets).await);
             }
             records
         }
@@ -62,54 +76,48 @@ pub async fn run_faults(
     records
 }
 
-async fn step(
-    strategy: &str,
-    t0: Instant,
-    action: FaultAction,
-    target: FaultTarget,
-    cluster: &Mutex<Cluster>,
-    infra: &Infra,
-    alive: &[AtomicBool],
-) -> FaultRecord {
+async fn step(strategy: &str, t0: Instant, s: Step, targets: &FaultTargets) -> FaultRecord {
+    let (action, target) = (s.action, s.target);
     let started = t0.elapsed().as_secs_f64();
-    let outcome = match apply(action, target, cluster, infra, alive).await {
+    let outcome = match apply(s, targets).await {
         Ok(()) => "ok".to_string(),
         Err(e) => {
             // The whole error (with the instance's log tail) goes to the console; the report
             // keeps its first line.
-            eprintln!("[{strategy}] fault {} {} failed:\n{e:#}", action.as_str(), target_name(target));
+            eprintln!("[{strategy}] fault {} {} failed:\n{e:#}", action.as_str(), target);
             let first = format!("{e:#}").lines().next().unwrap_or_default().chars().take(240).collect::<String>();
             format!("failed: {first}")
         }
     };
-    eprintln!("[{strategy}] {started:>5.1}s  fault {} {}: {outcome}", action.as_str(), target_name(target));
+    eprintln!("[{strategy}] {started:>5.1}s  fault {} {}: {outcome}", action.as_str(), target);
     FaultRecord {
         at_s: (started * 10.0).round() / 10.0,
         action: action.as_str().to_string(),
-        target: target_name(target),
+        target: target.to_string(),
         strategy: strategy.to_string(),
         outcome,
     }
 }
 
-fn target_name(target: FaultTarget) -> String {
-    match target {
-        FaultTarget::Instance(n) => format!("instance:{n}"),
-        FaultTarget::Service(kind) => kind.name().to_string(),
+async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<()> {
+    let (action, target) = (s.action, s.target);
+    if target == FaultTarget::Clients {
+        let switch = targets.churn.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no SSE clients to churn"))?;
+        match action {
+            FaultAction::ClientChurn => {
+                switch.send_replace(Some(s.churn.ok_or_else(|| anyhow::anyhow!("a churn without its settings"))?));
+            }
+            FaultAction::EndClientChurn => {
+                switch.send_replace(None);
+            }
+            other => anyhow::bail!("{} does not act on the clients", other.as_str()),
+        }
+        return Ok(());
     }
-}
-
-async fn apply(
-    action: FaultAction,
-    target: FaultTarget,
-    cluster: &Mutex<Cluster>,
-    infra: &Infra,
-    alive: &[AtomicBool],
-) -> anyhow::Result<()> {
     if let Some(n) = target.instance() {
         let index = n as usize;
-        let flag = alive.get(index - 1).ok_or_else(|| anyhow::anyhow!("no instance {n}"))?;
-        let mut cluster = cluster.lock().await;
+        let flag = targets.alive.get(index - 1).ok_or_else(|| anyhow::anyhow!("no instance {n}"))?;
+        let mut cluster = targets.cluster.lock().await;
         match action {
             FaultAction::KillInstance => {
                 flag.store(false, Ordering::Relaxed);
@@ -141,6 +149,6 @@ async fn apply(
         FaultAction::RestartService => ServiceFault::Restart,
         other => anyhow::bail!("{} does not act on a service", other.as_str()),
     };
-    infra.service(kind).apply(fault).await?;
+    targets.infra.service(kind).apply(fault).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use sqlx::Connection;
 use tokio::sync::Mutex;
 
-use super::faults::run_faults;
+use super::faults::{FaultTargets, run_faults};
 use super::rig::{server_env, start_cluster};
 use super::{RunContext, StrategyRun};
 use crate::report::{JobCounts, Percentiles, StrategyResult};
@@ -37,14 +37,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let t0 = Instant::now();
     let cluster = Arc::new(Mutex::new(cluster));
     let alive = Arc::new((0..n).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
-    let faults = tokio::spawn(run_faults(
-        scn.faults.clone(),
-        strategy.as_str().to_string(),
-        t0,
-        cluster.clone(),
-        ctx.infra.clone(),
-        alive,
-    ));
+    let targets = FaultTargets { cluster: cluster.clone(), infra: ctx.infra.clone(), alive, churn: None };
+    let faults = tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), t0, targets));
     tokio::time::sleep(Duration::from_secs_f64(jobs.warmup_s)).await;
     let from = db_now(&database_url).await?;
     tokio::time::sleep_until((t0 + Duration::from_secs_f64(jobs.warmup_s + jobs.duration_s)).into()).await;

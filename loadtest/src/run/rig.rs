@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::RunContext;
 use super::clients::{ClientSpec, ClientStats, LedgerMsg, run_client};
 use super::driver::Driver;
+use super::faults::FaultTargets;
 use super::world::World;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::infra::unique_name;
 use crate::ledger::{Cause, Ledger, LedgerSummary};
 use crate::probe::api::ApiClient;
-use crate::scenario::{Reconnect, Spread, Strategy};
+use crate::scenario::{Churn, Reconnect, Spread, Strategy};
 
 /// Causing requests in flight at once; beyond this the driver is the bottleneck, and says so.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -42,6 +43,8 @@ pub struct Rig {
     pub driver: Driver,
     /// The run's clock: fault times, deliveries per second and the progress line count from it.
     pub t0: Instant,
+    /// Turns the clients' churn on and off (the `client-churn` fault).
+    pub churn: Arc<watch::Sender<Option<Churn>>>,
     ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
     queries: mpsc::UnboundedSender<LedgerQuery>,
     collector: tokio::task::JoinHandle<Ledger>,
@@ -101,6 +104,7 @@ impl Rig {
 
         let alive: Arc<Vec<AtomicBool>> = Arc::new((0..n_instances).map(|_| AtomicBool::new(true)).collect());
         let stats = Arc::new(ClientStats::default());
+        let (churn, churn_rx) = watch::channel(None);
         let stop_clients = CancellationToken::new();
         let mut rng = StdRng::seed_from_u64(scn.seed ^ 0x5eed);
         let mut client_tasks = Vec::new();
@@ -116,6 +120,8 @@ impl Rig {
                 bases: bases.clone(),
                 order: (0..n_instances).map(|k| (own + k) % n_instances).collect(),
                 resume_with_last_event_id: load.reconnect == Reconnect::LastEventId,
+                spread: load.spread,
+                seed: scn.seed,
             };
             client_tasks.push(tokio::spawn(run_client(
                 spec,
@@ -123,6 +129,7 @@ impl Rig {
                 alive.clone(),
                 ledger_tx.clone(),
                 stats.clone(),
+                churn_rx.clone(),
                 stop_clients.clone(),
             )));
         }
@@ -136,6 +143,7 @@ impl Rig {
             stats,
             driver,
             t0,
+            churn: Arc::new(churn),
             ledger_tx,
             queries,
             collector,
@@ -143,6 +151,16 @@ impl Rig {
             client_tasks,
             progress,
         })
+    }
+
+    /// What the scenario's faults act on in this rig.
+    pub fn fault_targets(&self, ctx: &RunContext<'_>) -> FaultTargets {
+        FaultTargets {
+            cluster: self.cluster.clone(),
+            infra: ctx.infra.clone(),
+            alive: self.alive.clone(),
+            churn: Some(self.churn.clone()),
+        }
     }
 
     /// Waits `warmup` for the streams to connect, and warns if some did not.
@@ -156,6 +174,27 @@ impl Rig {
                 self.driver.world.sse_clients
             );
         }
+    }
+
+    /// Each metric of `names` summed over the `/metrics` of the instances alive now (an
+    /// instance's counters start over when it restarts); `None` when no instance answered.
+    pub async fn metric_totals(&self, names: &[&str]) -> Option<Vec<f64>> {
+        let bases = self.cluster.lock().await.urls();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+        let mut totals = vec![0.0; names.len()];
+        let mut answered = false;
+        for (i, base) in bases.iter().enumerate() {
+            if !self.alive.get(i).is_some_and(|a| a.load(Ordering::Relaxed)) {
+                continue;
+            }
+            if let Ok(samples) = crate::probe::metrics::scrape(&http, base).await {
+                answered = true;
+                for (total, name) in totals.iter_mut().zip(names) {
+                    *total += crate::probe::metrics::total(&samples, name);
+                }
+            }
+        }
+        answered.then_some(totals)
     }
 
     /// The ledger so far, for the expectations of requests sent in `[from, to)`.
@@ -212,9 +251,10 @@ async fn collect(
         tokio::select! {
             msg = msgs.recv() => match msg {
                 Some(LedgerMsg::Expect { recipient, cause, at }) => ledger.expect(recipient, cause, at),
-                Some(LedgerMsg::Observe { client, client_user, id, recipient, cause, at }) => {
-                    ledger.observe(client, client_user, id, recipient, cause, at)
+                Some(LedgerMsg::Observe { client, client_user, id, recipient, cause, at, event_id }) => {
+                    ledger.observe(client, client_user, id, recipient, cause, at, event_id)
                 }
+                Some(LedgerMsg::Position { client, event_id }) => ledger.position(client, event_id),
                 None => break,
             },
             query = queries.recv(), if queries_open => match query {
@@ -307,7 +347,7 @@ fn spawn_progress(
             tick.tick().await;
             // "not yet received" becomes "lost" only at the end of the drain.
             eprintln!(
-                "[{}] {:>5.1}s  caused {:>6}  expected {:>7}  delivered {:>7}  not yet received {:>6}  streams {:>5}  reconnects {:>4}",
+                "[{}] {:>5.1}s  caused {:>6}  expected {:>7}  delivered {:>7}  not yet received {:>6}  streams {:>5}  reconnects {:>4}  resumes {:>5}",
                 strategy.as_str(),
                 t0.elapsed().as_secs_f64(),
                 caused.load(Ordering::Relaxed),
@@ -316,6 +356,7 @@ fn spawn_progress(
                 outstanding.load(Ordering::Relaxed),
                 stats.connected.load(Ordering::Relaxed),
                 stats.reconnects.load(Ordering::Relaxed),
+                stats.resumes.load(Ordering::Relaxed),
             );
         }
     })

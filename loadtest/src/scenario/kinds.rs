@@ -176,18 +176,31 @@ string_enum!(
         PauseService => "pause-service",
         UnpauseService => "unpause-service",
         RestartService => "restart-service",
+        /// Every SSE client drops its stream at random moments and resumes at once, as a
+        /// browser does after a network blip: the resume path under load.
+        ClientChurn => "client-churn",
+        /// The end of a churn window: clients keep their streams again.
+        EndClientChurn => "end-client-churn",
     }
 );
 
 impl FaultAction {
-    /// True for actions on a server instance, false for actions on a service container.
+    /// True for actions on a server instance.
     pub fn on_instance(self) -> bool {
         matches!(self, Self::KillInstance | Self::RestartInstance | Self::PauseInstance | Self::ResumeInstance)
     }
 
+    /// True for actions on the run's SSE clients (target `clients`).
+    pub fn on_clients(self) -> bool {
+        matches!(self, Self::ClientChurn | Self::EndClientChurn)
+    }
+
     /// True when `duration_s` means something: the fault is undone after that long.
     pub fn takes_duration(self) -> bool {
-        matches!(self, Self::KillInstance | Self::PauseInstance | Self::StopService | Self::PauseService)
+        matches!(
+            self,
+            Self::KillInstance | Self::PauseInstance | Self::StopService | Self::PauseService | Self::ClientChurn
+        )
     }
 
     /// What happens when `duration_s` elapses, for messages and reports.
@@ -197,16 +210,19 @@ impl FaultAction {
             Self::PauseInstance => Some(Self::ResumeInstance),
             Self::StopService => Some(Self::StartService),
             Self::PauseService => Some(Self::UnpauseService),
+            Self::ClientChurn => Some(Self::EndClientChurn),
             _ => None,
         }
     }
 }
 
-/// What a fault acts on: `instance:N` (1-based) or a service by name.
+/// What a fault acts on: `instance:N` (1-based), a service by name, or `clients` (every SSE
+/// client of the run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FaultTarget {
     Instance(u32),
     Service(ServiceKind),
+    Clients,
 }
 
 impl FaultTarget {
@@ -214,14 +230,14 @@ impl FaultTarget {
     pub fn instance(self) -> Option<u32> {
         match self {
             Self::Instance(n) => Some(n),
-            Self::Service(_) => None,
+            Self::Service(_) | Self::Clients => None,
         }
     }
 
     pub fn service(self) -> Option<ServiceKind> {
         match self {
             Self::Service(kind) => Some(kind),
-            Self::Instance(_) => None,
+            Self::Instance(_) | Self::Clients => None,
         }
     }
 }
@@ -233,8 +249,11 @@ impl FromStr for FaultTarget {
         let unknown = || UnknownValue {
             what: "fault target",
             value: s.to_string(),
-            known: "instance:N (1-based), rabbitmq, redis, mariadb".to_string(),
+            known: "instance:N (1-based), rabbitmq, redis, mariadb, clients".to_string(),
         };
+        if s == "clients" {
+            return Ok(Self::Clients);
+        }
         if let Some(n) = s.strip_prefix("instance:") {
             return n.parse().map(Self::Instance).map_err(|_| unknown());
         }
@@ -247,6 +266,7 @@ impl fmt::Display for FaultTarget {
         match self {
             Self::Instance(n) => write!(f, "instance:{n}"),
             Self::Service(kind) => f.write_str(kind.name()),
+            Self::Clients => f.write_str("clients"),
         }
     }
 }
@@ -276,7 +296,7 @@ mod tests {
         for a in FaultAction::ALL {
             assert_eq!(a.as_str().parse::<FaultAction>(), Ok(*a));
         }
-        for t in ["instance:1", "instance:16", "rabbitmq", "redis", "mariadb"] {
+        for t in ["instance:1", "instance:16", "rabbitmq", "redis", "mariadb", "clients"] {
             assert_eq!(t.parse::<FaultTarget>().map(|t| t.to_string()).as_deref(), Ok(t));
         }
     }

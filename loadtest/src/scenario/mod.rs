@@ -153,6 +153,42 @@ pub struct Fault {
     /// [`FaultAction::undo`]. Absent: the fault stays until another fault undoes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// `client-churn` only: each client drops its stream once every `[min, max]` seconds (drawn
+    /// uniformly, seeded) while the churn lasts. The default, when `drop_after_event` is not
+    /// given either, is `[2, 8]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_s: Option<[f64; 2]>,
+    /// `client-churn` only: the chance that a client drops its stream right after an event
+    /// arrives, so that it resumes with that event's id while later ones are in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_after_event: Option<f64>,
+}
+
+/// What a `client-churn` fault asks of every SSE client while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Churn {
+    /// Drop the stream once every `min..=max` seconds (uniform); `None`: not on a timer.
+    pub every_s: Option<(f64, f64)>,
+    /// Drop the stream right after an event with this chance (0: never).
+    pub drop_after_event: f64,
+}
+
+/// The churn period when a `client-churn` fault names neither `every_s` nor `drop_after_event`.
+pub const DEFAULT_CHURN_EVERY_S: [f64; 2] = [2.0, 8.0];
+
+impl Fault {
+    /// The churn this fault starts; `None` unless it is a `client-churn`.
+    pub fn churn(&self) -> Option<Churn> {
+        if self.action != FaultAction::ClientChurn {
+            return None;
+        }
+        let every = match (self.every_s, self.drop_after_event) {
+            (Some([min, max]), _) => Some((min, max)),
+            (None, Some(_)) => None,
+            (None, None) => Some((DEFAULT_CHURN_EVERY_S[0], DEFAULT_CHURN_EVERY_S[1])),
+        };
+        Some(Churn { every_s: every, drop_after_event: self.drop_after_event.unwrap_or(0.0) })
+    }
 }
 
 /// Limits that fail a run. Absent limits pass.
@@ -167,6 +203,18 @@ pub struct Thresholds {
     pub max_unexpected: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_stored_twice: Option<u64>,
+    /// A client received one notification id more than once: a browser shows it twice
+    /// unless the page de-duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_same_id_twice: Option<u64>,
+    /// A client received a new event whose id is below one it had already been sent: a
+    /// client that resumes from the last id it holds would skip what is still below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_inversions: Option<u64>,
+    /// Streams resumed with `Last-Event-ID` must be at least this many: proves a churn or a
+    /// fault really exercised the resume path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_resumes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_p99_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,6 +268,9 @@ impl Thresholds {
             max_duplicated: specific.max_duplicated.or(self.max_duplicated),
             max_unexpected: specific.max_unexpected.or(self.max_unexpected),
             max_stored_twice: specific.max_stored_twice.or(self.max_stored_twice),
+            max_same_id_twice: specific.max_same_id_twice.or(self.max_same_id_twice),
+            max_inversions: specific.max_inversions.or(self.max_inversions),
+            min_resumes: specific.min_resumes.or(self.min_resumes),
             max_p99_ms: specific.max_p99_ms.or(self.max_p99_ms),
             min_delivered_per_s: specific.min_delivered_per_s.or(self.min_delivered_per_s),
             min_lost_ratio: specific.min_lost_ratio.or(self.min_lost_ratio),

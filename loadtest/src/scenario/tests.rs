@@ -178,6 +178,50 @@ fn a_fault_target_must_fit_its_action_and_the_cluster() {
 }
 
 #[test]
+fn a_client_churn_acts_on_the_clients_of_a_fanout_run_with_its_own_settings() {
+    let churn = |extra: &str| {
+        with(&format!("[[faults]]\nat_s = 1\naction = \"client-churn\"\ntarget = \"clients\"\nduration_s = 5\n{extra}"))
+    };
+    let s = Scenario::parse(&churn(""), "x").unwrap();
+    assert_eq!(s.faults[0].target, FaultTarget::Clients);
+    assert_eq!(s.faults[0].churn(), Some(Churn { every_s: Some((2.0, 8.0)), drop_after_event: 0.0 }));
+    let s = Scenario::parse(&churn("drop_after_event = 0.1\n"), "x").unwrap();
+    assert_eq!(s.faults[0].churn(), Some(Churn { every_s: None, drop_after_event: 0.1 }));
+    let s = Scenario::parse(&churn("every_s = [1, 3]\ndrop_after_event = 0.5\n"), "x").unwrap();
+    assert_eq!(s.faults[0].churn(), Some(Churn { every_s: Some((1.0, 3.0)), drop_after_event: 0.5 }));
+
+    assert!(error_of(&churn("every_s = [3, 1]\n")).contains("faults[0].every_s: [3, 1] is empty"));
+    assert!(error_of(&churn("every_s = [0, 1]\n")).contains("faults[0].every_s: 0 is zero"));
+    assert!(error_of(&churn("drop_after_event = 1.5\n")).contains("faults[0].drop_after_event: 1.5 is out of range"));
+    let err = error_of(&with(
+        "[[faults]]\nat_s = 1\naction = \"kill-instance\"\ntarget = \"instance:1\"\ndrop_after_event = 0.1\n",
+    ));
+    assert!(err.contains("faults[0].drop_after_event: only applies to client-churn, not kill-instance"), "{err}");
+    let err = error_of(&with("[[faults]]\nat_s = 1\naction = \"client-churn\"\ntarget = \"redis\"\n"));
+    assert!(
+        err.contains("faults[0].target: `redis` is a service, but client-churn acts on the run's SSE clients"),
+        "{err}"
+    );
+    let err = error_of(&with("[[faults]]\nat_s = 1\naction = \"kill-instance\"\ntarget = \"clients\"\n"));
+    assert!(err.contains("`clients` is the SSE clients, but kill-instance acts on a server instance"), "{err}");
+    let jobs = "name = \"j\"\nkind = \"jobs\"\nstrategies = [\"clustered\"]\n[cluster]\ninstances = 2\n\
+                [jobs]\nevery_s = 1\nlease_s = 2\nduration_s = 10\n\
+                [[faults]]\nat_s = 1\naction = \"client-churn\"\ntarget = \"clients\"\n";
+    assert!(error_of(jobs).contains("client-churn acts on SSE clients, which only a fanout scenario has"));
+}
+
+#[test]
+fn churn_limits_apply_to_notification_runs_and_resumes_to_fanout_only() {
+    let s =
+        Scenario::parse(&with("[thresholds.all]\nmax_inversions = 0\nmax_same_id_twice = 0\nmin_resumes = 10\n"), "x")
+            .unwrap();
+    let t = s.thresholds_for("rabbitmq");
+    assert_eq!((t.max_inversions, t.max_same_id_twice, t.min_resumes), (Some(0), Some(0), Some(10)));
+    let err = error_of(&format!("{CLAIM}\n[thresholds.all]\nmax_inversions = 0\n"));
+    assert!(err.contains("thresholds.all.max_inversions: does not apply to a claim scenario"), "{err}");
+}
+
+#[test]
 fn only_undoable_faults_take_a_duration() {
     let fault = |action: &str, target: &str, d: f64| {
         with(&format!("[[faults]]\nat_s = 1\naction = \"{action}\"\ntarget = \"{target}\"\nduration_s = {d:?}\n"))

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, Fault, JobsLoad, Kind, Load, Problem, Scenario, Strategy,
-    Thresholds,
+    ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, Fault, FaultAction, FaultTarget, JobsLoad, Kind, Load, Problem,
+    Scenario, Strategy, Thresholds,
 };
 
 const MAX_INSTANCES: u32 = 16;
@@ -380,24 +380,50 @@ fn fault_rules(p: &mut Vec<Problem>, s: &Scenario, i: usize, f: &Fault) {
         ));
     }
     let target = format!("faults[{i}].target");
-    match (f.action.on_instance(), f.target.instance()) {
-        (true, None) => p.push(Problem::new(
+    let acts_on = |action: FaultAction| {
+        if action.on_instance() {
+            "a server instance: use instance:N"
+        } else if action.on_clients() {
+            "the run's SSE clients: use clients"
+        } else {
+            "a service: use rabbitmq, redis or mariadb"
+        }
+    };
+    let fits = match f.target {
+        FaultTarget::Instance(_) => f.action.on_instance(),
+        FaultTarget::Clients => f.action.on_clients(),
+        FaultTarget::Service(_) => !f.action.on_instance() && !f.action.on_clients(),
+    };
+    let what = match f.target {
+        FaultTarget::Instance(_) => "an instance",
+        FaultTarget::Clients => "the SSE clients",
+        FaultTarget::Service(_) => "a service",
+    };
+    if !fits {
+        p.push(Problem::new(
             target,
-            format!("`{}` is a service, but {} acts on a server instance: use instance:N", f.target, f.action),
-        )),
-        (false, Some(_)) => p.push(Problem::new(
-            target,
-            format!(
-                "`{}` is an instance, but {} acts on a service: use rabbitmq, redis or mariadb",
-                f.target, f.action
-            ),
-        )),
-        (true, Some(n)) if n == 0 || n > s.cluster.instances => p.push(Problem::new(
+            format!("`{}` is {what}, but {} acts on {}", f.target, f.action, acts_on(f.action)),
+        ));
+    } else if let Some(n) = f.target.instance()
+        && (n == 0 || n > s.cluster.instances)
+    {
+        p.push(Problem::new(
             target,
             format!("instance {n} does not exist: instances are numbered 1 to {}", s.cluster.instances),
-        )),
-        _ => {}
+        ));
     }
+    if f.action.on_clients() && s.kind != Kind::Fanout {
+        p.push(Problem::new(
+            format!("faults[{i}].action"),
+            format!(
+                "{} acts on SSE clients, which only a fanout scenario has, not {} {}",
+                f.action,
+                article(s.kind),
+                s.kind
+            ),
+        ));
+    }
+    churn_rules(p, i, f);
     if let Some(duration) = f.duration_s {
         let field = format!("faults[{i}].duration_s");
         non_negative(p, &field, duration, "a fault lasts >= 0 s");
@@ -406,10 +432,37 @@ fn fault_rules(p: &mut Vec<Problem>, s: &Scenario, i: usize, f: &Fault) {
                 field,
                 format!(
                     "{} happens at once and is not undone: duration_s only applies to kill-instance, \
-                     pause-instance, stop-service and pause-service",
+                     pause-instance, stop-service, pause-service and client-churn",
                     f.action
                 ),
             ));
+        }
+    }
+}
+
+/// `every_s` and `drop_after_event` shape a `client-churn` and mean nothing elsewhere.
+fn churn_rules(p: &mut Vec<Problem>, i: usize, f: &Fault) {
+    let churn = f.action == FaultAction::ClientChurn;
+    if let Some([min, max]) = f.every_s {
+        let field = format!("faults[{i}].every_s");
+        if !churn {
+            p.push(Problem::new(field.clone(), format!("only applies to client-churn, not {}: remove it", f.action)));
+        }
+        positive(p, &field, min, "a client keeps its stream for some time between drops");
+        if min.is_finite() && max.is_finite() && max < min {
+            p.push(Problem::new(field.clone(), format!("[{min}, {max}] is empty: write [min, max] with min <= max")));
+        }
+        if max.is_finite() && max > 3_600.0 {
+            p.push(Problem::new(field, format!("{max} s is above an hour between drops: no churn would happen")));
+        }
+    }
+    if let Some(chance) = f.drop_after_event {
+        let field = format!("faults[{i}].drop_after_event");
+        if !churn {
+            p.push(Problem::new(field.clone(), format!("only applies to client-churn, not {}: remove it", f.action)));
+        }
+        if !(chance.is_finite() && chance > 0.0 && chance <= 1.0) {
+            p.push(Problem::new(field, format!("{chance} is out of range: a chance per event, above 0 and at most 1")));
         }
     }
 }
@@ -469,6 +522,9 @@ fn applicable_kinds(t: &Thresholds) -> Vec<(&'static str, bool, &'static [Kind])
         ("max_duplicated", t.max_duplicated.is_some(), NOTIFY),
         ("max_unexpected", t.max_unexpected.is_some(), NOTIFY),
         ("max_stored_twice", t.max_stored_twice.is_some(), NOTIFY),
+        ("max_same_id_twice", t.max_same_id_twice.is_some(), NOTIFY),
+        ("max_inversions", t.max_inversions.is_some(), NOTIFY),
+        ("min_resumes", t.min_resumes.is_some(), &[Kind::Fanout]),
         ("max_p99_ms", t.max_p99_ms.is_some(), &[Kind::Fanout, Kind::Capacity, Kind::Booking, Kind::Api]),
         ("min_delivered_per_s", t.min_delivered_per_s.is_some(), &[Kind::Fanout]),
         ("min_lost_ratio", t.min_lost_ratio.is_some(), NOTIFY),

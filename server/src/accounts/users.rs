@@ -79,6 +79,8 @@ pub async fn insert(db: &MySqlPool, email: &str, display_name: &str, password_ha
     .last_insert_id();
     // Every user has a balance row from the start: point changes lock it, never create it.
     sqlx::query("INSERT INTO point_balances (user_id, balance) VALUES (?, 0)").bind(id).execute(&mut *tx).await?;
+    // And a notification sequence row: storing a notification locks it, never creates it.
+    sqlx::query("INSERT INTO notification_streams (recipient_id) VALUES (?)").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     by_id(db, id).await?.ok_or(sqlx::Error::RowNotFound)
 }

@@ -2,19 +2,21 @@
 //!
 //! The stream follows the HTML standard's server-sent events
 //! (https://html.spec.whatwg.org/multipage/server-sent-events.html): each event has `id:`
-//! (the notification id), `event:` (its type) and JSON `data:`. A client that reconnects
-//! sends `Last-Event-ID`; a first connection may pass `?last_event_id=`. The stream then
-//! subscribes first, replays every stored notification after that id, and goes live,
-//! skipping live copies of what the replay already sent: no gap, no duplicate at the seam.
+//! (the notification's `seq`, the recipient's own sequence in commit order), `event:` (its
+//! type) and JSON `data:`. A client that reconnects sends `Last-Event-ID`; a first connection
+//! may pass `?last_event_id=`. The stream then sends every notification after that seq, one
+//! `ready` event, and live ones, always in seq order with none left out
+//! ([`crate::notify::stream`]): the last id a client holds is an exact resume point.
 //!
-//! Between the replay and the live part comes one `ready` event whose `id:` is the resume
-//! point: the highest notification id stored for the caller when the stream started. So a
-//! client always holds a `Last-Event-ID`, even one that has received nothing yet: without it,
-//! a client whose instance died before its first notification reconnected without an id, got
-//! no replay, and lost what was stored while it was away (the harness's notify-faults scenario
-//! found this: one notification, in three strategies, caused just before a SIGKILL).
+//! The `ready` event's `id:` is the resume point, so a client always holds a `Last-Event-ID`,
+//! even one that has received nothing yet: without it, a client whose instance died before its
+//! first notification reconnected without an id, got no replay, and lost what was stored
+//! while it was away (the harness's notify-faults scenario found this).
+//!
+//! Ids were once the notification ids, assigned at insert: transactions commit in another
+//! order, so a client that resumed after 1595 never got 1586, committed a moment later
+//! (notify-churn found this under every strategy). A `Last-Event-ID` is now a seq.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 use utoipa::{IntoParams, ToSchema};
@@ -32,16 +34,11 @@ use utoipa_axum::routes;
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
 use crate::error::ApiError;
 use crate::notify::hub::Hub;
+use crate::notify::stream::{Item, OrderedStream, Start};
 use crate::notify::{Notification, store};
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::pagination::{PageQuery, Paged};
 use crate::state::AppState;
-
-/// Replay is bounded: a client further behind than this gets the oldest `REPLAY_MAX` after its
-/// id, and its `ready` event names the last of them, so that its next reconnect goes on from
-/// there (or it fetches the rest with `GET /notifications`).
-const REPLAY_MAX: u32 = 10_000;
-const REPLAY_PAGE: u32 = 500;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,8 +51,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct StreamQuery {
-    /// Where a first connection starts, like `Last-Event-ID` (which a browser's `EventSource`
-    /// cannot set); the header wins when both are sent.
+    /// Where a first connection starts: the `seq` of the last notification the client has,
+    /// like `Last-Event-ID` (which a browser's `EventSource` cannot set); the header wins when
+    /// both are sent.
     #[param(value_type = Option<u64>)]
     last_event_id: Option<String>,
 }
@@ -92,19 +90,19 @@ fn invalid_last_event_id(got: &str) -> ApiError {
     ApiError::bad_request(
         "invalid_last_event_id",
         format!(
-            "Last-Event-ID `{got}` is not a notification id: send the `id:` of the last event received, a whole number"
+            "Last-Event-ID `{got}` is not a stream position: send the `id:` of the last event received, a whole number"
         ),
     )
 }
 
 fn event(n: &Notification) -> Event {
-    Event::default().id(n.id.to_string()).event(n.kind.as_str()).data(serde_json::to_string(n).unwrap_or_default())
+    Event::default().id(n.seq.to_string()).event(n.kind.as_str()).data(serde_json::to_string(n).unwrap_or_default())
 }
 
 /// The `ready` event's data: where the stream resumes from and how much the replay sent.
 #[derive(Debug, Serialize)]
 struct StreamReady {
-    /// The resume point, also the event's `id:`: send it back as `Last-Event-ID`.
+    /// The resume point (a seq), also the event's `id:`: send it back as `Last-Event-ID`.
     resume_from: u64,
     /// Notifications replayed before this event.
     replayed: u64,
@@ -129,7 +127,8 @@ fn ready_event(ready: &StreamReady) -> Event {
             "Last-Event-ID" = Option<u64>,
             Header,
             nullable = false,
-            description = "The `id:` of the last event received; a reconnecting `EventSource` sends it by itself"
+            description = "The `id:` of the last event received (a notification's `seq`, or a `ready` event's \
+                resume point); a reconnecting `EventSource` sends it by itself"
         ),
         StreamQuery,
     ),
@@ -138,9 +137,10 @@ fn ready_event(ready: &StreamReady) -> Event {
         (
             status = 200,
             description = "An endless event stream. First the notifications after `Last-Event-ID`, then one \
-                `ready` event (`id:` the resume point; `data:` `{\"resume_from\": id, \"replayed\": n}`), then live ones. Each \
-                notification event has `id:` (the notification id), `event:` (`diary` or `comment`) and \
-                `data:` (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. See \
+                `ready` event (`id:` the resume point; `data:` `{\"resume_from\": seq, \"replayed\": n}`), then live \
+                ones, always in `seq` order with no gap. Each notification event has `id:` (the notification's \
+                `seq`: the recipient's own sequence, in commit order), `event:` (`diary` or `comment`) and `data:` \
+                (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. See \
                 https://html.spec.whatwg.org/multipage/server-sent-events.html",
             content_type = "text/event-stream",
             body = String
@@ -158,44 +158,22 @@ async fn stream(
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let last_event_id = parse_last_event_id(&headers, q.last_event_id.as_deref())?;
-    // Subscribe before reading the database: anything stored from now on reaches us live.
+    // Subscribe before reading the database: anything committed from now on reaches us live.
     let subscription = hub.subscribe(user.id);
-    // Read after subscribing: whatever is stored later reaches this stream live.
-    let latest = store::latest_id(&db, user.id).await?;
-    let mut replay = Vec::new();
-    if let Some(mut after) = last_event_id {
-        while replay.len() < REPLAY_MAX as usize {
-            let page = store::after(&db, user.id, after, REPLAY_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
-            let full = page.len() == REPLAY_PAGE as usize;
-            replay.extend(page);
-            if !full {
-                break;
-            }
-        }
-    }
-    let replayed: HashSet<u64> = replay.iter().map(|n| n.id).collect();
-    // A cut replay resumes after its last event, never past what it did not send.
-    let resume_from = match replay.last() {
-        Some(last) if replay.len() >= REPLAY_MAX as usize => last.id,
-        _ => replay.iter().map(|n| n.id).chain(last_event_id).fold(latest, u64::max),
+    let start = match last_event_id {
+        Some(seq) => Start::After(seq),
+        None => Start::Head(store::latest_seq(&db, user.id).await?),
     };
-    let ready = StreamReady { resume_from, replayed: replay.len() as u64 };
-    let replay_events = futures::stream::iter(
-        replay.iter().map(|n| Ok(event(n))).chain(std::iter::once(Ok(ready_event(&ready)))).collect::<Vec<_>>(),
-    );
-    let live = futures::stream::unfold((subscription, replayed), |(mut sub, replayed)| async move {
-        loop {
-            let n = sub.receiver.recv().await?;
-            // Stored after we subscribed and also read by the replay: already sent.
-            if !replayed.contains(&n.id) {
-                return Some((Ok(event(&n)), (sub, replayed)));
-            }
-        }
+    let ordered = OrderedStream::new(db, user.id, subscription, hub.repair(), hub.metrics().clone(), start);
+    let events = futures::stream::unfold(ordered, |mut ordered| async move {
+        let event = match ordered.next().await? {
+            Item::Notification(n) => event(&n),
+            Item::Ready { resume_from, replayed } => ready_event(&StreamReady { resume_from, replayed }),
+        };
+        Some((Ok(event), ordered))
     });
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive");
-    Ok(Sse::new(replay_events.chain(live).boxed()).keep_alive(keep_alive))
+    Ok(Sse::new(events).keep_alive(keep_alive))
 }
 
 /// The caller's notifications, newest first.

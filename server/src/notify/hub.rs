@@ -17,11 +17,26 @@ const STREAM_BUFFER: usize = 1024;
 
 type Senders = Vec<(u64, mpsc::Sender<Notification>)>;
 
+/// What a stream does with a live notification that arrives ahead of one it has not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapRepair {
+    /// Read the missing ones from the database and send them first. Seqs are assigned in
+    /// commit order, so once seq n has arrived every seq below it is committed and readable:
+    /// the stream stays a gapless prefix of the recipient's notifications, whatever order
+    /// the transport delivers in (and whatever it drops, up to the next one that arrives).
+    FromDatabase,
+    /// Send it and never the ones below it: `local`, the naive baseline, whose streams only
+    /// ever hear of what their own instance raised. Repairing its gaps would turn it into a
+    /// database-polling strategy and hide exactly what it exists to show.
+    Skip,
+}
+
 #[derive(Clone)]
 pub struct Hub {
     streams: Arc<Mutex<HashMap<u64, Senders>>>,
     next_id: Arc<AtomicU64>,
     metrics: Arc<NotifyMetrics>,
+    repair: GapRepair,
 }
 
 impl std::fmt::Debug for Hub {
@@ -45,8 +60,16 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<NotifyMetrics>) -> Self {
-        Self { streams: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), metrics }
+    pub fn new(metrics: Arc<NotifyMetrics>, repair: GapRepair) -> Self {
+        Self { streams: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), metrics, repair }
+    }
+
+    pub fn repair(&self) -> GapRepair {
+        self.repair
+    }
+
+    pub fn metrics(&self) -> &Arc<NotifyMetrics> {
+        &self.metrics
     }
 
     pub fn subscribe(&self, user: u64) -> Subscription {

@@ -17,6 +17,8 @@ pub struct NotifyMetrics {
     pub dead_lettered: Counter,
     pub alerts_sent: Counter,
     pub slow_streams_closed: Counter,
+    pub gap_repairs: Counter,
+    pub gap_repaired: Counter,
     pub streams: Gauge,
     pub push_latency: Histogram,
 }
@@ -34,6 +36,8 @@ impl NotifyMetrics {
             dead_lettered: Counter::default(),
             alerts_sent: Counter::default(),
             slow_streams_closed: Counter::default(),
+            gap_repairs: Counter::default(),
+            gap_repaired: Counter::default(),
             streams: Gauge::default(),
             push_latency: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
         };
@@ -49,6 +53,16 @@ impl NotifyMetrics {
         sub.register("dead_lettered", "Messages that ended in the dead-letter queue", m.dead_lettered.clone());
         sub.register("alerts_sent", "Dead-letter alerts posted to the webhook", m.alerts_sent.clone());
         sub.register("slow_streams_closed", "SSE streams closed for falling behind", m.slow_streams_closed.clone());
+        sub.register(
+            "gap_repairs",
+            "Live notifications that arrived ahead of an earlier one; the stream read the gap from the database",
+            m.gap_repairs.clone(),
+        );
+        sub.register(
+            "gap_repaired",
+            "Notifications a stream read from the database to fill a gap before a live one",
+            m.gap_repaired.clone(),
+        );
         sub.register("streams", "SSE streams connected to this instance", m.streams.clone());
         sub.register("push_latency_seconds", "From the row's creation to the local push", m.push_latency.clone());
         m

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod hub;
 pub mod metrics;
 pub mod store;
+pub mod stream;
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,12 @@ pub struct NewNotification {
 pub struct Notification {
     pub id: u64,
     pub recipient_id: u64,
+    /// The recipient's own sequence: 1, 2, 3, ... in the order the notifications were
+    /// committed. The SSE stream's `id:`, so the `Last-Event-ID` to resume from.
+    // 0 in a message from an instance that predates it: such a copy is skipped by streams,
+    // which read the row instead.
+    #[serde(default)]
+    pub seq: u64,
     #[serde(rename = "type")]
     pub kind: Kind,
     pub cause_id: u64,

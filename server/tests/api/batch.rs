@@ -177,10 +177,11 @@ async fn a_triggered_cleanup_deletes_old_read_notifications_only() -> TestResult
         sqlx::query_scalar("SELECT id FROM users WHERE email = ?").bind(ADMIN).fetch_one(&world.db).await?;
     for (cause, age_days, read) in [(1, 40, true), (2, 40, false), (3, 1, true)] {
         sqlx::query(
-            "INSERT INTO notifications (recipient_id, kind, cause_id, actor_id, created_at, read_at) \
-             VALUES (?, 'diary', ?, ?, NOW(6) - INTERVAL ? DAY, IF(?, NOW(6), NULL))",
+            "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, created_at, read_at) \
+             VALUES (?, ?, 'diary', ?, ?, NOW(6) - INTERVAL ? DAY, IF(?, NOW(6), NULL))",
         )
         .bind(owner)
+        .bind(cause)
         .bind(cause)
         .bind(owner)
         .bind(age_days)

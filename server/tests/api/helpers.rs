@@ -22,6 +22,8 @@ pub struct TestApp {
     pub base: String,
     pub instance: String,
     pub client: reqwest::Client,
+    /// The instance's SSE streams, for tests that push a notification as a transport would.
+    pub hub: server::notify::hub::Hub,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -57,11 +59,12 @@ impl World {
         let app = App::build(self.settings(extra)).await.expect("the app builds");
         let base = format!("http://{}", app.local_addr());
         let instance = app.instance_id().to_string();
+        let hub = app.state().hub.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        TestApp { base, instance, client: reqwest::Client::new(), _shutdown: tx }
+        TestApp { base, instance, client: reqwest::Client::new(), hub, _shutdown: tx }
     }
 }
 

@@ -9,6 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use server::notify::store::{self, Relay};
+use server::notify::{Kind, NewNotification};
+
 use crate::helpers::{Session, TestApp, TestResult, World, assert_error};
 
 /// An open SSE stream whose events arrive on a channel; closed when dropped.
@@ -35,6 +38,9 @@ impl Stream {
         let task = tokio::spawn(async move {
             let mut events = Box::pin(events);
             while let Some(Ok(e)) = events.next().await {
+                if !e.fires() {
+                    continue;
+                }
                 let data: Value = serde_json::from_str(&e.data).unwrap_or(Value::Null);
                 let to = if e.event == "ready" { &ready_tx } else { &tx };
                 if to.send((e.id.unwrap_or_default(), data)).is_err() {
@@ -120,14 +126,15 @@ async fn notification_crosses_instances_and_replays(strategy: &str, crosses: boo
             assert_eq!(data["cause_id"], diary);
             assert_eq!(data["recipient_id"], friend.id);
             assert_eq!(data["actor_id"], author.id);
-            assert_eq!(id, data["id"].to_string());
+            assert_eq!(id, data["seq"].to_string(), "the event id is the recipient's sequence");
+            assert_eq!(data["seq"], 1);
             id
         }
         (true, None) => panic!("{strategy}: the notification raised on instance 1 never reached instance 3"),
         (false, Some(e)) => panic!("{strategy}: a local-only strategy delivered across instances: {e:?}"),
         (false, None) => {
             let (_, list) = three.call("GET", "/notifications", Some(&friend.token), None).await;
-            list["items"][0]["id"].to_string()
+            list["items"][0]["seq"].to_string()
         }
     };
 
@@ -198,7 +205,7 @@ async fn a_stream_that_received_nothing_resumes_from_its_ready_id() -> TestResul
     let mut first = Stream::open(&app, &friend, None).await;
     let (ready_id, ready) = first.ready().await;
     let (_, list) = app.call("GET", "/notifications", Some(&friend.token), None).await;
-    assert_eq!(ready_id, list["items"][0]["id"].to_string(), "ready names the newest notification");
+    assert_eq!(ready_id, list["items"][0]["seq"].to_string(), "ready names the newest notification");
     assert_eq!((ready["resume_from"].to_string(), ready["replayed"].as_u64()), (ready_id.clone(), Some(0)));
     assert!(first.drain(Duration::from_millis(300)).await.is_empty(), "diary {before} was not replayed");
 
@@ -220,31 +227,120 @@ async fn a_stream_that_received_nothing_resumes_from_its_ready_id() -> TestResul
     Ok(())
 }
 
-/// A client more than 10,000 behind gets the oldest 10,000 it missed, and its ready event
-/// names the last of them, not the newest stored: resuming from it skips nothing.
+/// A client far behind gets everything it missed, page after page, in order, before its
+/// ready event, which names the last one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_replay_resumes_after_its_last_event_not_past_what_it_did_not_send() -> TestResult {
+async fn a_long_replay_comes_in_order_and_ready_names_its_last_event() -> TestResult {
     let world = World::new().await;
     let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
     let (reader, actor) = (app.signup("reader").await, app.signup("actor").await);
     sqlx::query(
-        "INSERT INTO notifications (recipient_id, kind, cause_id, actor_id) \
-         SELECT ?, 'diary', seq, ? FROM seq_1_to_10050",
+        "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id) \
+         SELECT ?, seq, 'diary', seq, ? FROM seq_1_to_1250",
     )
     .bind(reader.id)
     .bind(actor.id)
     .execute(&world.db)
     .await?;
-    let ids: Vec<u64> = sqlx::query_scalar("SELECT id FROM notifications WHERE recipient_id = ? ORDER BY id")
+    sqlx::query("UPDATE notification_streams SET last_seq = 1250 WHERE recipient_id = ?")
         .bind(reader.id)
-        .fetch_all(&world.db)
+        .execute(&world.db)
         .await?;
 
-    let mut stream = Stream::open(&app, &reader, Some("0")).await;
+    let mut stream = Stream::open(&app, &reader, Some("7")).await;
     let (ready_id, ready) = stream.ready().await;
+    let got = stream.drain(Duration::from_millis(500)).await;
 
-    assert_eq!(ready["replayed"].as_u64(), Some(10_000), "{ready}");
-    assert_eq!(ready_id, ids[9_999].to_string(), "the last one sent, not the newest stored ({})", ids[10_049]);
+    assert_eq!((ready_id.as_str(), ready["replayed"].as_u64()), ("1250", Some(1243)), "{ready}");
+    let ids: Vec<u64> = got.iter().map(|(id, _)| id.parse().unwrap()).collect();
+    assert_eq!(ids, (8..=1250).collect::<Vec<u64>>(), "every one after 7, once, in order");
+    Ok(())
+}
+
+/// The replay gap, forced: two notifications for one reader whose transactions overlap, the
+/// first held open while the second tries to commit. A reader that drops its stream between
+/// them and resumes with the last id it holds must get both, once each, in increasing id
+/// order. With ids assigned at insert, the second committed first, the reader resumed after
+/// it, and the first was never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_between_two_out_of_order_commits_loses_nothing_and_repeats_nothing() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "redis-pubsub"), ("SERVER_AI_ENABLED", "false")]).await;
+    wait_ready(&app).await;
+    let (reader, actor) = (app.signup("reader").await, app.signup("actor").await);
+    let notify =
+        move |cause_id| NewNotification { recipient_id: reader.id, kind: Kind::Diary, cause_id, actor_id: actor.id };
+    let mut stream = Stream::open(&app, &reader, None).await;
+    let (mut last_id, _) = stream.ready().await;
+
+    // The first transaction stores its notification and holds it uncommitted.
+    let mut first = world.db.begin().await?;
+    let held = store::insert_batch(&mut first, &[notify(1)], Relay::NotNeeded).await?;
+    // The second stores, commits and pushes, as a transport would.
+    let (db, hub) = (world.db.clone(), app.hub.clone());
+    let second = tokio::spawn(async move {
+        let mut tx = db.begin().await?;
+        let stored = store::insert_batch(&mut tx, &[notify(2)], Relay::NotNeeded).await?;
+        tx.commit().await?;
+        for n in &stored {
+            hub.push(n);
+        }
+        Ok::<_, sqlx::Error>(())
+    });
+    // The reader takes whatever arrives, then its connection drops.
+    let mut received: Vec<(u64, u64)> = Vec::new();
+    for (id, data) in stream.drain(Duration::from_millis(700)).await {
+        received.push((id.parse()?, data["cause_id"].as_u64().unwrap()));
+        last_id = id;
+    }
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first commits and is pushed while the reader is away.
+    first.commit().await?;
+    for n in &held {
+        app.hub.push(n);
+    }
+    second.await??;
+    let mut resumed = Stream::open(&app, &reader, Some(&last_id)).await;
+    for (id, data) in resumed.drain(Duration::from_millis(700)).await {
+        received.push((id.parse()?, data["cause_id"].as_u64().unwrap()));
+    }
+
+    let mut causes: Vec<u64> = received.iter().map(|(_, cause)| *cause).collect();
+    causes.sort_unstable();
+    assert_eq!(causes, [1, 2], "both arrive, once each: {received:?}");
+    assert!(received.windows(2).all(|w| w[0].0 < w[1].0), "ids only go up: {received:?}");
+    Ok(())
+}
+
+/// A transport may deliver a later notification first. The stream sends the earlier one
+/// first, read from the database, and drops its late copy: the client sees 1, 2 in order.
+/// `local` (the naive baseline) does not repair: it sends what it hears, never going back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_notification_that_overtakes_an_earlier_one_is_sent_after_it() -> TestResult {
+    let world = World::new().await;
+    for (strategy, expected) in [("redis-streams", vec![(1, 1), (2, 2)]), ("local", vec![(2, 2)])] {
+        let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", strategy), ("SERVER_AI_ENABLED", "false")]).await;
+        wait_ready(&app).await;
+        let (reader, actor) = (app.signup("reader").await, app.signup("actor").await);
+        let mut stream = Stream::open(&app, &reader, None).await;
+        stream.ready().await;
+        let mut stored = Vec::new();
+        for cause_id in [1, 2] {
+            let mut tx = world.db.begin().await?;
+            let batch = [NewNotification { recipient_id: reader.id, kind: Kind::Diary, cause_id, actor_id: actor.id }];
+            stored.extend(store::insert_batch(&mut tx, &batch, Relay::NotNeeded).await?);
+            tx.commit().await?;
+        }
+
+        app.hub.push(&stored[1]);
+        app.hub.push(&stored[0]);
+        let got = stream.drain(Duration::from_millis(700)).await;
+
+        let got: Vec<(u64, u64)> =
+            got.iter().map(|(id, d)| (id.parse().unwrap(), d["cause_id"].as_u64().unwrap())).collect();
+        assert_eq!(got, expected, "{strategy}");
+    }
     Ok(())
 }
 

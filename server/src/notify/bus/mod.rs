@@ -139,10 +139,12 @@ pub fn build(strategy: Strategy, ctx: BusContext) -> Arc<dyn Delivery> {
     }
 }
 
-/// Stores a batch on its own (the strategies that store after commit).
+/// Stores a batch in a transaction of its own (the strategies that store after the cause
+/// committed).
 pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
-    let mut conn = ctx.db.acquire().await?;
-    let stored = store::insert_batch(&mut conn, batch, Relay::NotNeeded).await?;
+    let mut tx = ctx.db.begin().await?;
+    let stored = store::insert_batch(&mut tx, batch, Relay::NotNeeded).await?;
+    tx.commit().await?;
     ctx.metrics.stored.inc_by(stored.len() as u64);
     Ok(stored)
 }

@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use super::amqp::{self, Names, PublisherSlot, PushQueue, STORE_KEY, next_delivery};
 use super::{BusContext, Delivery, DeliveryError, Link, Strategy, supervise};
 use crate::notify::NewNotification;
-use crate::notify::store::{self, Relay};
 
 /// Store messages in flight per consumer: each is one transaction, so a few dozen keep the
 /// database busy without one instance taking the whole queue.
@@ -79,11 +78,7 @@ impl RabbitMqDelivery {
     }
 
     async fn store_and_fan_out(&self, batch: &[NewNotification]) -> Result<(), String> {
-        let stored = {
-            let mut conn = self.ctx.db.acquire().await.map_err(|e| e.to_string())?;
-            store::insert_batch(&mut conn, batch, Relay::NotNeeded).await.map_err(|e| e.to_string())?
-        };
-        self.ctx.metrics.stored.inc_by(stored.len() as u64);
+        let stored = super::store_now(&self.ctx, batch).await.map_err(|e| e.to_string())?;
         // The whole batch in one fanout message: one publish and one confirm per cause, not
         // per recipient.
         let payload = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
