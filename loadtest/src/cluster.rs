@@ -26,6 +26,8 @@ pub enum ClusterError {
     Signal { index: usize, action: &'static str, cause: String },
     #[error("no instance {0}")]
     NoInstance(usize),
+    #[error("`server {command}` failed ({status}): {stderr}")]
+    Command { command: String, status: String, stderr: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -201,6 +203,25 @@ impl Cluster {
 
     pub fn len(&self) -> usize {
         self.instances.len()
+    }
+
+    /// Runs an operator's one-off command of the server binary (`grant-admin <email>`, say)
+    /// with the instances' settings, as `docker exec` would; returns what it printed.
+    pub async fn operator_command(&self, args: &[&str]) -> Result<String, ClusterError> {
+        let output = Command::new(&self.spec.server_bin)
+            .args(args)
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !output.status.success() {
+            return Err(ClusterError::Command {
+                command: args.join(" "),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::ai::worker::AiWorker;
 use crate::batch::claim::Claimer;
@@ -22,7 +23,7 @@ use crate::notify::bus::{self, BusContext};
 use crate::notify::hub::{GapRepair, Hub};
 use crate::ops::Dependencies;
 use crate::settings::Settings;
-use crate::state::{AppState, Rules};
+use crate::state::{AppState, Guard, Rules};
 
 pub struct App {
     listener: TcpListener,
@@ -63,7 +64,7 @@ impl App {
             bus::Strategy::Local => GapRepair::Skip,
             _ => GapRepair::FromDatabase,
         };
-        let hub = Hub::new(metrics.notify.clone(), repair);
+        let hub = Hub::new(metrics.notify.clone(), repair, settings.guard.streams_per_user);
         let alert = match &settings.alert_webhook_url {
             Some(url) => Some(AlertSink::new(url.clone(), Duration::from_secs(5), 3)?),
             None => None,
@@ -89,9 +90,6 @@ impl App {
             settings.ai.job_lease,
             settings.ai.worker_poll,
         );
-        crate::accounts::users::grant_admin_emails(&db, &settings.admin_emails)
-            .await
-            .context("granting the admin role to SERVER_ADMIN_EMAILS")?;
         let batch = &settings.batch;
         let jobs = Arc::new(Jobs::from_settings(db.clone(), batch));
         jobs.register().await.context("registering the batch jobs in job_schedules")?;
@@ -139,20 +137,32 @@ impl App {
         let state = AppState {
             db: db.clone(),
             sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
-            passwords: PasswordHasher::new(settings.argon2_memory_kib, settings.argon2_iterations)?,
+            passwords: PasswordHasher::new(
+                settings.argon2_memory_kib,
+                settings.argon2_iterations,
+                settings.guard.hash_concurrency,
+                settings.guard.hash_queue,
+            )?,
+            guard: Arc::new(Guard {
+                logins: LoginThrottle::new(
+                    redis.clone(),
+                    settings.namespace.clone(),
+                    settings.guard.login_window,
+                    settings.guard.login_attempts_per_account,
+                    settings.guard.login_failures_per_client,
+                ),
+                client_ip_header: settings.guard.client_ip_header.clone(),
+                stream_session_check: settings.guard.stream_session_check,
+            }),
             rules: Arc::new(Rules {
                 instance_id: settings.instance_id.clone(),
                 diary_reward: settings.points_diary_reward,
                 comment_reward: settings.points_comment_reward,
+                daily_cap: settings.points_daily_cap,
                 ai_comments: settings.ai.enabled,
             }),
             metrics,
-            dependencies: Arc::new(Dependencies {
-                db,
-                redis,
-                amqp_url: settings.amqp_url.clone(),
-                delivery: delivery.clone(),
-            }),
+            dependencies: Arc::new(Dependencies { db, redis, delivery: delivery.clone() }),
             ai_wake: ai_worker.waker(),
             notifier: Notifier::new(delivery),
             hub,
@@ -192,7 +202,9 @@ impl App {
         let router = crate::http::router(self.state.clone());
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        // The peer's address reaches handlers (login throttling per client).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             on_signal.cancel();
         });

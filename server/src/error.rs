@@ -29,6 +29,18 @@ pub enum ApiError {
     /// A dependency (database, Redis, broker) is down: 503, retry later.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// A bounded resource of this instance is full (password hashing): 503 with `Retry-After`.
+    #[error("{message}")]
+    Overloaded { code: &'static str, message: String, retry_after_s: u64 },
+    /// Too many attempts (logins): 429 with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests { code: &'static str, message: String, retry_after_s: u64 },
+    /// The body is larger than the server reads: 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body did not arrive in time: 408.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -66,7 +78,10 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +90,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ApiError::Overloaded { retry_after_s, .. } | ApiError::TooManyRequests { retry_after_s, .. } => {
+                Some(*retry_after_s)
+            }
+            _ => None,
+        };
         let (code, message, field) = match &self {
             ApiError::BadRequest { code, message } => (*code, message.clone(), None),
             ApiError::Invalid { field, message } => ("invalid_field", format!("{field}: {message}"), Some(*field)),
@@ -86,12 +107,25 @@ impl IntoResponse for ApiError {
                 tracing::warn!(code, message, "dependency unavailable");
                 (*code, message.clone(), None)
             }
+            ApiError::Overloaded { code, message, .. } => {
+                tracing::warn!(code, message, "overloaded");
+                (*code, message.clone(), None)
+            }
+            ApiError::TooManyRequests { code, message, .. } => (*code, message.clone(), None),
+            ApiError::PayloadTooLarge(m) => ("payload_too_large", m.clone(), None),
+            ApiError::RequestTimeout(m) => ("request_timeout", m.clone(), None),
             ApiError::Internal(err) => {
                 tracing::error!(error.cause_chain = ?err, "internal error");
                 ("internal", "an internal error occurred; it has been logged".to_string(), None)
             }
         };
-        (status, Json(ErrorBody { error: code, message, field })).into_response()
+        let mut response = (status, Json(ErrorBody { error: code, message, field })).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 

@@ -68,6 +68,16 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("embed_fail_rate", Some("0")),
     ("embed_delay_ms", Some("0")),
     ("admin_emails", None),
+    // What protects the server from its own clients (crate::accounts, the SSE stream).
+    ("hash_concurrency", Some("0")),
+    ("hash_queue", Some("32")),
+    ("login_window_s", Some("900")),
+    ("login_attempts_per_account", Some("10")),
+    ("login_failures_per_client", Some("100")),
+    ("client_ip_header", None),
+    ("streams_per_user", Some("8")),
+    ("stream_session_check_s", Some("15")),
+    ("points_daily_cap", Some("100")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -158,6 +168,31 @@ pub struct EmbedClaimSettings {
     pub delay: Duration,
 }
 
+/// Limits that keep one client (or a crowd) from exhausting the server.
+#[derive(Debug, Clone)]
+pub struct GuardSettings {
+    /// Password hashes computed at once. Each holds argon2's memory (19 MiB by default) for
+    /// tens of milliseconds of CPU; unbounded, 64 concurrent logins took a process from 165 MB
+    /// to 1.37 GB. `SERVER_HASH_CONCURRENCY=0` (the default) means the number of cores.
+    pub hash_concurrency: usize,
+    /// Sign-ups and logins waiting for a hashing slot; beyond this they are answered 503 with
+    /// `Retry-After` at once.
+    pub hash_queue: usize,
+    /// The window of the login limits below.
+    pub login_window: Duration,
+    /// Login attempts per account and window (a success starts the count over): 429 beyond.
+    pub login_attempts_per_account: u32,
+    /// Failed logins per client address and window: 429 beyond.
+    pub login_failures_per_client: u32,
+    /// Where the client's address comes from behind a proxy: the last value of this header,
+    /// the one the proxy appended (`x-forwarded-for`, say). None: the peer's address.
+    pub client_ip_header: Option<axum::http::HeaderName>,
+    /// SSE streams one user may hold on one instance; a new one closes the oldest.
+    pub streams_per_user: usize,
+    /// How often a stream checks that its session still exists (it ends when not).
+    pub stream_session_check: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub instance_id: String,
@@ -178,12 +213,13 @@ pub struct Settings {
     pub argon2_iterations: u32,
     pub points_diary_reward: i64,
     pub points_comment_reward: i64,
+    /// Points one user may earn per UTC day by writing diaries and comments.
+    pub points_daily_cap: i64,
+    pub guard: GuardSettings,
     pub ai: AiSettings,
     pub embedder: EmbedderSetting,
     pub shutdown_grace: Duration,
     pub batch: BatchSettings,
-    /// Users with these e-mails (lower-cased) get the admin role at sign-up and start-up.
-    pub admin_emails: Vec<String>,
 }
 
 impl Settings {
@@ -300,6 +336,7 @@ impl Resolver {
     }
 
     fn settings(&self) -> Result<Settings, SettingsError> {
+        self.no_admin_emails()?;
         let instance_id = match self.raw("instance_id") {
             Some(id) if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
                 id.to_string()
@@ -363,6 +400,8 @@ impl Resolver {
             argon2_iterations: self.number("argon2_iterations", 1u32, 16)?,
             points_diary_reward: self.number("points_diary_reward", 0i64, 1_000_000)?,
             points_comment_reward: self.number("points_comment_reward", 0i64, 1_000_000)?,
+            points_daily_cap: self.number("points_daily_cap", 0i64, 1_000_000_000)?,
+            guard: self.guard()?,
             ai: AiSettings {
                 enabled: match self.raw("ai_enabled").unwrap_or("true") {
                     "true" | "1" | "yes" => true,
@@ -378,7 +417,6 @@ impl Resolver {
             embedder: self.embedder()?,
             shutdown_grace: Duration::from_secs(self.number("shutdown_grace_s", 0u64, 600)?),
             batch: self.batch()?,
-            admin_emails: self.admin_emails()?,
         })
     }
 
@@ -441,18 +479,41 @@ impl Resolver {
         })
     }
 
-    fn admin_emails(&self) -> Result<Vec<String>, SettingsError> {
-        let Some(raw) = self.raw("admin_emails") else { return Ok(Vec::new()) };
-        let mut emails = Vec::new();
-        for email in raw.split(',').map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()) {
-            if email.len() > 254 || !email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) {
-                return Err(
-                    self.err("admin_emails", format!("`{email}` is not an e-mail address (comma-separated list)"))
-                );
-            }
-            emails.push(email);
+    fn guard(&self) -> Result<GuardSettings, SettingsError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(GuardSettings {
+            hash_concurrency: match self.number("hash_concurrency", 0usize, 256)? {
+                0 => cores,
+                n => n,
+            },
+            hash_queue: self.number("hash_queue", 0usize, 100_000)?,
+            login_window: Duration::from_secs(self.number("login_window_s", 1u64, 86_400)?),
+            login_attempts_per_account: self.number("login_attempts_per_account", 1u32, 1_000_000)?,
+            login_failures_per_client: self.number("login_failures_per_client", 1u32, 1_000_000)?,
+            client_ip_header: match self.raw("client_ip_header") {
+                None => None,
+                Some(raw) => Some(raw.to_ascii_lowercase().parse().map_err(|_| {
+                    self.err("client_ip_header", format!("`{raw}` is not a header name, e.g. x-forwarded-for"))
+                })?),
+            },
+            streams_per_user: self.number("streams_per_user", 1usize, 1_000)?,
+            stream_session_check: Duration::from_secs(self.number("stream_session_check_s", 1u64, 3_600)?),
+        })
+    }
+
+    /// `SERVER_ADMIN_EMAILS` once made a sign-up with a listed address an admin. Nobody
+    /// verifies an address at sign-up, so the first to sign up with it got the role (and a
+    /// look-alike did too, under an accent-blind collation). Refused with the way to do it now.
+    fn no_admin_emails(&self) -> Result<(), SettingsError> {
+        match self.raw("admin_emails") {
+            None => Ok(()),
+            Some(_) => Err(self.err(
+                "admin_emails",
+                "is no longer read: sign-up never grants a role, since nobody verified the address. Sign up, \
+                 then grant the role to that account with `server grant-admin <email>` (run with the \
+                 server's database settings)",
+            )),
         }
-        Ok(emails)
     }
 
     fn embedder(&self) -> Result<EmbedderSetting, SettingsError> {
@@ -627,11 +688,10 @@ mod tests {
     }
 
     #[test]
-    fn admin_emails_are_a_lower_cased_list() {
-        let s = Settings::from_sources(None, env(&[("SERVER_ADMIN_EMAILS", " Ops@Example.test, b@x.io ")])).unwrap();
-        assert_eq!(s.admin_emails, vec!["ops@example.test", "b@x.io"]);
-        let err = Settings::from_sources(None, env(&[("SERVER_ADMIN_EMAILS", "root")])).unwrap_err();
+    fn admin_emails_are_refused_with_the_command_that_grants_the_role() {
+        let err = Settings::from_sources(None, env(&[("SERVER_ADMIN_EMAILS", "ops@example.test")])).unwrap_err();
         assert_eq!(err.setting, "SERVER_ADMIN_EMAILS");
+        assert!(err.message.contains("server grant-admin <email>"), "{}", err.message);
     }
 
     #[test]

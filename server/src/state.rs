@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 use sqlx::MySqlPool;
 use tokio::sync::Notify;
 
+use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::batch::Jobs;
 use crate::embed::Embedder;
@@ -21,8 +22,21 @@ pub struct Rules {
     pub instance_id: String,
     pub diary_reward: i64,
     pub comment_reward: i64,
+    /// Points one user may earn per UTC day from diaries and comments.
+    pub daily_cap: i64,
     /// Whether diaries get an AI comment.
     pub ai_comments: bool,
+}
+
+/// What protects the server from its own clients, besides hashing limits.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub logins: LoginThrottle,
+    /// The header a trusted proxy puts the client's address in (its last value); `None`:
+    /// the peer's address.
+    pub client_ip_header: Option<axum::http::HeaderName>,
+    /// How often an SSE stream checks that its session still exists.
+    pub stream_session_check: std::time::Duration,
 }
 
 #[derive(Clone, FromRef)]
@@ -30,6 +44,7 @@ pub struct AppState {
     pub db: MySqlPool,
     pub sessions: SessionStore,
     pub passwords: PasswordHasher,
+    pub guard: Arc<Guard>,
     pub rules: Arc<Rules>,
     pub metrics: Arc<Metrics>,
     pub dependencies: Arc<Dependencies>,

@@ -47,6 +47,9 @@ pub struct User {
     pub token: String,
 }
 
+/// The password of every user the harness signs up.
+const PASSWORD: &str = "load-test-password";
+
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
@@ -87,16 +90,20 @@ impl ApiClient {
     }
 
     pub async fn signup_and_login(&self, base: &str, email: &str, name: &str) -> Result<User, ApiCallError> {
-        let password = "load-test-password";
         self.call(
             base,
             "POST",
             "/auth/signup",
             None,
-            json!({"email": email, "password": password, "display_name": name}),
+            json!({"email": email, "password": PASSWORD, "display_name": name}),
         )
         .await?;
-        let login = self.call(base, "POST", "/auth/login", None, json!({"email": email, "password": password})).await?;
+        self.login(base, email).await
+    }
+
+    /// Logs in a user that [`Self::signup_and_login`] signed up: a new session.
+    pub async fn login(&self, base: &str, email: &str) -> Result<User, ApiCallError> {
+        let login = self.call(base, "POST", "/auth/login", None, json!({"email": email, "password": PASSWORD})).await?;
         let id = login["user"]["id"].as_u64();
         let token = login["token"].as_str();
         match (id, token) {

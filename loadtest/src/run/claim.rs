@@ -66,15 +66,18 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
             ("SERVER_EMBED_BATCH_TIMEOUT_MS", &batch_timeout_ms),
             ("SERVER_EMBED_DELAY_MS", &delay),
             ("SERVER_EMBED_FAIL_RATE", &fail),
-            ("SERVER_ADMIN_EMAILS", &admin_email),
         ],
     );
     let cluster = start_cluster(ctx, strategy, env).await?;
     let bases = cluster.urls();
     let api = ApiClient::new(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?);
 
+    // An admin, the way an operator makes one: sign up, then `server grant-admin`; the
+    // session opened after the grant carries the role.
+    api.signup_and_login(&bases[0], &admin_email, "admin").await?;
+    cluster.operator_command(&["grant-admin", &admin_email]).await?;
+    let admin = api.login(&bases[0], &admin_email).await?;
     // Posts first, with the workers held back, so that they all start racing at one instant.
-    let admin = api.signup_and_login(&bases[0], &admin_email, "admin").await?;
     api.job_command(&bases[0], &admin, EMBED_JOB, "pause").await?;
     eprintln!("[{}] creating {} posts", strategy.as_str(), claim.posts);
     create_posts(&api, &bases, &tag, &claim).await?;

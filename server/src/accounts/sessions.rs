@@ -2,7 +2,9 @@
 //!
 //! The client holds a random 256-bit token; Redis holds only its SHA-256
 //! (`<prefix>session:<hex>` -> `<user id>:<role>`, with the session's TTL), so a Redis dump
-//! does not hand out live credentials.
+//! does not hand out live credentials. Each user's session hashes are also kept in a set
+//! (`<prefix>user-sessions:<id>`), so that every session of a user can be ended at once: when
+//! the operator takes a role away, the sessions that carry it must not outlive the decision.
 
 use std::time::Duration;
 
@@ -52,13 +54,45 @@ impl SessionStore {
         format!("{}session:{hex}", self.prefix)
     }
 
+    fn user_key(&self, user_id: u64) -> String {
+        format!("{}user-sessions:{user_id}", self.prefix)
+    }
+
     #[tracing::instrument(skip_all, fields(user_id))]
     pub async fn create(&self, user_id: u64, role: Role) -> redis::RedisResult<Token> {
         let bytes: [u8; 32] = rand::random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let (key, user_key, ttl) = (self.key(&token), self.user_key(user_id), self.ttl.as_secs());
         let mut conn = self.redis.clone();
-        let () = conn.set_ex(self.key(&token), format!("{user_id}:{}", role.as_str()), self.ttl.as_secs()).await?;
+        // One transaction: a session never exists without its entry in the user's set. The set
+        // lives as long as the newest session; entries of expired ones are removed at the
+        // next revoke_all (a DEL of a missing key is harmless).
+        let () = redis::pipe()
+            .atomic()
+            .set_ex(&key, format!("{user_id}:{}", role.as_str()), ttl)
+            .ignore()
+            .sadd(&user_key, &key)
+            .ignore()
+            .expire(&user_key, ttl as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
         Ok(Token(token))
+    }
+
+    /// Ends every session of `user_id`; returns how many were still live.
+    #[tracing::instrument(skip_all, fields(user_id))]
+    pub async fn revoke_all(&self, user_id: u64) -> redis::RedisResult<u64> {
+        let mut conn = self.redis.clone();
+        let user_key = self.user_key(user_id);
+        let keys: Vec<String> = conn.smembers(&user_key).await?;
+        let mut ended = 0;
+        for key in &keys {
+            let n: u64 = conn.del(key).await?;
+            ended += n;
+        }
+        let _: i64 = conn.del(&user_key).await?;
+        Ok(ended)
     }
 
     /// The session's user, or `None` when the token is unknown or expired.

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use sqlx::MySqlPool;
 
+use super::email::Email;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -59,30 +61,39 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str = "id, email, display_name, role, password_hash, created_at";
+// `email` is stored with a binary collation (exact comparison), which sqlx takes for VARBINARY
+// (launchbadge/sqlx#3387): read it back as a character string.
+const COLUMNS: &str = "id, CONVERT(email USING utf8mb4) AS email, display_name, role, password_hash, created_at";
 
-/// Inserts a user; a taken email surfaces as the `uq_users_email` constraint. The role is
-/// `admin` when the email is in `admin_emails` (see [`grant_admin_emails`]).
+/// Inserts a user with the role `user`; a taken email surfaces as the `uq_users_email`
+/// constraint. Sign-up never grants a role: nobody has verified the address (see
+/// [`set_role`]).
 #[tracing::instrument(skip_all)]
-pub async fn insert(db: &MySqlPool, email: &str, display_name: &str, password_hash: &str) -> sqlx::Result<User> {
+pub async fn insert(db: &MySqlPool, email: &Email, display_name: &str, password_hash: &str) -> sqlx::Result<User> {
     let mut tx = db.begin().await?;
-    let id = sqlx::query(
-        "INSERT INTO users (email, display_name, password_hash, role) SELECT ?, ?, ?, \
-         IF(EXISTS (SELECT 1 FROM admin_emails WHERE email = ?), 'admin', 'user')",
-    )
-    .bind(email)
-    .bind(display_name)
-    .bind(password_hash)
-    .bind(email)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_id();
+    let id = sqlx::query("INSERT INTO users (email, display_name, password_hash) VALUES (?, ?, ?)")
+        .bind(email.as_str())
+        .bind(display_name)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_id();
     // Every user has a balance row from the start: point changes lock it, never create it.
     sqlx::query("INSERT INTO point_balances (user_id, balance) VALUES (?, 0)").bind(id).execute(&mut *tx).await?;
     // And a notification sequence row: storing a notification locks it, never creates it.
     sqlx::query("INSERT INTO notification_streams (recipient_id) VALUES (?)").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     by_id(db, id).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Gives the account with exactly this (normalised) address `role`; `None` when there is no
+/// such account. The operator's act (`server grant-admin`), never a side effect of signing up:
+/// an address nobody verified proves nothing about who signed up with it.
+#[tracing::instrument(skip_all, fields(role = role.as_str()))]
+pub async fn set_role(db: &MySqlPool, email: &Email, role: Role) -> sqlx::Result<Option<User>> {
+    let Some((user, _)) = by_email_with_hash(db, email).await? else { return Ok(None) };
+    sqlx::query("UPDATE users SET role = ? WHERE id = ?").bind(role.as_str()).bind(user.id).execute(db).await?;
+    by_id(db, user.id).await
 }
 
 #[tracing::instrument(skip_all, fields(user_id = id))]
@@ -94,23 +105,10 @@ pub async fn by_id(db: &MySqlPool, id: u64) -> sqlx::Result<Option<User>> {
 
 /// The user and their password hash, for login.
 #[tracing::instrument(skip_all)]
-pub async fn by_email_with_hash(db: &MySqlPool, email: &str) -> sqlx::Result<Option<(User, String)>> {
-    let row: Option<UserRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = ?")).bind(email).fetch_optional(db).await?;
+pub async fn by_email_with_hash(db: &MySqlPool, email: &Email) -> sqlx::Result<Option<(User, String)>> {
+    let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = ?"))
+        .bind(email.as_str())
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(UserRow::into_user))
-}
-
-/// Makes the users with these (lower-cased) emails admins, now and at future sign-ups.
-///
-/// The list is a setting (`SERVER_ADMIN_EMAILS`), but sign-up runs on any instance, so each
-/// instance adds its list to the `admin_emails` table at start-up and sign-up reads the table.
-/// Entries are only added, never removed by an instance that lacks them: instances started
-/// with different lists must not take the role away from each other's admins.
-#[tracing::instrument(skip_all, fields(count = emails.len()))]
-pub async fn grant_admin_emails(db: &MySqlPool, emails: &[String]) -> sqlx::Result<()> {
-    for email in emails {
-        sqlx::query("INSERT IGNORE INTO admin_emails (email) VALUES (?)").bind(email).execute(db).await?;
-        sqlx::query("UPDATE users SET role = 'admin' WHERE email = ?").bind(email).execute(db).await?;
-    }
-    Ok(())
 }

@@ -27,7 +27,7 @@ pub struct Comment {
 const COLUMNS: &str = "id, diary_id, author_id, content, (ai_for_diary IS NOT NULL) AS is_ai, created_at";
 
 /// Posts a comment and the commenter's point award in one transaction, then notifies the
-/// diary's owner.
+/// diary's owner. A comment on one's own diary earns nothing; earnings are capped per day.
 #[tracing::instrument(skip(db, notifier, content), fields(user_id = author))]
 pub async fn create(
     db: &MySqlPool,
@@ -36,6 +36,7 @@ pub async fn create(
     diary_id: u64,
     content: &str,
     reward: i64,
+    daily_cap: i64,
 ) -> Result<Comment, ApiError> {
     let content = text_field("content", content, CONTENT_MAX)?;
     let diary = get_visible(db, author, diary_id).await?;
@@ -47,8 +48,8 @@ pub async fn create(
         .execute(&mut *tx)
         .await?
         .last_insert_id();
-    if reward > 0 {
-        points::apply(&mut tx, author, reward, Reason::CommentWritten, Some(id))
+    if reward > 0 && diary.author_id != author {
+        points::award(&mut tx, author, reward, Reason::CommentWritten, Some(id), daily_cap)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
@@ -59,7 +60,8 @@ pub async fn create(
     fetch(db, id).await?.ok_or_else(|| not_found(id))
 }
 
-/// Posts the AI's comment on `diary_id`; `Ok(None)` when it already has one (a retried job).
+/// Posts the AI's comment on `diary_id`; `Ok(None)` when it already has one (a retried job)
+/// or the diary was deleted while the comment was being written.
 pub async fn create_ai(db: &MySqlPool, diary_id: u64, content: &str) -> sqlx::Result<Option<u64>> {
     let result =
         sqlx::query("INSERT INTO comments (diary_id, author_id, content, ai_for_diary) VALUES (?, NULL, ?, ?)")
@@ -71,6 +73,11 @@ pub async fn create_ai(db: &MySqlPool, diary_id: u64, content: &str) -> sqlx::Re
     match result {
         Ok(done) => Ok(Some(done.last_insert_id())),
         Err(e) if crate::error::violated_constraint(&e).as_deref() == Some("uq_comments_ai_for_diary") => Ok(None),
+        // The diary is gone (its job row went with it): nothing to comment on, not a failure.
+        Err(e) if crate::error::violated_constraint(&e).as_deref() == Some("fk_comments_diary") => {
+            tracing::debug!(diary_id, "diary deleted while its AI comment was written");
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -107,6 +114,14 @@ pub async fn delete(db: &MySqlPool, viewer: u64, id: u64) -> Result<(), ApiError
             "comment {id} is someone else's: only its author or the diary's owner may delete it"
         )));
     }
-    sqlx::query("DELETE FROM comments WHERE id = ?").bind(id).execute(db).await?;
+    // The comment and the points it earned its author go together.
+    let mut tx = db.begin().await?;
+    let deleted = sqlx::query("DELETE FROM comments WHERE id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
+    if let (true, Some(author)) = (deleted > 0, comment.author_id) {
+        points::take_back(&mut tx, author, Reason::CommentWritten, id, Reason::CommentDeleted)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    tx.commit().await?;
     Ok(())
 }

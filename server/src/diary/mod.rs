@@ -142,6 +142,20 @@ pub struct DiaryInput {
     pub visibility: Option<String>,
 }
 
+/// What `POST /diaries` requires, for the OpenAPI document: the body is [`DiaryInput`] (whose
+/// fields are all optional, as an update takes them), but creating one needs these.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: nothing reads its fields
+pub struct NewDiary {
+    #[schema(min_length = 1, max_length = 200)]
+    title: String,
+    #[schema(min_length = 1, max_length = 10000)]
+    content: String,
+    emotion: Emotion,
+    /// `friends` when not given.
+    visibility: Option<Visibility>,
+}
+
 /// Validated fields; `None` means "not given" (for updates).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiaryFields {
@@ -195,6 +209,8 @@ impl DiaryInput {
 #[derive(Debug, Clone, Copy)]
 pub struct OnWrite {
     pub points: i64,
+    /// What the author may earn per UTC day in all.
+    pub daily_cap: i64,
     pub ai_comment: bool,
 }
 
@@ -224,7 +240,7 @@ pub async fn create(
         .await?
         .last_insert_id();
     if on_write.points > 0 {
-        points::apply(&mut tx, author, on_write.points, Reason::DiaryWritten, Some(id))
+        points::award(&mut tx, author, on_write.points, Reason::DiaryWritten, Some(id), on_write.daily_cap)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
@@ -303,7 +319,20 @@ pub async fn update(db: &MySqlPool, viewer: u64, id: u64, fields: DiaryFields) -
 #[tracing::instrument(skip(db), fields(user_id = viewer))]
 pub async fn delete(db: &MySqlPool, viewer: u64, id: u64) -> Result<(), ApiError> {
     get_own(db, viewer, id).await?;
-    sqlx::query("DELETE FROM diaries WHERE id = ? AND author_id = ?").bind(id).bind(viewer).execute(db).await?;
+    // The diary and the points it earned go together: write-and-delete earns nothing.
+    let mut tx = db.begin().await?;
+    let deleted = sqlx::query("DELETE FROM diaries WHERE id = ? AND author_id = ?")
+        .bind(id)
+        .bind(viewer)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if deleted > 0 {
+        points::take_back(&mut tx, viewer, Reason::DiaryWritten, id, Reason::DiaryDeleted)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! `/auth/*` and `/me`, `/users/{id}`.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,11 +11,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, BearerToken, CurrentUser};
-use crate::accounts::{PasswordHasher, SessionStore, User, users};
+use super::extract::{ApiJson, ApiPath, BearerToken, ClientAddr, CurrentUser};
+use crate::accounts::{Email, PasswordHasher, SessionStore, User, users};
 use crate::error::{ApiError, violated_constraint};
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
-use crate::state::AppState;
+use crate::state::{AppState, Guard};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -62,14 +64,8 @@ struct PublicProfile {
     display_name: String,
 }
 
-fn parse_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
-        && !email.contains(char::is_whitespace);
-    if valid { Ok(email) } else { Err(ApiError::invalid("email", format!("`{raw}` is not an email address"))) }
+fn parse_email(raw: &str) -> Result<Email, ApiError> {
+    Email::parse(raw).map_err(|e| ApiError::invalid("email", e))
 }
 
 fn parse_password(raw: &str) -> Result<(), ApiError> {
@@ -124,23 +120,39 @@ async fn signup(
         (status = 200, description = "A session", body = LoginOutput),
         (status = 400, response = BadRequest),
         (status = 401, description = "`unauthorized`: wrong email or password", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        (
+            status = 429,
+            description = "`too_many_attempts`: too many attempts for this account, or failures from this address, \
+                in the window; `Retry-After` says when to try again",
+            body = ErrorBody
+        ),
+        (status = 503, description = "`busy` (with `Retry-After`) or a dependency unavailable", body = ErrorBody),
     )
 )]
 async fn login(
     State(db): State<MySqlPool>,
     State(passwords): State<PasswordHasher>,
     State(sessions): State<SessionStore>,
+    State(guard): State<Arc<Guard>>,
+    ClientAddr(client): ClientAddr,
     ApiJson(input): ApiJson<LoginInput>,
 ) -> Result<Json<LoginOutput>, ApiError> {
     let wrong = || ApiError::Unauthorized("wrong email or password".into());
     let email = parse_email(&input.email).map_err(|_| wrong())?;
-    let Some((user, hash)) = users::by_email_with_hash(&db, &email).await? else {
+    guard.logins.admit(&email, client).await?;
+    let found = users::by_email_with_hash(&db, &email).await?;
+    // Without an account the password is checked against a decoy hash all the same: the
+    // answer takes as long, and says the same, whether or not the address has an account.
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let matches = passwords.verify(input.password, hash).await?;
+    let Some(user) = user.filter(|_| matches) else {
+        guard.logins.failed(client).await?;
         return Err(wrong());
     };
-    if !passwords.verify(input.password, hash).await? {
-        return Err(wrong());
-    }
+    guard.logins.succeeded(&email).await?;
     let token = sessions.create(user.id, user.role).await?;
     Ok(Json(LoginOutput { token: token.0, token_type: "Bearer", expires_in_s: sessions.ttl().as_secs(), user }))
 }

@@ -1,5 +1,6 @@
 //! `/admin/jobs`: the clustered jobs, their run history, pause / resume / trigger. Admins
-//! only (role `admin`, see `SERVER_ADMIN_EMAILS`); anyone else signed in gets 403.
+//! only (role `admin`, granted by the operator with `server grant-admin <email>`); anyone else
+//! signed in gets 403.
 
 use std::sync::Arc;
 

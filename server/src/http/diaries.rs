@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::diary::comments::{self, Comment};
-use crate::diary::{self, Diary, DiaryInput, OnWrite};
+use crate::diary::{self, Diary, DiaryInput, NewDiary, OnWrite};
 use crate::error::ApiError;
 use crate::notify::Notifier;
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
@@ -53,7 +53,7 @@ struct CommentInput {
     path = "/diaries",
     operation_id = "create_diary",
     tag = "diaries",
-    request_body = DiaryInput,
+    request_body = NewDiary,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new diary", body = Diary),
@@ -76,7 +76,7 @@ async fn create(
     ApiJson(input): ApiJson<DiaryInput>,
 ) -> Result<(StatusCode, Json<Diary>), ApiError> {
     let fields = input.parse()?;
-    let on_write = OnWrite { points: rules.diary_reward, ai_comment: rules.ai_comments };
+    let on_write = OnWrite { points: rules.diary_reward, daily_cap: rules.daily_cap, ai_comment: rules.ai_comments };
     let diary = diary::create(&db, &notifier, user.id, fields, on_write).await?;
     if rules.ai_comments {
         ai_wake.notify_one();
@@ -219,7 +219,9 @@ async fn create_comment(
     ApiPath(diary_id): ApiPath<u64>,
     ApiJson(input): ApiJson<CommentInput>,
 ) -> Result<(StatusCode, Json<Comment>), ApiError> {
-    let comment = comments::create(&db, &notifier, user.id, diary_id, &input.content, rules.comment_reward).await?;
+    let comment =
+        comments::create(&db, &notifier, user.id, diary_id, &input.content, rules.comment_reward, rules.daily_cap)
+            .await?;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 

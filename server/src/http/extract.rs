@@ -1,13 +1,19 @@
 //! Extractors that turn every malformed request into an [`ApiError`] with a clear message,
 //! and the authenticated caller.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Query, RawPathParams};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 
 use crate::accounts::sessions::SessionUser;
 use crate::accounts::{Role, SessionStore};
 use crate::error::ApiError;
+use crate::state::Guard;
 
 /// `Json<T>` whose rejections are [`ApiError`]s: 400 with what was wrong and where.
 #[derive(Debug, FromRequest)]
@@ -19,10 +25,34 @@ pub struct ApiJson<T>(pub T);
 #[from_request(via(Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-/// `Path<T>` with [`ApiError`] rejections (`/diaries/abc` is a 400, not a 500).
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(Path), rejection(ApiError))]
+/// `Path<T>` with [`ApiError`] rejections (`/diaries/abc` is a 400, not a 500), and ids
+/// written as digits only: Rust's integer parser also takes a leading `+`, so `/diaries/+5`
+/// would be `/diaries/5` under a second name.
+#[derive(Debug)]
 pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        // No parameter of this API (ids, job names) starts with a sign.
+        if let Some((name, value)) = raw.iter().find(|(_, v)| v.starts_with(['+', '-'])) {
+            return Err(ApiError::bad_request(
+                "invalid_path",
+                format!("`{value}` is not a valid {name}: write it without a sign, e.g. 42"),
+            ));
+        }
+        let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(value))
+    }
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
@@ -32,8 +62,33 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => "missing_json_content_type",
             _ => "unreadable_body",
         };
+        // The body could not be read: too large (413) or not in time (408) say so.
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge(format!(
+                "the body is larger than the {} KiB this server reads",
+                super::BODY_LIMIT / 1024
+            ));
+        }
+        if caused_by::<tower_http::timeout::TimeoutError>(&rejection) {
+            return ApiError::RequestTimeout(format!(
+                "the body did not arrive within {} s: send all of it, as long as its Content-Length says",
+                super::BODY_TIMEOUT.as_secs()
+            ));
+        }
         ApiError::bad_request(code, rejection.body_text())
     }
+}
+
+/// Whether an error of type `E` is somewhere in the chain of `err`'s sources.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.is::<E>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl From<QueryRejection> for ApiError {
@@ -55,6 +110,37 @@ pub struct CurrentUser {
     pub role: Role,
 }
 
+/// The client's address, for limits per client: the last value of the trusted proxy's header
+/// when one is configured (`SERVER_CLIENT_IP_HEADER`), else the peer's address. `None` when
+/// neither is known (a router driven without a socket, in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    Arc<Guard>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let guard = Arc::<Guard>::from_ref(state);
+        if let Some(header) = &guard.client_ip_header {
+            // The value the proxy appended comes last; earlier ones are the client's to invent.
+            let ip = parts
+                .headers
+                .get_all(header)
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            return Ok(ClientAddr(ip));
+        }
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
 /// The raw bearer token of the request (for logout).
 #[derive(Debug, Clone)]
 pub struct BearerToken(pub String);
@@ -65,7 +151,13 @@ fn bearer(parts: &Parts) -> Result<String, ApiError> {
             "missing Authorization header: send `Authorization: Bearer <token>` from POST /auth/login".into(),
         )
     })?;
-    let value = header.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    // The scheme is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`.
+    let value = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     match value {
         Some(token) if !token.is_empty() => Ok(token.to_string()),
         _ => Err(ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into())),

@@ -19,7 +19,7 @@ pub mod rentals;
 use std::time::Duration;
 
 use axum::Router;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -28,8 +28,17 @@ use crate::error::ApiError;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
-/// Request bodies above this are refused before they are read (diaries are 10,000 characters).
+/// Request bodies above this are refused before they are read (diaries are 10,000 characters):
+/// 413.
 const BODY_LIMIT: usize = 256 * 1024;
+
+/// The longest wait for the next piece of a request body: a client that announces more than
+/// it sends gets 408 then, instead of holding a connection and a task for the whole request
+/// timeout.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a request may take in all: 504.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every route with its operation.
 fn routes() -> OpenApiRouter<AppState> {
@@ -56,7 +65,8 @@ pub fn router(state: AppState) -> Router {
     let api = api.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(30)))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -31,7 +31,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, ApiQuery, CurrentUser};
+use super::extract::{ApiPath, ApiQuery, BearerToken, CurrentUser};
+use crate::accounts::SessionStore;
 use crate::error::ApiError;
 use crate::notify::hub::Hub;
 use crate::notify::stream::{Item, OrderedStream, Start};
@@ -140,7 +141,9 @@ fn ready_event(ready: &StreamReady) -> Event {
                 `ready` event (`id:` the resume point; `data:` `{\"resume_from\": seq, \"replayed\": n}`), then live \
                 ones, always in `seq` order with no gap. Each notification event has `id:` (the notification's \
                 `seq`: the recipient's own sequence, in commit order), `event:` (`diary` or `comment`) and `data:` \
-                (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. See \
+                (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. The server ends a \
+                stream with a last event without `id:`: `session-ended` when its session is gone (logged out, \
+                expired), `displaced` when its user opened more streams than allowed (the oldest closes). See \
                 https://html.spec.whatwg.org/multipage/server-sent-events.html",
             content_type = "text/event-stream",
             body = String
@@ -152,11 +155,12 @@ fn ready_event(ready: &StreamReady) -> Event {
 )]
 async fn stream(
     user: CurrentUser,
-    State(db): State<MySqlPool>,
-    State(hub): State<Hub>,
+    BearerToken(token): BearerToken,
+    State(streams): State<Streams>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Streams { db, hub, sessions, session_check } = streams;
     let last_event_id = parse_last_event_id(&headers, q.last_event_id.as_deref())?;
     // Subscribe before reading the database: anything committed from now on reaches us live.
     let subscription = hub.subscribe(user.id);
@@ -165,15 +169,73 @@ async fn stream(
         None => Start::Head(store::latest_seq(&db, user.id).await?),
     };
     let ordered = OrderedStream::new(db, user.id, subscription, hub.repair(), hub.metrics().clone(), start);
-    let events = futures::stream::unfold(ordered, |mut ordered| async move {
-        let event = match ordered.next().await? {
-            Item::Notification(n) => event(&n),
-            Item::Ready { resume_from, replayed } => ready_event(&StreamReady { resume_from, replayed }),
-        };
-        Some((Ok(event), ordered))
+    let session_gone: SessionGone = Box::pin(session_ends(sessions, token, session_check));
+    let events = futures::stream::unfold(Some((ordered, session_gone)), |state| async move {
+        let (mut ordered, mut session_gone) = state?;
+        tokio::select! {
+            item = ordered.next() => match item? {
+                Item::Notification(n) => Some((Ok(event(&n)), Some((ordered, session_gone)))),
+                Item::Ready { resume_from, replayed } => {
+                    Some((Ok(ready_event(&StreamReady { resume_from, replayed })), Some((ordered, session_gone))))
+                }
+                Item::Displaced => Some((Ok(closing_event("displaced", DISPLACED)), None)),
+            },
+            // The stream ends; what `ordered` was doing is dropped with it.
+            () = &mut session_gone => Some((Ok(closing_event("session-ended", SESSION_ENDED)), None)),
+        }
     });
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive");
     Ok(Sse::new(events).keep_alive(keep_alive))
+}
+
+type SessionGone = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a stream needs of the application.
+#[derive(Clone)]
+struct Streams {
+    db: MySqlPool,
+    hub: Hub,
+    sessions: SessionStore,
+    /// How often the stream checks that its session still exists.
+    session_check: Duration,
+}
+
+impl FromRef<AppState> for Streams {
+    fn from_ref(state: &AppState) -> Self {
+        Streams {
+            db: state.db.clone(),
+            hub: state.hub.clone(),
+            sessions: state.sessions.clone(),
+            session_check: state.guard.stream_session_check,
+        }
+    }
+}
+
+const DISPLACED: &str =
+    "you opened more streams than one user may hold; this one, the oldest, is closed: do not reconnect it";
+const SESSION_ENDED: &str = "your session ended (logged out or expired): log in again, then reconnect";
+
+/// Resolves once the session of `token` no longer exists, checked every `every`. A session
+/// store that does not answer keeps the stream open: an outage of Redis must not close every
+/// stream of the instance.
+async fn session_ends(sessions: SessionStore, token: String, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match sessions.lookup(&token).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => tracing::debug!(error = %e, "could not check a stream's session; keeping the stream"),
+        }
+    }
+}
+
+/// The last event of a stream that the server ends: `event:` says why, `data:` explains. It
+/// has no `id:`, so the client's resume point stays where it was.
+fn closing_event(kind: &str, reason: &str) -> Event {
+    Event::default().event(kind).data(serde_json::json!({ "reason": reason }).to_string())
 }
 
 /// The caller's notifications, newest first.

@@ -50,6 +50,8 @@ pub struct Readiness {
 pub struct ReadinessChecks {
     pub database: String,
     pub redis: String,
+    /// The broker as the running transport sees it (no connection is opened for the check), or
+    /// `not used by <strategy>` for strategies that do not use it.
     pub broker: String,
     /// The delivery strategy's own transport (subscription, consumer).
     pub delivery: String,

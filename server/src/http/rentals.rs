@@ -16,6 +16,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
 use crate::error::ApiError;
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::pagination::{PageQuery, Paged};
+use crate::rental::input::NewRental;
 use crate::rental::{self, Category, ListFilter, Rental, RentalInput};
 use crate::state::AppState;
 
@@ -48,7 +49,7 @@ struct ListQuery {
     path = "/rentals",
     operation_id = "create_rental",
     tag = "rentals",
-    request_body = RentalInput,
+    request_body = NewRental,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new item, `embed_status` WAIT", body = Rental),

@@ -15,7 +15,15 @@ use super::metrics::NotifyMetrics;
 /// then reconnects with `Last-Event-ID` and the database replays what it missed.
 const STREAM_BUFFER: usize = 1024;
 
-type Senders = Vec<(u64, mpsc::Sender<Notification>)>;
+/// What a stream's channel carries.
+#[derive(Debug, Clone)]
+pub enum Pushed {
+    Notification(Notification),
+    /// Its user opened more streams than allowed: this one, the oldest, is closed.
+    Displaced,
+}
+
+type Senders = Vec<(u64, mpsc::Sender<Pushed>)>;
 
 /// What a stream does with a live notification that arrives ahead of one it has not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +45,9 @@ pub struct Hub {
     next_id: Arc<AtomicU64>,
     metrics: Arc<NotifyMetrics>,
     repair: GapRepair,
+    /// Streams one user may hold here; a new one closes the oldest. Unbounded, one client
+    /// could open streams until the instance ran out of memory or file descriptors.
+    per_user: usize,
 }
 
 impl std::fmt::Debug for Hub {
@@ -47,7 +58,7 @@ impl std::fmt::Debug for Hub {
 
 /// One connected stream; dropping it unregisters the stream.
 pub struct Subscription {
-    pub receiver: mpsc::Receiver<Notification>,
+    pub receiver: mpsc::Receiver<Pushed>,
     hub: Hub,
     user: u64,
     id: u64,
@@ -60,8 +71,14 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<NotifyMetrics>, repair: GapRepair) -> Self {
-        Self { streams: Arc::default(), next_id: Arc::new(AtomicU64::new(1)), metrics, repair }
+    pub fn new(metrics: Arc<NotifyMetrics>, repair: GapRepair, per_user: usize) -> Self {
+        Self {
+            streams: Arc::default(),
+            next_id: Arc::new(AtomicU64::new(1)),
+            metrics,
+            repair,
+            per_user: per_user.max(1),
+        }
     }
 
     pub fn repair(&self) -> GapRepair {
@@ -75,7 +92,18 @@ impl Hub {
     pub fn subscribe(&self, user: u64) -> Subscription {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().entry(user).or_default().push((id, tx));
+        let mut streams = self.lock();
+        let senders = streams.entry(user).or_default();
+        // Oldest first: dropping its sender ends that stream (its client reconnects, and the
+        // newest streams are the ones a user is looking at).
+        while senders.len() >= self.per_user {
+            let (_, oldest) = senders.remove(0);
+            // Told why, if its buffer has room; closed either way when `oldest` drops.
+            let _ = oldest.try_send(Pushed::Displaced);
+            self.metrics.streams_displaced.inc();
+        }
+        senders.push((id, tx));
+        drop(streams);
         self.metrics.streams.inc();
         Subscription { receiver: rx, hub: self.clone(), user, id }
     }
@@ -107,7 +135,7 @@ impl Hub {
         let mut delivered = 0;
         let mut streams = self.lock();
         if let Some(senders) = streams.get_mut(&n.recipient_id) {
-            senders.retain(|(_, tx)| match tx.try_send(n.clone()) {
+            senders.retain(|(_, tx)| match tx.try_send(Pushed::Notification(n.clone())) {
                 Ok(()) => {
                     delivered += 1;
                     true

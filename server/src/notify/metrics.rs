@@ -17,6 +17,7 @@ pub struct NotifyMetrics {
     pub dead_lettered: Counter,
     pub alerts_sent: Counter,
     pub slow_streams_closed: Counter,
+    pub streams_displaced: Counter,
     pub gap_repairs: Counter,
     pub gap_repaired: Counter,
     pub streams: Gauge,
@@ -36,6 +37,7 @@ impl NotifyMetrics {
             dead_lettered: Counter::default(),
             alerts_sent: Counter::default(),
             slow_streams_closed: Counter::default(),
+            streams_displaced: Counter::default(),
             gap_repairs: Counter::default(),
             gap_repaired: Counter::default(),
             streams: Gauge::default(),
@@ -53,6 +55,11 @@ impl NotifyMetrics {
         sub.register("dead_lettered", "Messages that ended in the dead-letter queue", m.dead_lettered.clone());
         sub.register("alerts_sent", "Dead-letter alerts posted to the webhook", m.alerts_sent.clone());
         sub.register("slow_streams_closed", "SSE streams closed for falling behind", m.slow_streams_closed.clone());
+        sub.register(
+            "streams_displaced",
+            "SSE streams closed because their user opened more than the limit",
+            m.streams_displaced.clone(),
+        );
         sub.register(
             "gap_repairs",
             "Live notifications that arrived ahead of an earlier one; the stream read the gap from the database",

@@ -17,7 +17,7 @@ use sqlx::MySqlPool;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use super::Notification;
-use super::hub::{GapRepair, Subscription};
+use super::hub::{GapRepair, Pushed, Subscription};
 use super::metrics::NotifyMetrics;
 use super::store;
 
@@ -33,6 +33,9 @@ pub enum Item {
         resume_from: u64,
         replayed: u64,
     },
+    /// The last item: the user opened more streams than allowed and this is the oldest. A
+    /// client should not reconnect it.
+    Displaced,
 }
 
 #[derive(Debug)]
@@ -50,6 +53,8 @@ enum Phase {
     Repair {
         early: Notification,
     },
+    /// Displaced: nothing more to send.
+    Done,
 }
 
 pub struct OrderedStream {
@@ -101,7 +106,11 @@ impl OrderedStream {
                     // this, so it sees every one of them committed.
                     loop {
                         match self.subscription.receiver.try_recv() {
-                            Ok(_) => {}
+                            Ok(Pushed::Notification(_)) => {}
+                            Ok(Pushed::Displaced) => {
+                                self.phase = Phase::Done;
+                                return Some(Item::Displaced);
+                            }
                             Err(TryRecvError::Empty) => break,
                             Err(TryRecvError::Disconnected) => return None,
                         }
@@ -118,8 +127,18 @@ impl OrderedStream {
                 Phase::Ready { replayed } => {
                     return Some(Item::Ready { resume_from: self.last, replayed });
                 }
+                Phase::Done => {
+                    self.phase = Phase::Done;
+                    return None;
+                }
                 Phase::Live => {
-                    let n = self.subscription.receiver.recv().await?;
+                    let n = match self.subscription.receiver.recv().await? {
+                        Pushed::Notification(n) => n,
+                        Pushed::Displaced => {
+                            self.phase = Phase::Done;
+                            return Some(Item::Displaced);
+                        }
+                    };
                     if n.seq <= self.last {
                         continue; // sent already (by the catch-up, or a repair)
                     }

@@ -28,6 +28,10 @@ pub enum PointsError {
 pub enum Reason<'a> {
     DiaryWritten,
     CommentWritten,
+    /// The award of a deleted diary, taken back.
+    DiaryDeleted,
+    /// The award of a deleted comment, taken back.
+    CommentDeleted,
     Spent(&'a str),
 }
 
@@ -36,9 +40,80 @@ impl Reason<'_> {
         match self {
             Reason::DiaryWritten => "diary_written",
             Reason::CommentWritten => "comment_written",
+            Reason::DiaryDeleted => "diary_deleted",
+            Reason::CommentDeleted => "comment_deleted",
             Reason::Spent(reason) => reason,
         }
     }
+}
+
+// The rules of earning, so that points measure writing, not a loop of requests:
+// * what a diary or comment earned is taken back when it is deleted (as far as the balance
+//   allows: a balance never goes below zero, so points already spent stay spent, and the daily
+//   cap bounds what a write-spend-delete loop can take);
+// * commenting on one's own diary earns nothing (the caller decides: see `diary::comments`);
+// * earnings per UTC day are capped (`SERVER_POINTS_DAILY_CAP`), deletions notwithstanding.
+
+/// Awards up to `amount` for an earning `reason`, within what `user_id` may still earn today
+/// under `daily_cap`; returns what was awarded (0 once the cap is reached: nothing is logged).
+#[tracing::instrument(skip(conn), fields(user_id))]
+pub async fn award(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    amount: i64,
+    reason: Reason<'_>,
+    ref_id: Option<u64>,
+    daily_cap: i64,
+) -> Result<i64, PointsError> {
+    // The balance row's lock serialises this user's changes: the day's total cannot change
+    // between this read and the award.
+    lock_balance(conn, user_id).await?;
+    let earned: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(delta), 0) AS SIGNED) FROM point_log \
+         WHERE user_id = ? AND reason IN ('diary_written', 'comment_written') AND created_at >= UTC_DATE()",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let grant = amount.min(daily_cap - earned);
+    if grant <= 0 {
+        return Ok(0);
+    }
+    apply(conn, user_id, grant, reason, ref_id).await?;
+    Ok(grant)
+}
+
+/// Takes back what `awarded_for` + `ref_id` earned `user_id`, as far as the balance allows,
+/// logged as `reversal`; returns the points taken back (0 when it earned nothing).
+#[tracing::instrument(skip(conn), fields(user_id))]
+pub async fn take_back(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    awarded_for: Reason<'_>,
+    ref_id: u64,
+    reversal: Reason<'_>,
+) -> Result<i64, PointsError> {
+    let balance = lock_balance(conn, user_id).await?;
+    let awarded: Option<i64> =
+        sqlx::query_scalar("SELECT delta FROM point_log WHERE user_id = ? AND reason = ? AND ref_id = ?")
+            .bind(user_id)
+            .bind(awarded_for.as_str())
+            .bind(ref_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let amount = awarded.unwrap_or(0).min(balance);
+    if amount <= 0 {
+        return Ok(0);
+    }
+    apply(conn, user_id, -amount, reversal, Some(ref_id)).await?;
+    Ok(amount)
+}
+
+async fn lock_balance(conn: &mut MySqlConnection, user_id: u64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT balance FROM point_balances WHERE user_id = ? FOR UPDATE")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// Applies `delta` to the balance of `user_id` and logs it, in the caller's transaction.

@@ -42,6 +42,31 @@ pub struct RentalInput {
     pub photo_urls: Option<Vec<String>>,
 }
 
+/// What `POST /rentals` requires, for the OpenAPI document: the body is [`RentalInput`]
+/// (whose fields are all optional, as an update takes them), but creating one needs these.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: nothing reads its fields
+pub struct NewRental {
+    #[schema(min_length = 1, max_length = 200)]
+    title: String,
+    /// Empty when not given.
+    #[schema(max_length = 5000)]
+    description: Option<String>,
+    category: super::Category,
+    /// Whole currency units per day, 0 to 10,000,000.
+    #[schema(minimum = 0, maximum = 10000000)]
+    price_per_day: i64,
+    /// 0 to 10,000,000; 0 when not given.
+    #[schema(minimum = 0, maximum = 10000000)]
+    deposit: Option<i64>,
+    /// Free text such as a neighbourhood.
+    #[schema(max_length = 200)]
+    location: Option<String>,
+    /// Up to 10 `http` or `https` URLs.
+    #[schema(max_items = 10)]
+    photo_urls: Option<Vec<String>>,
+}
+
 /// Validated fields; `None` means "not given" (for updates).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RentalFields {

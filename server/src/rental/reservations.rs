@@ -13,6 +13,7 @@ use sqlx::MySqlPool;
 use super::not_found as rental_not_found;
 use crate::error::ApiError;
 use crate::pagination::{Page, Paged};
+use crate::time::parse_date;
 
 /// The longest reservation, in days.
 pub const MAX_DAYS: i64 = 90;
@@ -111,10 +112,10 @@ const SELECT: &str = "SELECT r.id, r.item_id, i.owner_id AS item_owner_id, r.req
 #[serde(deny_unknown_fields)]
 pub struct ReservationInput {
     /// First day, inclusive: `YYYY-MM-DD` (UTC), today or later.
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = NaiveDate, required = true)]
     pub start_date: Option<String>,
     /// Last day, inclusive: on or after `start_date`, at most 90 days in all.
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = NaiveDate, required = true)]
     pub end_date: Option<String>,
 }
 
@@ -123,11 +124,6 @@ pub struct ReservationInput {
 pub struct DateRange {
     pub start: NaiveDate,
     pub end: NaiveDate,
-}
-
-pub fn parse_date(field: &'static str, raw: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::invalid(field, format!("`{raw}` is not a date: use YYYY-MM-DD")))
 }
 
 impl ReservationInput {

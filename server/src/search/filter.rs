@@ -9,7 +9,8 @@ use sqlx::query::Query;
 use crate::error::ApiError;
 use crate::rental::Category;
 use crate::rental::input::PRICE_MAX;
-use crate::rental::reservations::{DateRange, parse_date};
+use crate::rental::reservations::DateRange;
+use crate::time::parse_date;
 
 pub const Q_MAX: usize = 500;
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -19,8 +20,8 @@ pub const MAX_LIMIT: u32 = 100;
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// What to look for, 1 to 500 characters. Required.
-    #[param(min_length = 1, max_length = 500)]
+    /// What to look for, 1 to 500 characters.
+    #[param(value_type = String, required = true, min_length = 1, max_length = 500)]
     pub q: Option<String>,
     /// Only items of this category.
     #[param(value_type = Option<Category>)]

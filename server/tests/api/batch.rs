@@ -7,24 +7,31 @@ use chrono::NaiveDateTime;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use server::accounts::{Email, Role, users};
+
 use crate::helpers::{TestApp, TestResult, World, assert_error};
 
 pub const ADMIN: &str = "ops@example.test";
 
-/// Signs up and logs in with a chosen email (so it can be an admin one).
-pub async fn login_as(app: &TestApp, email: &str) -> String {
+/// Signs up `ADMIN`, grants it the admin role as the operator would (`server grant-admin`),
+/// and logs in: the session carries the role.
+pub async fn admin_session(world: &World, app: &TestApp) -> String {
     let (status, body) = app
         .call(
             "POST",
             "/auth/signup",
             None,
-            Some(json!({ "email": email, "password": "correct horse", "display_name": "ops" })),
+            Some(json!({ "email": ADMIN, "password": "correct horse", "display_name": "ops" })),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "signup: {body}");
+    assert_eq!(body["role"], "user", "sign-up never grants a role");
+    let email = Email::parse(ADMIN).unwrap();
+    users::set_role(&world.db, &email, Role::Admin).await.unwrap().expect("the account exists");
     let (status, body) =
-        app.call("POST", "/auth/login", None, Some(json!({ "email": email, "password": "correct horse" }))).await;
+        app.call("POST", "/auth/login", None, Some(json!({ "email": ADMIN, "password": "correct horse" }))).await;
     assert_eq!(status, StatusCode::OK, "login: {body}");
+    assert_eq!(body["user"]["role"], "admin");
     body["token"].as_str().unwrap().to_string()
 }
 
@@ -42,11 +49,10 @@ async fn runs(world: &World, job: &str) -> Vec<RunRow> {
 }
 
 /// Settings for a 1-second heartbeat polled every 50 ms, nothing else running.
-const HEARTBEAT: [(&str, &str); 5] = [
+const HEARTBEAT: [(&str, &str); 4] = [
     ("SERVER_JOB_HEARTBEAT_SCHEDULE", "every 1s"),
     ("SERVER_JOB_POLL_MS", "50"),
     ("SERVER_EMBED_WORKERS", "0"),
-    ("SERVER_ADMIN_EMAILS", ADMIN),
     ("SERVER_AI_ENABLED", "false"),
 ];
 
@@ -103,7 +109,7 @@ async fn count(world: &World, job: &str, kind: Option<&str>) -> usize {
 async fn an_admin_pauses_resumes_and_triggers_a_job() -> TestResult {
     let world = World::new().await;
     let app = world.spawn(&HEARTBEAT).await;
-    let token = login_as(&app, ADMIN).await;
+    let token = admin_session(&world, &app).await;
 
     let (status, body) = app.call("GET", "/admin/jobs", Some(&token), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -149,7 +155,7 @@ async fn the_admin_api_refuses_strangers_and_names_unknown_jobs() -> TestResult 
     let world = World::new().await;
     let app = world.spawn(&HEARTBEAT).await;
     let user = app.signup("plain").await;
-    let admin = login_as(&app, ADMIN).await;
+    let admin = admin_session(&world, &app).await;
 
     for (method, path) in
         [("GET", "/admin/jobs"), ("GET", "/admin/jobs/cleanup/runs"), ("POST", "/admin/jobs/cleanup/pause")]
@@ -172,7 +178,7 @@ async fn the_admin_api_refuses_strangers_and_names_unknown_jobs() -> TestResult 
 async fn a_triggered_cleanup_deletes_old_read_notifications_only() -> TestResult {
     let world = World::new().await;
     let app = world.spawn(&HEARTBEAT).await;
-    let admin = login_as(&app, ADMIN).await;
+    let admin = admin_session(&world, &app).await;
     let owner: u64 =
         sqlx::query_scalar("SELECT id FROM users WHERE email = ?").bind(ADMIN).fetch_one(&world.db).await?;
     for (cause, age_days, read) in [(1, 40, true), (2, 40, false), (3, 1, true)] {

@@ -8,7 +8,7 @@ use server::batch::claim::{ClaimStrategy, Claimer, Outcome};
 use server::embed::hashing::HashingEmbedder;
 use sqlx::MySqlPool;
 
-use crate::batch::{ADMIN, login_as};
+use crate::batch::admin_session;
 use crate::helpers::{TestResult, World};
 
 /// An owner and `n` items waiting for an embedding; returns the owner's id.
@@ -208,9 +208,9 @@ async fn a_changed_item_is_stale_and_a_failed_claim_goes_back_to_wait() -> TestR
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pausing_embed_posts_stops_the_workers_and_resuming_restarts_them() -> TestResult {
     let world = World::new().await;
-    let settings = [("SERVER_ADMIN_EMAILS", ADMIN), ("SERVER_JOB_POLL_MS", "50"), ("SERVER_AI_ENABLED", "false")];
+    let settings = [("SERVER_JOB_POLL_MS", "50"), ("SERVER_AI_ENABLED", "false")];
     let app = world.spawn(&settings).await;
-    let admin = login_as(&app, ADMIN).await;
+    let admin = admin_session(&world, &app).await;
     let (status, body) = app.call("POST", "/admin/jobs/embed-posts/pause", Some(&admin), None).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -54,6 +54,25 @@ impl World {
         Settings::from_sources(None, env).expect("valid test settings")
     }
 
+    /// Runs the real `server` binary with this world's settings and `args` (an operator's
+    /// command such as `grant-admin`); returns its exit code, stdout and stderr.
+    pub async fn server_command(&self, args: &[&str], extra: &[(&str, &str)]) -> (i32, String, String) {
+        let urls = self.infra.urls();
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(args)
+            .env_clear()
+            .env("SERVER_DATABASE_URL", &self.database_url)
+            .env("SERVER_REDIS_URL", urls.redis)
+            .env("SERVER_AMQP_URL", urls.amqp)
+            .env("SERVER_NAMESPACE", &self.redis_prefix)
+            .envs(extra.iter().copied())
+            .output()
+            .await
+            .expect("the server binary runs");
+        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+        (output.status.code().unwrap_or(-1), text(output.stdout), text(output.stderr))
+    }
+
     /// Starts one server instance in this world.
     pub async fn spawn(&self, extra: &[(&str, &str)]) -> TestApp {
         let app = App::build(self.settings(extra)).await.expect("the app builds");

@@ -19,4 +19,5 @@ mod points;
 mod rentals;
 mod reservations;
 mod search;
+mod security;
 mod social;

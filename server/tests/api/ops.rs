@@ -36,6 +36,37 @@ async fn readyz_says_which_dependency_is_down() -> TestResult {
     Ok(())
 }
 
+/// A readiness probe every few seconds must not open a broker connection each time, and a
+/// strategy that does not use the broker is ready without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_opens_no_connection_of_its_own_and_needs_no_broker_it_does_not_use() -> TestResult {
+    let world = World::new().await;
+    // A "broker" that counts the connections made to it and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let _broker = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let app = world.spawn(&[("SERVER_AMQP_URL", &url), ("SERVER_NOTIFY_DELIVERY", "redis-pubsub")]).await;
+    crate::notifications::wait_ready(&app).await;
+
+    for _ in 0..5 {
+        let (status, body) = app.call("GET", "/readyz", None, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["checks"]["broker"], "not used by redis-pubsub", "{body}");
+    }
+
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0, "readyz connected to the broker");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_per_route_pattern() -> TestResult {
     let world = World::new().await;

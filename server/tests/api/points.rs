@@ -38,9 +38,11 @@ async fn writing_earns_points_spending_needs_them_and_the_log_pages_back() -> Te
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_concurrent_awards_over_three_instances_lose_no_update() -> TestResult {
+async fn two_hundred_concurrent_awards_over_three_instances_lose_no_update_and_stop_at_the_cap() -> TestResult {
     let world = World::new().await;
-    let poll = [("SERVER_AI_WORKER_POLL_MS", "60000")];
+    // 200 diaries of 10 points against a daily cap of 1,000: exactly 100 are paid, however the
+    // requests interleave over the instances.
+    let poll = [("SERVER_AI_WORKER_POLL_MS", "60000"), ("SERVER_POINTS_DAILY_CAP", "1000")];
     let apps = [world.spawn(&poll).await, world.spawn(&poll).await, world.spawn(&poll).await];
     let user = apps[0].signup("busy").await;
 
@@ -72,9 +74,9 @@ async fn two_hundred_concurrent_awards_over_three_instances_lose_no_update() -> 
             .bind(user.id)
             .fetch_one(&world.db)
             .await?;
-    assert_eq!(balance, 2000);
-    assert_eq!(rows, 200);
-    assert_eq!(sum, 2000, "the balance equals the sum of the log");
+    assert_eq!(balance, 1000);
+    assert_eq!(rows, 100, "no award beyond the cap, none lost below it");
+    assert_eq!(sum, 1000, "the balance equals the sum of the log");
     Ok(())
 }
 
@@ -111,5 +113,71 @@ async fn concurrent_spends_over_three_instances_never_overdraw() -> TestResult {
         .fetch_one(&world.db)
         .await?;
     assert!(min_after >= 0);
+    Ok(())
+}
+
+/// The rules of earning: a comment on one's own diary earns nothing; deleting a diary or a
+/// comment takes its award back (never below zero); a day's earnings are capped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_cannot_be_farmed_by_self_comments_deletes_or_volume() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_POINTS_DAILY_CAP", "25"), ("SERVER_AI_ENABLED", "false")]).await;
+    let (a, b) = (app.signup("a").await, app.signup("b").await);
+    app.befriend(&a, &b).await;
+    let balance = |who: &crate::helpers::Session| {
+        let token = who.token.clone();
+        let app = &app;
+        async move { app.call("GET", "/points", Some(&token), None).await.1["balance"].as_i64().unwrap() }
+    };
+
+    let first = app.diary(&a, "friends").await;
+    let (status, _) =
+        app.call("POST", &format!("/diaries/{first}/comments"), Some(&a.token), Some(json!({"content": "me"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(balance(&a).await, 10, "a diary earns 10, a comment on one's own diary nothing");
+
+    let (_, comment) =
+        app.call("POST", &format!("/diaries/{first}/comments"), Some(&b.token), Some(json!({"content": "hi"}))).await;
+    assert_eq!(balance(&b).await, 2);
+    let comment = comment["id"].as_u64().unwrap();
+    assert_eq!(
+        app.call("DELETE", &format!("/comments/{comment}"), Some(&b.token), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(balance(&b).await, 0, "a deleted comment's award is taken back");
+
+    let second = app.diary(&a, "private").await;
+    assert_eq!(balance(&a).await, 20);
+    assert_eq!(app.call("DELETE", &format!("/diaries/{second}"), Some(&a.token), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(balance(&a).await, 10, "a deleted diary's award is taken back");
+
+    // 20 earned today against a cap of 25: the third diary earns 5. Spent, then deleted: the
+    // award is taken back as far as the balance allows, which is not at all.
+    let third = app.diary(&a, "private").await;
+    assert_eq!(balance(&a).await, 15);
+    let (status, _) =
+        app.call("POST", "/points/spend", Some(&a.token), Some(json!({"amount": 15, "reason": "sticker"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    app.call("DELETE", &format!("/diaries/{third}"), Some(&a.token), None).await;
+    assert_eq!(balance(&a).await, 0, "never below zero");
+
+    // The cap counts what was earned, not what was kept: a fourth diary earns nothing today.
+    app.diary(&a, "private").await;
+    assert_eq!(balance(&a).await, 0);
+    let (_, log) = app.call("GET", "/points/log?limit=10", Some(&a.token), None).await;
+    let entries: Vec<(String, i64)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["reason"].as_str().unwrap().to_string(), e["delta"].as_i64().unwrap()))
+        .collect();
+    let expected = [
+        ("spend_sticker", -15),
+        ("diary_written", 5),
+        ("diary_deleted", -10),
+        ("diary_written", 10),
+        ("diary_written", 10),
+    ];
+    assert_eq!(entries, expected.map(|(r, d)| (r.to_string(), d)));
     Ok(())
 }
