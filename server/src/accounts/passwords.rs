@@ -1,25 +1,31 @@
-//! argon2id password hashes (PHC strings), computed off the async threads, a bounded number
-//! at a time.
+//! argon2id password hashes (PHC strings), computed on a few threads of their own, a bounded
+//! number at a time.
 //!
 //! Each hash holds argon2's memory (19 MiB by default) for tens of milliseconds of CPU. With
-//! no bound, 64 concurrent wrong-password logins took a process from 165 MB to 1.37 GB (kept
-//! afterwards by the allocator), and every other request waited behind them. Here at most
-//! `concurrency` hashes run at once, at most `queue` more wait for a slot, and anything
-//! beyond is refused at once with [`HashError::Busy`] (503 with `Retry-After`), so memory is
-//! bounded by `concurrency` × argon2's memory whatever the load.
+//! no bound, 64 concurrent wrong-password logins took a process from 165 MB to 1.37 GB, and a
+//! second burst to 2.5 GB, kept. Two things bound it here:
+//! * `concurrency` threads compute every hash, each in one buffer of argon2's memory that it
+//!   keeps and reuses: memory is `concurrency` × 19 MiB, allocated once. (Allocated per hash,
+//!   glibc kept up to ~8 freed 19 MiB buffers per thread instead of returning them: measured,
+//!   a process at 225 MB after 64 logins with 2 threads, and on tokio's blocking pool, where
+//!   each burst brings new threads, 2.4 GB after two bursts.)
+//! * at most `queue` more wait; anything beyond is refused at once with [`HashError::Busy`]
+//!   (503 with `Retry-After`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::{OnceCell, oneshot};
 
 use crate::error::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    /// Every hashing slot is taken and the queue is full.
+    /// Every hashing thread is busy and the queue is full.
     #[error("password hashing is at capacity")]
     Busy,
     #[error(transparent)]
@@ -39,18 +45,61 @@ impl From<HashError> for ApiError {
     }
 }
 
-#[derive(Debug, Clone)]
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads; they end when the last [`PasswordHasher`] clone is dropped.
+struct HashThreads {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl HashThreads {
+    fn start(threads: usize) -> anyhow::Result<HashThreads> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            std::thread::Builder::new().name(format!("password-hash-{n}")).spawn(move || {
+                loop {
+                    // The lock is held only while taking a job, never while running one.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // every sender is gone
+                    }
+                }
+            })?;
+        }
+        Ok(HashThreads { jobs: Mutex::new(jobs) })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        let jobs = self.jobs.lock().map_err(|_| anyhow::anyhow!("the hashing queue is poisoned"))?;
+        jobs.send(job).map_err(|_| HashError::Failed(anyhow::anyhow!("the hashing threads are gone")))
+    }
+}
+
+#[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    slots: Arc<Semaphore>,
+    threads: Arc<HashThreads>,
     /// Hashes running or waiting now.
     in_line: Arc<AtomicUsize>,
     /// Running + waiting beyond which a request is refused.
     capacity: usize,
     /// A hash of nothing anyone knows, with the current parameters: a login for an address
     /// with no account is checked against it, so that it costs what a real one does and the
-    /// answer's timing does not tell which addresses have accounts.
-    decoy: Arc<String>,
+    /// answer's timing does not tell which addresses have accounts. Made on first use, on the
+    /// hashing threads.
+    decoy: Arc<OnceCell<String>>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher").field("capacity", &self.capacity).finish()
+    }
 }
 
 /// Releases a place in line when dropped.
@@ -63,22 +112,17 @@ impl Drop for InLine {
 }
 
 impl PasswordHasher {
-    /// `concurrency` hashes at once (at least 1), `queue` more waiting.
+    /// `concurrency` hashing threads (at least 1), `queue` more hashes waiting.
     pub fn new(memory_kib: u32, iterations: u32, concurrency: usize, queue: usize) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters m={memory_kib} t={iterations}: {e}"))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let salt = SaltString::generate(&mut OsRng);
-        let decoy = argon2::PasswordHasher::hash_password(&argon2, rand::random::<[u8; 32]>().as_slice(), &salt)
-            .map_err(|e| anyhow::anyhow!("hashing the decoy password: {e}"))?
-            .to_string();
         let concurrency = concurrency.max(1);
         Ok(Self {
             params,
-            slots: Arc::new(Semaphore::new(concurrency)),
+            threads: Arc::new(HashThreads::start(concurrency)?),
             in_line: Arc::default(),
             capacity: concurrency + queue,
-            decoy: Arc::new(decoy),
+            decoy: Arc::new(OnceCell::new()),
         })
     }
 
@@ -86,7 +130,7 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Runs `work` on the blocking pool once a slot is free; `Busy` when the line is full.
+    /// Runs `work` on a hashing thread; `Busy` when the line is full.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
@@ -95,9 +139,15 @@ impl PasswordHasher {
             self.in_line.fetch_sub(1, Ordering::AcqRel);
             return Err(HashError::Busy);
         }
-        let _place = InLine(self.in_line.clone());
-        let _slot = self.slots.acquire().await.map_err(|_| HashError::Busy)?;
-        Ok(tokio::task::spawn_blocking(work).await.map_err(anyhow::Error::from)??)
+        let place = InLine(self.in_line.clone());
+        let (done, result) = oneshot::channel();
+        // The place in line is given back when the hash is done, even if the request that
+        // asked for it is gone by then: the thread is busy until then either way.
+        self.threads.submit(Box::new(move || {
+            let _place = place;
+            let _ = done.send(work());
+        }))?;
+        result.await.map_err(|_| anyhow::anyhow!("a hashing thread ended mid-hash"))?.map_err(HashError::Failed)
     }
 
     /// Hashes `password` with the current parameters and a fresh salt.
@@ -105,9 +155,7 @@ impl PasswordHasher {
         let argon2 = self.argon2();
         self.run(move || {
             let salt = SaltString::generate(&mut OsRng);
-            argon2::PasswordHasher::hash_password(&argon2, password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
+            hash_phc(&argon2, password.as_bytes(), salt.as_salt())
         })
         .await
     }
@@ -118,14 +166,71 @@ impl PasswordHasher {
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, HashError> {
         let (phc, real) = match phc {
             Some(phc) => (phc, true),
-            None => (self.decoy.as_str().to_string(), false),
+            None => {
+                let decoy = self.decoy.get_or_try_init(|| self.hash(rand::random::<u64>().to_string())).await?;
+                (decoy.clone(), false)
+            }
         };
-        self.run(move || {
-            let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-            Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real)
-        })
-        .await
+        self.run(move || Ok(verify_phc(password.as_bytes(), &phc)? && real)).await
     }
+}
+
+thread_local! {
+    /// argon2's memory, kept by each hashing thread from one hash to the next.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `password` and `salt` into `out`, in this thread's kept memory.
+fn argon2_into(argon2: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    MEMORY.with_borrow_mut(|memory| {
+        let blocks = argon2.params().block_count();
+        if memory.len() != blocks {
+            // Other parameters (a hash from older settings): the buffer takes their size.
+            *memory = vec![Block::default(); blocks];
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+    })
+}
+
+/// The PHC string of `password` under `argon2` and `salt`.
+fn hash_phc(argon2: &Argon2<'_>, password: &[u8], salt: Salt<'_>) -> anyhow::Result<String> {
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let length = argon2.params().output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(length, |out| {
+        argon2_into(argon2, password, salt_bytes, out).map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+        salt: Some(salt),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc`, with the parameters it names.
+fn verify_phc(password: &[u8], phc: &str) -> anyhow::Result<bool> {
+    let unreadable = |e: &dyn std::fmt::Display| anyhow::anyhow!("stored hash unreadable: {e}");
+    let parsed = PasswordHash::new(phc).map_err(|e| unreadable(&e))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| unreadable(&e))?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|e| unreadable(&e))?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).map_err(|e| unreadable(&e))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return Ok(false) };
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| unreadable(&e))?;
+    let argon2 = Argon2::new(algorithm, version, params);
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2_into(&argon2, password, salt_bytes, out).map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("verifying a password: {e}"))?;
+    // `Output`'s equality is constant-time.
+    Ok(computed == expected)
 }
 
 #[cfg(test)]
@@ -155,6 +260,27 @@ mod tests {
         let phc = hasher.hash("correct horse".into()).await.unwrap();
         assert!(hasher.verify("correct horse".into(), Some(phc.clone())).await.unwrap());
         assert!(!hasher.verify("wrong".into(), Some(phc)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_strings_both_ways() {
+        let hasher = PasswordHasher::new(1024, 2, 1, 4).unwrap();
+        // Ours verify with the argon2 crate's own verifier ...
+        let ours = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"), "{ours}");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2::PasswordVerifier::verify_password(&Argon2::default(), b"correct horse", &parsed).is_ok());
+        // ... and its hashes, made with other parameters, verify here.
+        let theirs = argon2::PasswordHasher::hash_password(
+            &Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(2048, 1, 1, None).unwrap()),
+            b"correct horse",
+            &SaltString::generate(&mut OsRng),
+        )
+        .unwrap()
+        .to_string();
+        assert!(hasher.verify("correct horse".into(), Some(theirs.clone())).await.unwrap());
+        assert!(!hasher.verify("correct hors".into(), Some(theirs)).await.unwrap());
+        assert!(hasher.verify("x".into(), Some("not a hash".into())).await.is_err());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod accounts;
 mod ai_comments;
 mod ai_provider;
