@@ -38,7 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
             let (report, paths) = loadtest::run::run(&opts).await?;
-            println!("{}", loadtest::report::to_markdown(&report));
+            println!("{}", loadtest::report::to_text(&report));
             eprintln!("reports: {}", paths.html.parent().map(|d| d.display().to_string()).unwrap_or_default());
             Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }

@@ -43,7 +43,7 @@ impl std::fmt::Debug for App {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         use anyhow::Context;
-        let db = crate::db::connect_and_migrate(&settings.database_url, settings.db_max_connections)
+        let db = crate::db::connect_and_migrate(settings.database_url.expose(), settings.db_max_connections)
             .await
             .context("connecting to the database (SERVER_DATABASE_URL) and applying migrations")?;
         let redis_config = redis::aio::ConnectionManagerConfig::new()

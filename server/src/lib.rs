@@ -1,5 +1,8 @@
-//! The reference server: an emotion diary (accounts, friends, diaries, comments, guestbook,
-//! points, AI empathic comments) that runs as several instances behind one database.
+//! The reference server of two services that run as several instances behind one database:
+//! an emotion diary (accounts, friends, diaries, comments, guestbook, points, AI empathic
+//! comments, notifications over SSE delivered between instances by a chosen strategy) and a
+//! P2P rental platform (items, reservations without double booking, semantic search over
+//! embeddings, clustered batch jobs that claim posts so none is processed twice).
 
 pub mod accounts;
 pub mod ai;
@@ -16,6 +19,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod points;
+pub mod provider;
 pub mod rental;
 pub mod search;
 pub mod settings;

@@ -80,6 +80,27 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("points_daily_cap", Some("100")),
 ];
 
+/// A setting that must not end up in a log: a URL with a password in it, an API key. `Debug`
+/// prints `***`; [`Secret::expose`] gives the value to the one place that uses it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid setting {setting}: {message}")]
 pub struct SettingsError {
@@ -93,7 +114,7 @@ pub enum AiGeneratorSetting {
     /// Built in, no network: answers in the diary's language and fits its emotion.
     Offline { latency: Duration },
     /// An OpenAI-compatible chat-completions endpoint.
-    OpenAi { base_url: url::Url, model: String, api_key: String },
+    OpenAi { base_url: url::Url, model: String, api_key: Secret },
 }
 
 /// Which embedder turns rental posts and search queries into vectors (see `crate::embed`).
@@ -105,7 +126,7 @@ pub enum EmbedderSetting {
     /// and `tokenizer.json` (checked at start-up; relative paths are from the working directory).
     MiniLm { model_dir: PathBuf },
     /// An OpenAI-compatible `/embeddings` endpoint, asked for 384 dimensions.
-    OpenAi { base_url: url::Url, model: String, api_key: String, timeout: Duration, max_retries: u32 },
+    OpenAi { base_url: url::Url, model: String, api_key: Secret, timeout: Duration, max_retries: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +218,7 @@ pub struct GuardSettings {
 pub struct Settings {
     pub instance_id: String,
     pub listen_addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: Secret,
     pub redis_url: String,
     pub amqp_url: String,
     /// Prefix of every Redis key, channel, stream and AMQP exchange/queue this server uses:
@@ -307,6 +328,12 @@ impl Resolver {
         self.values.get(key).map(|(v, _)| v.trim()).filter(|v| !v.is_empty())
     }
 
+    /// The value of `key`, or its default from [`KEYS`] when it is unset or empty: defaults are
+    /// written once, there.
+    fn text(&self, key: &str) -> &str {
+        self.raw(key).or_else(|| KEYS.iter().find(|(k, _)| *k == key).and_then(|(_, d)| *d)).unwrap_or("")
+    }
+
     fn required(&self, key: &str, what: &str) -> Result<String, SettingsError> {
         self.raw(key).map(str::to_string).ok_or_else(|| self.err(key, format!("required: {what}")))
     }
@@ -348,7 +375,7 @@ impl Resolver {
         let listen_addr = listen_raw
             .parse()
             .map_err(|_| self.err("listen_addr", format!("`{listen_raw}` is not host:port, e.g. 127.0.0.1:8080")))?;
-        let generator = match self.raw("ai_generator").unwrap_or("offline") {
+        let generator = match self.text("ai_generator") {
             "offline" => AiGeneratorSetting::Offline {
                 latency: Duration::from_millis(self.number("ai_offline_latency_ms", 0u64, 600_000)?),
             },
@@ -358,7 +385,7 @@ impl Resolver {
                 AiGeneratorSetting::OpenAi {
                     base_url,
                     model: self.required("ai_openai_model", "a model name")?,
-                    api_key: self.required("ai_openai_api_key", "the API key of the provider")?,
+                    api_key: Secret::new(self.required("ai_openai_api_key", "the API key of the provider")?),
                 }
             }
             other => return Err(self.err("ai_generator", format!("`{other}` is not one of offline, openai"))),
@@ -366,9 +393,12 @@ impl Resolver {
         Ok(Settings {
             instance_id,
             listen_addr,
-            database_url: self.url("database_url", &["mysql", "mariadb"], "mysql://user:pass@host:port/db")?.0,
+            database_url: Secret::new(
+                self.url("database_url", &["mysql", "mariadb"], "mysql://user:pass@host:port/db")?.0,
+            ),
             redis_url: self.url("redis_url", &["redis", "rediss"], "redis://host:port/")?.0,
             amqp_url: self.url("amqp_url", &["amqp", "amqps"], "amqp://user:pass@host:port/%2f")?.0,
+            // Set but empty means no prefix at all, not the default.
             namespace: match self.raw("namespace").unwrap_or("") {
                 ns if ns.len() <= 40 && ns.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c)) => {
                     ns.to_string()
@@ -380,14 +410,14 @@ impl Resolver {
                 }
             },
             notify_delivery: {
-                let raw = self.raw("notify_delivery").unwrap_or("rabbitmq");
+                let raw = self.text("notify_delivery");
                 raw.parse().map_err(|e: String| self.err("notify_delivery", e))?
             },
             alert_webhook_url: match self.raw("alert_webhook_url") {
                 Some(_) => Some(self.url("alert_webhook_url", &["http", "https"], "a webhook URL")?.1),
                 None => None,
             },
-            log_format: match self.raw("log_format").unwrap_or("text") {
+            log_format: match self.text("log_format") {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => return Err(self.err("log_format", format!("`{other}` is not one of text, json"))),
@@ -403,7 +433,7 @@ impl Resolver {
             points_daily_cap: self.number("points_daily_cap", 0i64, 1_000_000_000)?,
             guard: self.guard()?,
             ai: AiSettings {
-                enabled: match self.raw("ai_enabled").unwrap_or("true") {
+                enabled: match self.text("ai_enabled") {
                     "true" | "1" | "yes" => true,
                     "false" | "0" | "no" => false,
                     other => return Err(self.err("ai_enabled", format!("`{other}` is not true or false"))),
@@ -435,7 +465,7 @@ impl Resolver {
 
     fn batch(&self) -> Result<BatchSettings, SettingsError> {
         let strategy = {
-            let raw = self.raw("embed_claim_strategy").unwrap_or("skip-locked");
+            let raw = self.text("embed_claim_strategy");
             raw.parse().map_err(|e: String| self.err("embed_claim_strategy", e))?
         };
         let fail_rate: f64 = self.number("embed_fail_rate", 0.0, 1.0)?;
@@ -517,7 +547,7 @@ impl Resolver {
     }
 
     fn embedder(&self) -> Result<EmbedderSetting, SettingsError> {
-        match self.raw("embedder").unwrap_or("hashing") {
+        match self.text("embedder") {
             "hashing" => Ok(EmbedderSetting::Hashing),
             "minilm" => Ok(EmbedderSetting::MiniLm { model_dir: self.model_dir()? }),
             "openai" => {
@@ -526,7 +556,9 @@ impl Resolver {
                 Ok(EmbedderSetting::OpenAi {
                     base_url,
                     model: self.required("embed_openai_model", "an embedding model name")?,
-                    api_key: self.required("embed_openai_api_key", "the API key of the embeddings provider")?,
+                    api_key: Secret::new(
+                        self.required("embed_openai_api_key", "the API key of the embeddings provider")?,
+                    ),
                     timeout: Duration::from_millis(self.number("embed_timeout_ms", 100u64, 600_000)?),
                     max_retries: self.number("embed_max_retries", 0u32, 10)?,
                 })
@@ -695,6 +727,18 @@ mod tests {
     }
 
     #[test]
+    fn secrets_print_as_stars() {
+        let s = Settings::from_sources(
+            None,
+            env(&[("SERVER_AI_GENERATOR", "openai"), ("SERVER_AI_OPENAI_API_KEY", "sk-very-secret")]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("sk-very-secret") && !printed.contains("root:pw@"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
+    }
+
+    #[test]
     fn openai_needs_a_key() {
         let err = Settings::from_sources(None, env(&[("SERVER_AI_GENERATOR", "openai")])).unwrap_err();
         assert_eq!(err.setting, "SERVER_AI_OPENAI_API_KEY");
@@ -788,7 +832,7 @@ mod tests {
             EmbedderSetting::OpenAi {
                 base_url: url::Url::parse("http://127.0.0.1:9000/v1").unwrap(),
                 model: "text-embedding-3-small".into(),
-                api_key: "sk-test".into(),
+                api_key: Secret::new("sk-test"),
                 timeout: Duration::from_millis(1500),
                 max_retries: 1,
             }

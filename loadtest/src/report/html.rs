@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::text::{html, ms, percent, seconds};
-use super::{RunReport, StrategyResult, charts, fault_rows};
+use super::columns::{self, Chart};
+use super::text::{html, seconds};
+use super::{RunReport, charts, fault_rows};
 
 const STYLE: &str = "
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto; max-width: 1200px;
@@ -42,7 +43,7 @@ pub(super) fn render(r: &RunReport) -> String {
         name = html(&r.scenario),
     );
     for (key, value) in [
-        ("kind", html(&r.kind)),
+        ("kind", html(r.kind.as_str())),
         ("command", format!("<code>{}</code>", html(&r.command))),
         ("instances", r.instances.to_string()),
         ("duration", seconds(r.duration_s)),
@@ -51,42 +52,34 @@ pub(super) fn render(r: &RunReport) -> String {
     ] {
         let _ = write!(out, "<dt>{key}</dt><dd>{value}</dd>");
     }
-    out.push_str("</dl>\n<h2>Results</h2>\n");
-    let notifications = !matches!(r.kind.as_str(), "claim" | "booking" | "jobs" | "api");
-    if notifications {
-        results_table(&mut out, &r.results);
-    } else {
-        kind_table(&mut out, &r.results);
-    }
-
-    for s in r.results.iter() {
-        if let Some(a) = &s.api {
-            endpoint_table(&mut out, &s.strategy, a);
+    out.push_str("</dl>\n");
+    let mut section = None;
+    for (i, table) in columns::tables(r).iter().enumerate() {
+        if i == 0 {
+            out.push_str("<h2>Results</h2>\n");
+        } else if table.section != section
+            && let Some((heading, intro)) = table.section
+        {
+            let _ = writeln!(out, "<h2>{}</h2>", html(heading));
+            if !intro.is_empty() {
+                let _ = writeln!(out, "<p>{}</p>", html(intro));
+            }
         }
-    }
-
-    if r.results.iter().any(|s| !s.ramp.is_empty()) {
-        out.push_str("<h2>Capacity ramp</h2>\n<p>Each step is judged on the notifications of its own requests.</p>\n");
-        out.push_str(&charts::ramp(&r.results));
-        for s in r.results.iter().filter(|s| !s.ramp.is_empty()) {
-            ramp_table(&mut out, s);
-        }
+        section = table.section;
+        out.push_str(&table.to_html(charts::color));
     }
 
     let faults = fault_rows(&r.faults);
     out.push_str("<h2>Charts</h2>\n");
-    if notifications {
-        out.push_str(&charts::latency(&r.results));
+    for chart in columns::charts(r.kind) {
+        out.push_str(&match chart {
+            Chart::Ramp => charts::ramp(&r.results),
+            Chart::Latency => charts::latency(&r.results),
+            Chart::Loss => charts::loss(&r.results),
+            Chart::Deliveries => charts::deliveries(&r.results, &faults),
+            Chart::Violations => charts::violations(&r.results),
+        });
         out.push('\n');
-        out.push_str(&charts::loss(&r.results));
-        out.push('\n');
-        out.push_str(&charts::deliveries(&r.results, &faults));
-    } else {
-        out.push_str(&charts::violations(&r.results));
-        if matches!(r.kind.as_str(), "booking" | "api") {
-            out.push('\n');
-            out.push_str(&charts::latency(&r.results));
-        }
     }
 
     out.push_str("\n<h2>Thresholds</h2>\n");
@@ -146,197 +139,4 @@ fn list(out: &mut String, title: &str, items: &[String]) {
         let _ = write!(out, "<li>{}</li>", html(item));
     }
     out.push_str("</ul>\n");
-}
-
-fn results_table(out: &mut String, results: &[StrategyResult]) {
-    out.push_str(
-        "<div class=\"wide\"><table>\n<tr><th>strategy</th><th>expected</th><th>delivered</th><th>lost</th><th>lost %</th>\
-         <th>duplicated</th><th>same id twice</th><th>inversions</th><th>unexpected</th><th>misrouted</th>\
-         <th>stored twice</th><th>resumes</th><th>throughput/s</th>\
-         <th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>verdict</th></tr>\n",
-    );
-    for (i, s) in results.iter().enumerate() {
-        let l = &s.latency_us;
-        let _ = write!(
-            out,
-            "<tr><td><span class=\"swatch\" style=\"background:{c}\"></span>{name}</td>",
-            c = charts::color(i),
-            name = html(&s.strategy),
-        );
-        let cells = [
-            s.expected.to_string(),
-            s.delivered.to_string(),
-            s.lost.to_string(),
-            percent(s.lost, s.expected),
-            s.duplicated.to_string(),
-            s.same_id_twice.to_string(),
-            s.inversions.to_string(),
-            s.unexpected.to_string(),
-            s.misrouted.to_string(),
-            s.stored_twice.to_string(),
-            s.resumes.to_string(),
-            format!("{:.1}", s.throughput_per_s),
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max),
-        ];
-        for cell in cells {
-            let _ = write!(out, "<td class=\"n\">{cell}</td>");
-        }
-        let _ = writeln!(out, "<td>{}</td></tr>", badge(s.passed));
-    }
-    out.push_str("</table></div>\n");
-}
-
-fn ramp_table(out: &mut String, s: &StrategyResult) {
-    let sustained = match &s.sustained {
-        Some(x) => format!(
-            "sustained without loss: <strong>{:.0} events/s = {:.1} notifications/s</strong> (p99 {} ms)",
-            x.events_per_s,
-            x.delivered_per_s,
-            ms(x.p99_us)
-        ),
-        None => "<strong>no step sustained</strong>".to_string(),
-    };
-    let _ = writeln!(out, "<h3>{}: {sustained}</h3>", html(&s.strategy));
-    out.push_str(
-        "<div class=\"wide\"><table>\n<tr><th>offered events/s</th><th>sent</th><th>skipped</th><th>expected</th>\
-         <th>delivered</th><th>lost</th><th>duplicated</th><th>delivered/s</th><th>p50 ms</th><th>p99 ms</th>\
-         <th>max ms</th><th>step</th></tr>\n",
-    );
-    for step in &s.ramp {
-        let l = &step.latency_us;
-        out.push_str("<tr>");
-        for cell in [
-            format!("{:.1}", step.offered_per_s),
-            step.sent.to_string(),
-            step.skipped.to_string(),
-            step.expected.to_string(),
-            step.delivered.to_string(),
-            step.lost.to_string(),
-            step.duplicated.to_string(),
-            format!("{:.1}", step.delivered_per_s),
-            ms(l.p50),
-            ms(l.p99),
-            ms(l.max),
-        ] {
-            let _ = write!(out, "<td class=\"n\">{cell}</td>");
-        }
-        let verdict =
-            if step.sustained { badge(true).to_string() } else { format!("{} {}", badge(false), html(&step.verdict)) };
-        let _ = writeln!(out, "<td>{verdict}</td></tr>");
-    }
-    out.push_str("</table></div>\n");
-}
-
-/// A strategy, its (column, cell) pairs, and whether it passed.
-type KindRow = (String, Vec<(&'static str, String)>, bool);
-
-/// Claim, booking and jobs results: one row per strategy with the counts of its kind.
-fn kind_table(out: &mut String, results: &[StrategyResult]) {
-    let rows: Vec<KindRow> = results
-        .iter()
-        .map(|s| {
-            let mut cells: Vec<(&'static str, String)> = Vec::new();
-            if let Some(c) = &s.claim {
-                cells.extend([
-                    ("posts", c.items.to_string()),
-                    ("done", c.done.to_string()),
-                    ("double processed", c.double_processed.to_string()),
-                    ("stuck", c.stuck.to_string()),
-                    ("embed calls", c.embed_calls.to_string()),
-                    ("failed calls", c.failed_calls.to_string()),
-                    ("fenced", c.fenced.to_string()),
-                    ("claims", c.claims.to_string()),
-                    ("wasted claims", c.wasted_claims.to_string()),
-                    ("posts/s", format!("{:.1}", s.throughput_per_s)),
-                ]);
-            }
-            if let Some(b) = &s.booking {
-                cells.extend([
-                    ("requests", b.requests.to_string()),
-                    ("approved", b.approved.to_string()),
-                    ("most possible", b.max_possible.to_string()),
-                    ("409", b.conflicts.to_string()),
-                    ("errors", b.errors.to_string()),
-                    ("overlaps", b.overlaps.to_string()),
-                    ("disagreements", b.disagreements.to_string()),
-                    ("approvals/s", format!("{:.1}", s.throughput_per_s)),
-                    ("p50 ms", ms(s.latency_us.p50)),
-                    ("p99 ms", ms(s.latency_us.p99)),
-                ]);
-            }
-            if let Some(a) = &s.api {
-                cells.extend([
-                    ("goose users", a.users.to_string()),
-                    ("requests", a.requests.to_string()),
-                    ("failed", a.failures.to_string()),
-                    ("requests/s", format!("{:.1}", s.throughput_per_s)),
-                    ("p50 ms", ms(s.latency_us.p50)),
-                    ("p90 ms", ms(s.latency_us.p90)),
-                    ("p99 ms", ms(s.latency_us.p99)),
-                    ("max ms", ms(s.latency_us.max)),
-                    ("goose report", format!("<a href=\"{0}\">{0}</a>", html(&a.goose_report))),
-                ]);
-            }
-            if let Some(j) = &s.jobs {
-                cells.extend([
-                    ("firings due", j.firings.to_string()),
-                    ("runs", j.runs.to_string()),
-                    ("missed", j.missed_firings.to_string()),
-                    ("run twice", j.double_firings.to_string()),
-                    ("longest gap s", format!("{:.1}", j.max_gap_s)),
-                ]);
-            }
-            (s.strategy.clone(), cells, s.passed)
-        })
-        .collect();
-    let Some((_, header, _)) = rows.first() else { return };
-    out.push_str("<div class=\"wide\"><table>\n<tr><th>strategy</th>");
-    for (name, _) in header {
-        let _ = write!(out, "<th>{}</th>", html(name));
-    }
-    out.push_str("<th>verdict</th></tr>\n");
-    for (i, (strategy, cells, passed)) in rows.iter().enumerate() {
-        let _ = write!(
-            out,
-            "<tr><td><span class=\"swatch\" style=\"background:{c}\"></span>{name}</td>",
-            c = charts::color(i),
-            name = html(strategy),
-        );
-        for (_, cell) in cells {
-            let _ = write!(out, "<td class=\"n\">{cell}</td>");
-        }
-        let _ = writeln!(out, "<td>{}</td></tr>", badge(*passed));
-    }
-    out.push_str("</table></div>\n");
-}
-
-/// An API run's endpoints: one row each.
-fn endpoint_table(out: &mut String, strategy: &str, a: &super::ApiCounts) {
-    let _ = writeln!(
-        out,
-        "<h3>{} per endpoint</h3>\n<table>\n<tr><th>endpoint</th><th>requests</th><th>failed</th>\
-         <th>requests/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>",
-        html(strategy)
-    );
-    for e in &a.endpoints {
-        let l = &e.latency_us;
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            html(&e.name),
-            e.requests,
-            e.failures,
-            e.requests_per_s,
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.max)
-        );
-    }
-    out.push_str("</table>\n");
 }

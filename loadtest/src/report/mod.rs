@@ -5,9 +5,13 @@
 //! only add fields.
 
 mod charts;
+pub mod columns;
 mod html;
 mod junit;
+pub mod limits;
 mod markdown;
+mod summary;
+pub mod table;
 pub mod text;
 pub mod thresholds;
 
@@ -21,12 +25,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::LedgerSummary;
 pub use crate::ledger::Percentiles;
+use crate::scenario::Kind;
 
 /// One scenario run: every strategy compared, the faults injected, the thresholds judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     pub scenario: String,
-    pub kind: String,
+    pub kind: Kind,
     pub instances: u32,
     /// Wall-clock seconds of the whole run, all strategies.
     pub duration_s: f64,
@@ -319,7 +324,12 @@ impl StrategyResult {
     }
 }
 
-/// The Markdown report, e.g. to print at the end of a run.
+/// The plain-text summary printed on the terminal at the end of a run.
+pub fn to_text(report: &RunReport) -> String {
+    summary::render(report)
+}
+
+/// The Markdown report, e.g. for a CI job summary.
 pub fn to_markdown(report: &RunReport) -> String {
     markdown::render(report)
 }

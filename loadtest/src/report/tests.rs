@@ -2,6 +2,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::ledger::{Cause, Ledger};
+use crate::scenario::Kind;
 
 /// A strategy's result with nothing wrong in it.
 pub(crate) fn result(strategy: &str) -> StrategyResult {
@@ -84,7 +85,7 @@ pub(crate) fn sample_report() -> RunReport {
     }
     RunReport {
         scenario: "notify-fanout".to_string(),
-        kind: "fanout".to_string(),
+        kind: Kind::Fanout,
         instances: 3,
         duration_s: 131.4,
         passed: false,
@@ -230,7 +231,7 @@ fn every_format_reports_same_id_twice_inversions_and_resumes() {
     let xml = to_junit(&report);
 
     assert!(md.contains("| duplicated | same id twice | inversions |"), "{md}");
-    assert!(md.contains("| outbox | 23950 | 23950 | 0 | 0.0 | 0 | 41 | 7 | 0 | 0 | 1210 |"), "{md}");
+    assert!(md.contains("| outbox | 23950 | 23950 | 0 | 0.0 | 0 | 41 | 7 | 0 | 0 | 0 | 1210 |"), "{md}");
     assert!(html.contains("<th>same id twice</th><th>inversions</th>"), "{html}");
     assert!(html.contains("<td class=\"n\">41</td><td class=\"n\">7</td>"), "{html}");
     assert!(xml.contains("<property name=\"outbox.inversions\" value=\"7\"/>"), "{xml}");
@@ -357,7 +358,7 @@ fn ramp_step(offered: f64, delivered_per_s: f64, lost: u64) -> RampStep {
 #[test]
 fn a_capacity_report_shows_every_step_and_the_sustained_rate() {
     let mut report = sample_report();
-    report.kind = "capacity".to_string();
+    report.kind = Kind::Capacity;
     report.results.truncate(2);
     report.results[0].ramp = vec![ramp_step(50.0, 100.0, 66)];
     report.results[1].ramp = vec![ramp_step(50.0, 300.0, 0), ramp_step(100.0, 600.0, 0), ramp_step(200.0, 900.0, 12)];
@@ -365,7 +366,7 @@ fn a_capacity_report_shows_every_step_and_the_sustained_rate() {
     let md = to_markdown(&report);
     assert!(md.contains("## Capacity ramp"), "{md}");
     assert!(md.contains("no step sustained"), "{md}");
-    assert!(md.contains("**100 events/s = 600.0 notifications/s**"), "{md}");
+    assert!(md.contains("sustained without loss: 100 events/s = 600.0 notifications/s"), "{md}");
     assert_eq!(md.matches("| 200.0 |").count(), 1, "{md}");
     assert!(md.contains("❌ lost 12 of 100 (x)"), "{md}");
     let html = to_html(&report);
@@ -383,7 +384,7 @@ fn a_capacity_report_shows_every_step_and_the_sustained_rate() {
 #[test]
 fn claim_results_carry_their_counts_at_the_result_level_and_render_by_kind() {
     let mut report = sample_report();
-    report.kind = "claim".to_string();
+    report.kind = Kind::Claim;
     report.results = ["naive", "skip-locked"]
         .iter()
         .map(|name| {
@@ -420,7 +421,7 @@ fn claim_results_carry_their_counts_at_the_result_level_and_render_by_kind() {
 #[test]
 fn booking_and_jobs_results_render_their_own_columns() {
     let mut report = sample_report();
-    report.kind = "booking".to_string();
+    report.kind = Kind::Booking;
     let mut b = StrategyResult::without_notifications("optimistic", 420.0, Percentiles::default());
     b.booking = Some(BookingCounts {
         requests: 200,
@@ -432,7 +433,7 @@ fn booking_and_jobs_results_render_their_own_columns() {
     });
     report.results = vec![b];
     assert!(to_markdown(&report).contains("| optimistic | 200 | 200 | 40 | 52 | 160 | 0 | 0 | 0 |"));
-    report.kind = "jobs".to_string();
+    report.kind = Kind::Jobs;
     let mut j = StrategyResult::without_notifications("clustered", 1.0, Percentiles::default());
     j.jobs = Some(JobCounts { firings: 60, runs: 59, missed_firings: 1, max_gap_s: 2.0, ..Default::default() });
     report.results = vec![j];

@@ -28,14 +28,18 @@ pub(super) fn xml(text: &str) -> String {
 }
 
 /// Makes text safe inside one Markdown table cell or list item: no column breaks, no line
-/// breaks, no HTML tags. `>` stays as it is: it starts no tag and `lost 3 > 0` must read well.
+/// breaks, no HTML tags. A `<` is escaped only where it could open a tag (before a letter,
+/// `/`, `!` or `?`): `lost 0 <= 0` and `p99 3 > 0` must read well where Markdown is read raw.
 pub(super) fn md_cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '|' => out.push_str("\\|"),
             '\n' | '\r' => out.push(' '),
-            '<' => out.push_str("&lt;"),
+            '<' if chars.peek().is_some_and(|n| n.is_alphabetic() || matches!(n, '/' | '!' | '?')) => {
+                out.push_str("&lt;")
+            }
             '`' => out.push('\''),
             c => out.push(c),
         }
@@ -69,6 +73,7 @@ mod tests {
     fn markup_and_control_characters_are_neutralised() {
         assert_eq!(xml("<a href=\"x\">&'\u{0}"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;\u{FFFD}");
         assert_eq!(md_cell("a|b\n<c>`"), "a\\|b &lt;c>'");
+        assert_eq!(md_cell("lost 0 <= 0, </x>, <!--"), "lost 0 <= 0, &lt;/x>, &lt;!--");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Judging results against a scenario's `[thresholds]`: one verdict per limit that is set,
 //! each with the measured value, so a failure says by how much.
 
-use super::{StrategyResult, ThresholdResult, text};
+use super::limits::LIMITS;
+use super::{StrategyResult, ThresholdResult};
 use crate::scenario::{Scenario, Thresholds};
 
 /// Judges every result against its limits (`[thresholds.all]` overridden by the strategy's
-/// own), sets each result's `passed`, and returns every verdict. An absent limit passes.
+/// own), sets each result's `passed`, and returns every verdict, in the order of
+/// [`LIMITS`]. An absent limit passes.
 pub fn evaluate(scenario: &Scenario, results: &mut [StrategyResult]) -> Vec<ThresholdResult> {
     let mut verdicts = Vec::new();
     for result in results.iter_mut() {
@@ -17,154 +19,19 @@ pub fn evaluate(scenario: &Scenario, results: &mut [StrategyResult]) -> Vec<Thre
 }
 
 fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
-    let mut out = Vec::new();
-    let mut verdict = |limit: &str, passed: bool, detail: String| {
-        out.push(ThresholdResult {
-            name: format!("{}.{limit}", r.strategy),
-            strategy: r.strategy.clone(),
-            passed,
-            detail,
-        });
-    };
-    let counts = [
-        ("max_lost", "lost", t.max_lost, r.lost),
-        ("max_duplicated", "duplicated", t.max_duplicated, r.duplicated),
-        ("max_unexpected", "unexpected", t.max_unexpected, r.unexpected),
-        ("max_stored_twice", "stored twice", t.max_stored_twice, r.stored_twice),
-        ("max_same_id_twice", "same id twice", t.max_same_id_twice, r.same_id_twice),
-        ("max_inversions", "inversions", t.max_inversions, r.inversions),
-    ];
-    for (limit, what, max, value) in counts {
-        if let Some(max) = max {
-            let passed = value <= max;
-            verdict(limit, passed, format!("{what} {value} {} {max}", if passed { "<=" } else { ">" }));
-        }
-    }
-    if let Some(max) = t.max_p99_ms {
-        // Notification kinds measure delivery latency; booking and api runs, request latency.
-        let measured = if r.booking.is_some() || r.api.is_some() { r.latency_us.max > 0 } else { r.delivered > 0 };
-        if !measured {
-            verdict("max_p99_ms", false, "nothing measured: no p99 to compare".to_string());
-        } else {
-            let p99_ms = r.latency_us.p99 as f64 / 1000.0;
-            let passed = p99_ms <= max;
-            let op = if passed { "<=" } else { ">" };
-            verdict("max_p99_ms", passed, format!("p99 {} ms {op} {max} ms", text::ms(r.latency_us.p99)));
-        }
-    }
-    if let Some(min) = t.min_resumes {
-        let passed = r.resumes >= min;
-        let op = if passed { ">=" } else { "<" };
-        verdict("min_resumes", passed, format!("resumes {} {op} {min}", r.resumes));
-    }
-    if let Some(min) = t.min_delivered_per_s {
-        let passed = r.throughput_per_s >= min;
-        let op = if passed { ">=" } else { "<" };
-        verdict("min_delivered_per_s", passed, format!("throughput {:.1}/s {op} {min}/s", r.throughput_per_s));
-    }
-    if let Some(min) = t.min_sustained_delivered_per_s {
-        let (passed, detail) = match &r.sustained {
-            Some(s) => {
-                let passed = s.delivered_per_s >= min;
-                let op = if passed { ">=" } else { "<" };
-                (
-                    passed,
-                    format!("sustained {:.1}/s (at {:.0} events/s) {op} {min}/s", s.delivered_per_s, s.events_per_s),
-                )
-            }
-            None => (false, "no step of the ramp was sustained".to_string()),
-        };
-        verdict("min_sustained_delivered_per_s", passed, detail);
-    }
-    if let Some(c) = &r.claim {
-        for (limit, what, max, value) in [
-            ("max_double_processed", "double processed", t.max_double_processed, c.double_processed),
-            ("max_stuck", "stuck", t.max_stuck, c.stuck),
-        ] {
-            if let Some(max) = max {
-                let passed = value <= max;
-                verdict(limit, passed, format!("{what} {value} {} {max}", if passed { "<=" } else { ">" }));
-            }
-        }
-        if let Some(min) = t.min_double_processed {
-            let passed = c.double_processed >= min;
-            let detail = format!(
-                "double processed {} {} {min} (this strategy is expected to double-process: the ledger must see it)",
-                c.double_processed,
-                if passed { ">=" } else { "<" }
-            );
-            verdict("min_double_processed", passed, detail);
-        }
-        if let Some(min) = t.min_items_per_s {
-            let passed = r.throughput_per_s >= min;
-            let op = if passed { ">=" } else { "<" };
-            verdict("min_items_per_s", passed, format!("{:.1} posts/s {op} {min}/s", r.throughput_per_s));
-        }
-    }
-    if let (Some(b), Some(max)) = (&r.booking, t.max_overlaps) {
-        let passed = b.overlaps <= max;
-        verdict(
-            "max_overlaps",
-            passed,
-            format!("overlapping approvals {} {} {max}", b.overlaps, if passed { "<=" } else { ">" }),
-        );
-    }
-    if let Some(j) = &r.jobs {
-        for (limit, what, max, value) in [
-            ("max_missed_firings", "missed firings", t.max_missed_firings, j.missed_firings),
-            ("max_double_firings", "firings run twice", t.max_double_firings, j.double_firings),
-        ] {
-            if let Some(max) = max {
-                let passed = value <= max;
-                verdict(limit, passed, format!("{what} {value} {} {max}", if passed { "<=" } else { ">" }));
-            }
-        }
-        if let Some(max) = t.max_gap_s {
-            let passed = j.max_gap_s <= max;
-            let op = if passed { "<=" } else { ">" };
-            verdict("max_gap_s", passed, format!("longest gap between runs {:.1} s {op} {max} s", j.max_gap_s));
-        }
-    }
-    if let Some(a) = &r.api {
-        if let Some(max) = t.max_error_ratio {
-            let passed = a.requests > 0 && a.error_ratio() <= max;
-            let detail = if a.requests == 0 {
-                "no request was measured".to_string()
-            } else {
-                format!(
-                    "failed {} of {} requests ({:.2}%) {} {}%",
-                    a.failures,
-                    a.requests,
-                    a.error_ratio() * 100.0,
-                    if passed { "<=" } else { ">" },
-                    max * 100.0
-                )
-            };
-            verdict("max_error_ratio", passed, detail);
-        }
-        if let Some(min) = t.min_requests_per_s {
-            let passed = r.throughput_per_s >= min;
-            let op = if passed { ">=" } else { "<" };
-            verdict("min_requests_per_s", passed, format!("{:.1} requests/s {op} {min}/s", r.throughput_per_s));
-        }
-    }
-    let lost_pct = text::percent(r.lost, r.expected);
-    if let Some(min) = t.min_lost_ratio {
-        // A baseline that loses nothing because nothing was expected proves nothing.
-        let passed = r.expected > 0 && r.lost_ratio() >= min;
-        let detail = if r.expected == 0 {
-            "nothing expected: no loss ratio to compare".to_string()
-        } else {
-            format!("lost {lost_pct}% {} {}%", if passed { ">=" } else { "<" }, min * 100.0)
-        };
-        verdict("min_lost_ratio", passed, detail);
-    }
-    if let Some(max) = t.max_lost_ratio {
-        let passed = r.lost_ratio() <= max;
-        let op = if passed { "<=" } else { ">" };
-        verdict("max_lost_ratio", passed, format!("lost {lost_pct}% {op} {}%", max * 100.0));
-    }
-    out
+    LIMITS
+        .iter()
+        .filter_map(|limit| {
+            let value = *t.get(limit.key)?;
+            let (passed, detail) = (limit.judge)(value, r);
+            Some(ThresholdResult {
+                name: format!("{}.{}", r.strategy, limit.key),
+                strategy: r.strategy.clone(),
+                passed,
+                detail,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

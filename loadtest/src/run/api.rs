@@ -30,7 +30,7 @@ use crate::infra::unique_name;
 use crate::ledger::{latency_histogram, percentiles};
 use crate::probe::api::ApiClient;
 use crate::report::{ApiCounts, EndpointStats, Percentiles, StrategyResult};
-use crate::scenario::{ApiLoad, Strategy};
+use crate::scenario::{ApiLoad, Delivery, Strategy};
 
 const SETUP_CONCURRENCY: usize = 16;
 
@@ -63,9 +63,9 @@ struct Login {
     base: String,
 }
 
-pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+pub async fn run(ctx: &RunContext<'_>, load: &ApiLoad, delivery: Delivery) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
-    let load = scn.api.ok_or_else(|| anyhow::anyhow!("scenario {}: kind api needs [api]", scn.name))?;
+    let strategy = Strategy::from(delivery);
     let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let env = server_env(
         ctx,
@@ -102,10 +102,10 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     );
 
     let goose_report = format!("goose-{}.html", strategy.as_str());
-    let metrics = attack(&load, &bases[0], logins, &ctx.report_dir.join(&goose_report)).await;
+    let metrics = attack(load, &bases[0], logins, &ctx.report_dir.join(&goose_report)).await;
     cluster.stop(Duration::from_secs(10)).await;
     let metrics = metrics?;
-    let result = summarize(strategy, &load, &metrics, goose_report);
+    let result = summarize(strategy, load, &metrics, goose_report);
     let counts = result.api.as_ref().expect("summarize sets the api counts");
     eprintln!(
         "[{}] {} requests, {} failed, {:.1}/s, p99 {:.1} ms",

@@ -12,15 +12,15 @@ use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sqlx::Connection;
 
 use super::rig::{server_env, start_cluster};
+use super::truth::Truth;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::ledger::{latency_histogram, percentiles};
 use crate::probe::api::{ApiClient, User};
 use crate::report::{BookingCounts, StrategyResult};
-use crate::scenario::Strategy;
+use crate::scenario::{BookingLoad, BookingMode, Strategy};
 
 const SETUP_CONCURRENCY: usize = 32;
 
@@ -33,10 +33,12 @@ struct Request {
     end: NaiveDate,
 }
 
-pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
-    let booking = scn.booking.ok_or_else(|| anyhow::anyhow!("scenario {}: kind booking needs [booking]", scn.name))?;
-    anyhow::ensure!(strategy == Strategy::Optimistic, "`{strategy}` is not a booking strategy");
+    // One way to guard approvals so far: the item's booking version.
+    let strategy = match mode {
+        BookingMode::Optimistic => Strategy::Optimistic,
+    };
     let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let env = server_env(ctx, &database_url, &[("SERVER_AI_ENABLED", "false")]);
     let cluster = start_cluster(ctx, strategy, env).await?;
@@ -139,7 +141,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
             }
         }
     }
-    let (overlaps, approved_in_db) = read_approved(&database_url).await?;
+    let (overlaps, approved_in_db) = Truth::new(&database_url).approvals().await?;
     counts.overlaps = overlaps;
     counts.disagreements = said_approved.symmetric_difference(&approved_in_db).count() as u64;
     counts.max_possible = max_possible(&requests, items.len());
@@ -183,23 +185,6 @@ async fn users(api: &ApiClient, bases: &[String], prefix: &str, n: u32) -> anyho
         .collect::<Vec<_>>()
         .await;
     Ok(users.into_iter().collect::<Result<_, _>>()?)
-}
-
-/// Overlapping approved pairs, and the approved reservations, by read-only SQL.
-async fn read_approved(database_url: &str) -> anyhow::Result<(u64, HashSet<u64>)> {
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let overlaps: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM rental_reservations a JOIN rental_reservations b \
-         ON a.item_id = b.item_id AND a.id < b.id \
-         WHERE a.status = 'approved' AND b.status = 'approved' \
-         AND a.start_date <= b.end_date AND b.start_date <= a.end_date",
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    let approved: Vec<u64> =
-        sqlx::query_scalar("SELECT id FROM rental_reservations WHERE status = 'approved'").fetch_all(&mut conn).await?;
-    let _ = conn.close().await;
-    Ok((overlaps as u64, approved.into_iter().collect()))
 }
 
 /// Per item, the size of a largest set of pairwise non-overlapping requests (inclusive days):

@@ -12,17 +12,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::driver::Drive;
-use super::rig::{MAX_IN_FLIGHT, Rig, stored_twice};
+use super::rig::{MAX_IN_FLIGHT, Rig};
+use super::truth::Truth;
 use super::{RunContext, StrategyRun};
 use crate::ledger::LedgerSummary;
 use crate::report::{RampStep, StrategyResult, Sustained, text};
-use crate::scenario::{Ramp, Strategy};
+use crate::scenario::{Delivery, Load, Ramp, Strategy};
 
-pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
-    let scn = ctx.scenario;
-    let ramp = scn.ramp.ok_or_else(|| anyhow::anyhow!("scenario {}: a capacity run needs [ramp]", scn.name))?;
-    let load = scn.fanout_load()?;
-    let rig = Rig::start(ctx, strategy).await?;
+pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Delivery) -> anyhow::Result<StrategyRun> {
+    let strategy = Strategy::from(delivery);
+    let rig = Rig::start(ctx, load, delivery).await?;
     rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
     let step_duration = Duration::from_secs_f64(load.duration_s);
     let mut steps: Vec<RampStep> = Vec::new();
@@ -41,7 +40,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
         tokio::time::sleep(Duration::from_secs_f64(ramp.step_drain_s)).await;
         let summary = rig.window(drive.started, drive.ended).await?;
         let failed_now: u64 = rig.driver.failures().values().sum();
-        let step = judge_step(rate, &drive, &summary, failed_now - failed_before, &ramp);
+        let step = judge_step(rate, &drive, &summary, failed_now - failed_before, ramp);
         failed_before = failed_now;
         eprintln!(
             "[{}] step {:>7.1} events/s: delivered {:>7.1}/s, lost {}, p99 {} ms: {}",
@@ -71,7 +70,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let database_url = rig.database_url.clone();
     let (ledger, _uncertain) = rig.finish().await?;
     let summary = ledger.summary();
-    let stored_twice = stored_twice(&database_url).await?;
+    let stored_twice = Truth::new(&database_url).stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, load_seconds);
     result.notes.push(match (&sustained, steps.iter().find(|s| !s.sustained)) {
         (Some(s), Some(next)) => format!(

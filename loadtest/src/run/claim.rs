@@ -8,38 +8,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sqlx::Connection;
 use tokio::sync::Mutex;
 
 use super::faults::{FaultTargets, run_faults};
 use super::rig::{server_env, start_cluster};
+use super::truth::Truth;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::probe::api::{ApiClient, User};
-use crate::report::{ClaimCounts, Percentiles, StrategyResult};
-use crate::scenario::{ClaimLoad, Strategy};
+use crate::report::{Percentiles, StrategyResult};
+use crate::scenario::{ClaimLoad, ClaimMode, Strategy};
 
 /// Requests in flight while creating posts.
 const SETUP_CONCURRENCY: usize = 32;
 /// The clustered job whose workers embed posts.
 const EMBED_JOB: &str = "embed-posts";
 
-/// The server's claim strategy and fencing for a scenario strategy.
-fn server_claim(strategy: Strategy) -> anyhow::Result<(&'static str, bool)> {
-    Ok(match strategy {
-        Strategy::Naive => ("naive", true),
-        Strategy::Version => ("version", true),
-        Strategy::SkipLocked => ("skip-locked", true),
-        Strategy::VersionUnfenced => ("version", false),
-        Strategy::SkipLockedUnfenced => ("skip-locked", false),
-        other => anyhow::bail!("`{other}` is not a claim strategy"),
-    })
+/// The server's claim strategy (`SERVER_EMBED_CLAIM_STRATEGY`) and fencing for a mode.
+fn server_claim(mode: ClaimMode) -> (&'static str, bool) {
+    match mode {
+        ClaimMode::Naive => ("naive", true),
+        ClaimMode::Version => ("version", true),
+        ClaimMode::SkipLocked => ("skip-locked", true),
+        ClaimMode::VersionUnfenced => ("version", false),
+        ClaimMode::SkipLockedUnfenced => ("skip-locked", false),
+    }
 }
 
-pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
-    let claim = scn.claim.ok_or_else(|| anyhow::anyhow!("scenario {}: kind claim needs [claim]", scn.name))?;
-    let (claim_strategy, fencing) = server_claim(strategy)?;
+    let strategy = Strategy::from(mode);
+    let (claim_strategy, fencing) = server_claim(mode);
     let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let tag = unique_name(strategy.as_str());
     let admin_email = format!("admin-{tag}@load.test");
@@ -80,7 +79,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     // Posts first, with the workers held back, so that they all start racing at one instant.
     api.job_command(&bases[0], &admin, EMBED_JOB, "pause").await?;
     eprintln!("[{}] creating {} posts", strategy.as_str(), claim.posts);
-    create_posts(&api, &bases, &tag, &claim).await?;
+    create_posts(&api, &bases, &tag, claim).await?;
 
     let t0 = Instant::now();
     let cluster = Arc::new(Mutex::new(cluster));
@@ -88,7 +87,8 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let targets = FaultTargets { cluster: cluster.clone(), infra: ctx.infra.clone(), alive, churn: None };
     let faults = tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), t0, targets));
     tokio::time::sleep(Duration::from_secs_f64(claim.warmup_s)).await;
-    let released_at = db_now(&database_url).await?;
+    let truth = Truth::new(&database_url);
+    let released_at = truth.now().await?;
     api.job_command(&bases[0], &admin, EMBED_JOB, "resume").await?;
     let released = Instant::now();
 
@@ -96,7 +96,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let deadline = t0 + Duration::from_secs_f64(claim.warmup_s + claim.duration_s);
     let mut last_report = Instant::now();
     loop {
-        let done = count_done(&database_url).await.unwrap_or(0);
+        let done = truth.posts_done().await.unwrap_or(0);
         if last_report.elapsed() >= Duration::from_secs(2) {
             eprintln!("[{}] {:>5.1}s  done {done} of {}", strategy.as_str(), t0.elapsed().as_secs_f64(), claim.posts);
             last_report = Instant::now();
@@ -110,7 +110,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     tokio::time::sleep(Duration::from_secs_f64(claim.drain_s)).await;
     let elapsed = released.elapsed().as_secs_f64();
 
-    let ledger = read_ledger(&database_url, &released_at, u64::from(claim.posts)).await?;
+    let ledger = truth.claim_ledger(released_at, u64::from(claim.posts)).await?;
     let cluster =
         Arc::try_unwrap(cluster).map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?.into_inner();
     cluster.stop(Duration::from_secs(10)).await;
@@ -184,76 +184,3 @@ async fn create_posts(api: &ApiClient, bases: &[String], tag: &str, claim: &Clai
 }
 
 const ITEMS: &[&str] = &["camping tent", "sleeping bag", "electric drill", "projector", "bicycle", "kayak", "camera"];
-
-/// The database's clock, as text MariaDB compares with its DATETIME(6) columns.
-async fn db_now(database_url: &str) -> anyhow::Result<String> {
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let now: String = sqlx::query_scalar("SELECT CAST(NOW(6) AS CHAR)").fetch_one(&mut conn).await?;
-    let _ = conn.close().await;
-    Ok(now)
-}
-
-async fn count_done(database_url: &str) -> anyhow::Result<u64> {
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE'")
-        .fetch_one(&mut conn)
-        .await?;
-    let _ = conn.close().await;
-    Ok(done as u64)
-}
-
-struct ClaimLedger {
-    counts: ClaimCounts,
-    /// Seconds from the release of the workers to the last committed embedding.
-    busy_s: f64,
-    double_examples: Vec<String>,
-}
-
-/// Read-only SQL over the server's side-effect log: `embed_audit` (one row per committed
-/// embedding), `embed_attempts` (one row per embed call, with its outcome), `embed_claims`
-/// (one row per claim, with how many posts it got).
-async fn read_ledger(database_url: &str, released_at: &str, items: u64) -> anyhow::Result<ClaimLedger> {
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE'")
-        .fetch_one(&mut conn)
-        .await?;
-    let doubles: Vec<(u64, u64, i64)> = sqlx::query_as(
-        "SELECT item_id, content_version, COUNT(*) FROM embed_audit GROUP BY item_id, content_version \
-         HAVING COUNT(*) > 1 ORDER BY item_id",
-    )
-    .fetch_all(&mut conn)
-    .await?;
-    let outcomes: Vec<(String, i64)> =
-        sqlx::query_as("SELECT outcome, COUNT(*) FROM embed_attempts GROUP BY outcome").fetch_all(&mut conn).await?;
-    let (claims, wasted): (i64, i64) =
-        // Polls that saw no candidate are idleness, not contention: a wasted claim is one
-        // that saw candidates and lost every one of them to another worker.
-        sqlx::query_as(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(claimed = 0), 0) AS SIGNED) FROM embed_claims WHERE candidates > 0",
-        )
-            .fetch_one(&mut conn)
-            .await?;
-    let busy_s: Option<f64> = sqlx::query_scalar(
-        "SELECT TIMESTAMPDIFF(MICROSECOND, CAST(? AS DATETIME(6)), MAX(committed_at)) / 1e6 FROM embed_audit",
-    )
-    .bind(released_at)
-    .fetch_one(&mut conn)
-    .await?;
-    let _ = conn.close().await;
-    let count = |name: &str| outcomes.iter().filter(|(o, _)| o == name).map(|(_, n)| *n as u64).sum::<u64>();
-    Ok(ClaimLedger {
-        counts: ClaimCounts {
-            items,
-            done: done as u64,
-            double_processed: doubles.len() as u64,
-            stuck: items.saturating_sub(done as u64),
-            wasted_claims: wasted as u64,
-            claims: claims as u64,
-            embed_calls: outcomes.iter().map(|(_, n)| *n as u64).sum(),
-            failed_calls: count("failed"),
-            fenced: count("fenced"),
-        },
-        busy_s: busy_s.unwrap_or(0.0).max(0.0),
-        double_examples: doubles.iter().take(10).map(|(item, v, n)| format!("{item}@{v} x{n}")).collect(),
-    })
-}

@@ -6,15 +6,16 @@
 use std::time::Duration;
 
 use super::faults::run_faults;
-use super::rig::{MAX_IN_FLIGHT, Rig, stored_twice};
+use super::rig::{MAX_IN_FLIGHT, Rig};
+use super::truth::Truth;
 use super::{RunContext, StrategyRun};
 use crate::report::StrategyResult;
-use crate::scenario::Strategy;
+use crate::scenario::{Delivery, Load, Strategy};
 
-pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
-    let load = scn.fanout_load()?;
-    let rig = Rig::start(ctx, strategy).await?;
+    let strategy = Strategy::from(delivery);
+    let rig = Rig::start(ctx, load, delivery).await?;
     let faults =
         tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), rig.t0, rig.fault_targets(ctx)));
     // Warm-up: streams connect; nothing is counted yet.
@@ -34,7 +35,7 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let (ledger, uncertain) = rig.finish().await?;
     let summary = ledger.summary();
 
-    let stored_twice = stored_twice(&database_url).await?;
+    let stored_twice = Truth::new(&database_url).stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, drive.seconds);
     result.resumes = resumes;
     result.notes.push(format!("stream reconnects: {reconnects} ({resumes} with Last-Event-ID)"));

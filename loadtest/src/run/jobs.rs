@@ -9,21 +9,23 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use sqlx::Connection;
 use tokio::sync::Mutex;
 
 use super::faults::{FaultTargets, run_faults};
 use super::rig::{server_env, start_cluster};
+use super::truth::{JobRun, Truth};
 use super::{RunContext, StrategyRun};
 use crate::report::{JobCounts, Percentiles, StrategyResult};
-use crate::scenario::Strategy;
+use crate::scenario::{JobsLoad, JobsMode, Strategy};
 
 const JOB: &str = "heartbeat";
 
-pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<StrategyRun> {
+pub async fn run(ctx: &RunContext<'_>, jobs: &JobsLoad, mode: JobsMode) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
-    let jobs = scn.jobs.ok_or_else(|| anyhow::anyhow!("scenario {}: kind jobs needs [jobs]", scn.name))?;
-    anyhow::ensure!(strategy == Strategy::Clustered, "`{strategy}` is not a scheduler strategy");
+    // One scheduler so far: firings acquired through the database.
+    let strategy = match mode {
+        JobsMode::Clustered => Strategy::Clustered,
+    };
     let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let schedule = format!("every {}s", jobs.every_s);
     let lease = format!("{}", jobs.lease_s.ceil().max(1.0) as u64);
@@ -40,12 +42,13 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     let targets = FaultTargets { cluster: cluster.clone(), infra: ctx.infra.clone(), alive, churn: None };
     let faults = tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), t0, targets));
     tokio::time::sleep(Duration::from_secs_f64(jobs.warmup_s)).await;
-    let from = db_now(&database_url).await?;
+    let truth = Truth::new(&database_url);
+    let from = truth.now().await?;
     tokio::time::sleep_until((t0 + Duration::from_secs_f64(jobs.warmup_s + jobs.duration_s)).into()).await;
-    let to = db_now(&database_url).await?;
+    let to = truth.now().await?;
     let fault_records = faults.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs_f64(jobs.drain_s)).await;
-    let runs = read_runs(&database_url, &from, &to).await?;
+    let runs = truth.job_runs(JOB, from, to).await?;
     let cluster =
         Arc::try_unwrap(cluster).map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?.into_inner();
     cluster.stop(Duration::from_secs(10)).await;
@@ -71,41 +74,10 @@ pub async fn run(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Str
     Ok(StrategyRun { result, faults: fault_records })
 }
 
-/// One run of the job: its scheduled fire time, the instance that ran it, its outcome.
-#[derive(Debug, Clone)]
-struct Run {
-    fire_at: NaiveDateTime,
-    instance: String,
-    outcome: String,
-}
-
-async fn db_now(database_url: &str) -> anyhow::Result<NaiveDateTime> {
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let now: NaiveDateTime = sqlx::query_scalar("SELECT CAST(NOW(6) AS DATETIME(6))").fetch_one(&mut conn).await?;
-    let _ = conn.close().await;
-    Ok(now)
-}
-
-/// The job's runs whose fire time lies in `[from, to)`, from its run history.
-async fn read_runs(database_url: &str, from: &NaiveDateTime, to: &NaiveDateTime) -> anyhow::Result<Vec<Run>> {
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let rows: Vec<(NaiveDateTime, String, String)> = sqlx::query_as(
-        "SELECT scheduled_at, instance_id, outcome FROM job_runs \
-         WHERE job = ? AND trigger_kind <> 'manual' AND scheduled_at >= ? AND scheduled_at < ? ORDER BY scheduled_at",
-    )
-    .bind(JOB)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut conn)
-    .await?;
-    let _ = conn.close().await;
-    Ok(rows.into_iter().map(|(fire_at, instance, outcome)| Run { fire_at, instance, outcome }).collect())
-}
-
 /// Due firings are every `every_s` seconds from the first run seen to the last; a firing is
 /// missed when no run has its fire time, run twice when more than one has; the gap is the
 /// longest time between consecutive fire times that ran.
-fn judge(runs: &[Run], every_s: i64) -> JobCounts {
+fn judge(runs: &[JobRun], every_s: i64) -> JobCounts {
     let mut by_fire: BTreeMap<NaiveDateTime, u64> = BTreeMap::new();
     let mut by_instance: BTreeMap<String, u64> = BTreeMap::new();
     for r in runs {
@@ -133,9 +105,9 @@ fn judge(runs: &[Run], every_s: i64) -> JobCounts {
 mod tests {
     use super::*;
 
-    fn run(second: u32, instance: &str) -> Run {
+    fn run(second: u32, instance: &str) -> JobRun {
         let at = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap().and_hms_opt(0, 0, second).unwrap();
-        Run { fire_at: at, instance: instance.to_string(), outcome: "ok".to_string() }
+        JobRun { fire_at: at, instance: instance.to_string(), outcome: "ok".to_string() }
     }
 
     #[test]

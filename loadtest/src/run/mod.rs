@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod faults;
 pub mod jobs;
 pub mod rig;
+pub mod truth;
 pub mod update_baseline;
 pub mod world;
 
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use crate::infra::{Infra, ProvisionOptions};
 use crate::report::{self, FaultRecord, ReportPaths, RunReport, StrategyResult};
-use crate::scenario::{Kind, Scenario, Strategy};
+use crate::scenario::{Delivery, Scenario, Strategy, Workload};
 
 /// What one strategy's run produced.
 #[derive(Debug)]
@@ -54,13 +55,13 @@ pub struct RunOptions {
 pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> {
     let mut scenario = Scenario::load(&opts.scenario)?;
     if let Some(only) = &opts.strategies {
-        scenario.strategies = only.clone();
+        scenario.workload.retain(only);
     }
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let report_dir = opts.reports_dir.join(format!("{}-{}", scenario.name, started_at.format("%Y%m%d-%H%M%S")));
     std::fs::create_dir_all(&report_dir)?;
-    eprintln!("scenario {} ({}), reports in {}", scenario.name, scenario.kind.as_str(), report_dir.display());
+    eprintln!("scenario {} ({}), reports in {}", scenario.name, scenario.kind().as_str(), report_dir.display());
     let infra = Arc::new(Infra::provision(&opts.provision).await?);
     eprintln!("infrastructure up (image set {})", infra.image_set());
     let ctx = RunContext {
@@ -71,9 +72,13 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     };
 
     // The broker's own fan-out rate, before any strategy runs, as the yardstick of the report.
-    let notifies = matches!(scenario.kind, Kind::Fanout | Kind::Capacity);
-    let baseline = if notifies && scenario.strategies.iter().any(|s| matches!(s, Strategy::Rabbitmq | Strategy::Outbox))
-    {
+    let brokered =
+        |strategies: &[Delivery]| strategies.iter().any(|s| matches!(s, Delivery::Rabbitmq | Delivery::Outbox));
+    let broker_yardstick = match &scenario.workload {
+        Workload::Fanout { strategies, .. } | Workload::Capacity { strategies, .. } => brokered(strategies),
+        Workload::Api { .. } | Workload::Claim { .. } | Workload::Booking { .. } | Workload::Jobs { .. } => false,
+    };
+    let baseline = if broker_yardstick {
         let consumers = u64::from(scenario.cluster.instances);
         match baseline::raw_fanout(&infra.urls().amqp, 20_000, consumers, std::time::Duration::from_secs(60)).await {
             Ok(raw) => {
@@ -92,8 +97,8 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         None
     };
     // The database's own single-row UPDATE rate, as the yardstick of claim throughput.
-    let update_baseline = if scenario.kind == Kind::Claim {
-        let workers = scenario.claim.map_or(4, |c| c.workers_per_instance) * scenario.cluster.instances;
+    let update_baseline = if let Workload::Claim { claim, .. } = &scenario.workload {
+        let workers = claim.workers_per_instance * scenario.cluster.instances;
         let url = infra.fresh_database("baseline").await?;
         match update_baseline::raw_updates(&url, 10_000, workers, 5.0).await {
             Ok(raw) => {
@@ -108,17 +113,20 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     } else {
         None
     };
+    // Each runner gets its own kind's section and strategies: nothing to unwrap at run time.
+    let runs = match &scenario.workload {
+        Workload::Fanout { load, strategies } => each(strategies, |s| fanout::run(&ctx, load, s)).await?,
+        Workload::Capacity { load, ramp, strategies } => {
+            each(strategies, |s| capacity::run(&ctx, load, ramp, s)).await?
+        }
+        Workload::Claim { claim, strategies } => each(strategies, |s| claim::run(&ctx, claim, s)).await?,
+        Workload::Booking { booking, strategies } => each(strategies, |s| booking::run(&ctx, booking, s)).await?,
+        Workload::Jobs { jobs, strategies } => each(strategies, |s| jobs::run(&ctx, jobs, s)).await?,
+        Workload::Api { api, strategies } => each(strategies, |s| api::run(&ctx, api, s)).await?,
+    };
     let mut results = Vec::new();
     let mut faults = Vec::new();
-    for &strategy in &scenario.strategies {
-        let run = match scenario.kind {
-            Kind::Fanout => fanout::run(&ctx, strategy).await?,
-            Kind::Capacity => capacity::run(&ctx, strategy).await?,
-            Kind::Claim => claim::run(&ctx, strategy).await?,
-            Kind::Booking => booking::run(&ctx, strategy).await?,
-            Kind::Jobs => jobs::run(&ctx, strategy).await?,
-            Kind::Api => api::run(&ctx, strategy).await?,
-        };
+    for run in runs {
         let mut result = run.result;
         if let Some(raw) = &baseline {
             // A ramp's figure of merit is its sustained rate, not the average over its steps.
@@ -148,7 +156,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     let passed = thresholds.iter().all(|t| t.passed);
     let report = RunReport {
         scenario: scenario.name.clone(),
-        kind: scenario.kind.as_str().to_string(),
+        kind: scenario.kind(),
         instances: scenario.cluster.instances,
         duration_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         passed,
@@ -168,4 +176,16 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     drop(ctx);
     drop(infra);
     Ok((report, paths))
+}
+
+/// Runs `run` for each strategy, one after the other: each strategy gets the machine to itself.
+async fn each<S: Copy, Fut>(strategies: &[S], run: impl Fn(S) -> Fut) -> anyhow::Result<Vec<StrategyRun>>
+where
+    Fut: Future<Output = anyhow::Result<StrategyRun>>,
+{
+    let mut runs = Vec::with_capacity(strategies.len());
+    for &s in strategies {
+        runs.push(run(s).await?);
+    }
+    Ok(runs)
 }

@@ -17,12 +17,13 @@ use super::RunContext;
 use super::clients::{ClientSpec, ClientStats, LedgerMsg, run_client};
 use super::driver::Driver;
 use super::faults::FaultTargets;
+use super::truth::Truth;
 use super::world::World;
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::infra::unique_name;
 use crate::ledger::{Cause, Ledger, LedgerSummary};
 use crate::probe::api::ApiClient;
-use crate::scenario::{Churn, Reconnect, Spread, Strategy};
+use crate::scenario::{Churn, Delivery, Load, Reconnect, Spread, Strategy};
 
 /// Causing requests in flight at once; beyond this the driver is the bottleneck, and says so.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -54,9 +55,9 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub async fn start(ctx: &RunContext<'_>, strategy: Strategy) -> anyhow::Result<Rig> {
+    pub async fn start(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<Rig> {
         let scn = ctx.scenario;
-        let load = scn.fanout_load()?;
+        let strategy = Strategy::from(delivery);
         let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
         let env = server_env(
             ctx,
@@ -222,8 +223,12 @@ impl Rig {
         let mut ledger = self.collector.await?;
         // A request that failed or timed out for the driver (a paused instance answers after
         // the client gave up) may still have committed: the database says which causes exist.
-        let uncertain: Vec<Cause> =
-            committed_causes(&self.database_url).await?.into_iter().filter(|c| !known.contains(c)).collect();
+        let uncertain: Vec<Cause> = Truth::new(&self.database_url)
+            .committed_causes()
+            .await?
+            .into_iter()
+            .filter(|c| !known.contains(c))
+            .collect();
         for cause in &uncertain {
             ledger.indeterminate(*cause);
         }
@@ -306,29 +311,6 @@ pub async fn start_cluster(
         ready_timeout: Duration::from_secs(60),
     })
     .await?)
-}
-
-/// Every diary and comment in the database (read-only SQL after the run).
-async fn committed_causes(database_url: &str) -> anyhow::Result<Vec<Cause>> {
-    use sqlx::Connection;
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let diaries: Vec<u64> = sqlx::query_scalar("SELECT id FROM diaries").fetch_all(&mut conn).await?;
-    let comments: Vec<u64> = sqlx::query_scalar("SELECT id FROM comments").fetch_all(&mut conn).await?;
-    let _ = conn.close().await;
-    Ok(diaries.into_iter().map(Cause::diary).chain(comments.into_iter().map(Cause::comment)).collect())
-}
-
-/// (recipient, cause) pairs stored as more than one row: read-only SQL after the run.
-pub async fn stored_twice(database_url: &str) -> anyhow::Result<u64> {
-    use sqlx::Connection;
-    let mut conn = sqlx::MySqlConnection::connect(database_url).await?;
-    let twice: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM notifications GROUP BY recipient_id, kind, cause_id HAVING COUNT(*) > 1) t",
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    let _ = conn.close().await;
-    Ok(twice as u64)
 }
 
 fn spawn_progress(

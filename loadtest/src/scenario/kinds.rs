@@ -141,6 +141,72 @@ impl Strategy {
     }
 }
 
+/// Declares the strategies one kind compares: a subset of [`Strategy`], so that a runner can
+/// only be handed one of its own, with the conversions both ways.
+macro_rules! strategies_of {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                Strategy::from(self).as_str()
+            }
+        }
+
+        impl From<$name> for Strategy {
+            fn from(s: $name) -> Strategy {
+                match s {
+                    $($name::$variant => Strategy::$variant),+
+                }
+            }
+        }
+
+        impl TryFrom<Strategy> for $name {
+            type Error = Strategy;
+
+            fn try_from(s: Strategy) -> Result<Self, Strategy> {
+                match s {
+                    $(Strategy::$variant => Ok($name::$variant),)+
+                    other => Err(other),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+strategies_of!(
+    /// How a notification travels from the instance that caused it to the one holding the
+    /// recipient's stream (`SERVER_NOTIFY_DELIVERY`): what fanout, capacity and api compare.
+    Delivery { Local, RedisPubsub, RedisStreams, Rabbitmq, Outbox }
+);
+
+strategies_of!(
+    /// How embed workers claim posts: what claim compares.
+    ClaimMode { Naive, Version, SkipLocked, VersionUnfenced, SkipLockedUnfenced }
+);
+
+strategies_of!(
+    /// How approvals are guarded: what booking compares.
+    BookingMode { Optimistic }
+);
+
+strategies_of!(
+    /// How a job's firings are acquired: what jobs compares.
+    JobsMode { Clustered }
+);
+
 string_enum!(
     /// How SSE clients are spread over the instances.
     Spread, "spread", {

@@ -4,6 +4,28 @@
 //! A scenario that loads is runnable: every rule a runner would otherwise trip over mid-run
 //! (a fault after the end, `instance:4` of three, a threshold for a strategy not compared) is
 //! refused here, with the file, the field path and what is wrong.
+//!
+//! The file is read as a [`ScenarioFile`] (every section optional), validated, and turned into
+//! a [`Scenario`] whose [`Workload`] is one variant per kind, holding that kind's section and
+//! its own strategy enum: a runner is handed exactly what it reads.
+//!
+//! # Adding a kind
+//!
+//! 1. `kinds.rs`: the [`Kind`] value, its strategies as [`Strategy`] values plus a
+//!    `strategies_of!` enum, and `Strategy::kinds`.
+//! 2. `sections.rs`: its section, a field of [`ScenarioFile`], and in `validate.rs` the rules
+//!    of its values.
+//! 3. A [`Workload`] variant. The compiler then points at every `match` that must take it:
+//!    `Workload::{kind, strategies, retain}`, `workload()`, `ScenarioFile::timeline`,
+//!    `validate::sections`, `run::run` (which runner), `report::columns::{tables, charts}` (its
+//!    columns and charts).
+//! 4. `run/<kind>.rs`: the runner, taking its section and strategy; read-only SQL goes in
+//!    `run/truth.rs`.
+//! 5. `report/columns.rs`: its table; `report/limits.rs`: its limits (validation and judging
+//!    both read that table); `report/mod.rs`: its counts in `StrategyResult`, the wire struct
+//!    of `report.json` (add fields, never rename them).
+//! 6. `scenarios/<name>.toml` and `scenarios/ci/<name>.toml`, documented in
+//!    `scenarios/README.md`, and the CI variant run by `server/tests/scenarios.rs`.
 
 mod error;
 mod kinds;
@@ -19,13 +41,18 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Problem, ScenarioError};
-pub use kinds::{FaultAction, FaultTarget, Kind, Reconnect, Spread, Strategy, UnknownValue};
+pub use kinds::{
+    BookingMode, ClaimMode, Delivery, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Spread, Strategy,
+    UnknownValue,
+};
 pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, JobsLoad};
 
-/// One scenario: what runs, under which load and faults, and what makes it fail.
+/// A scenario file as written: every kind's section optional, strategies by name. Validation
+/// checks it; [`Scenario::parse`] turns it into a [`Scenario`] whose [`Workload`] holds
+/// exactly its kind's section and strategies.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Scenario {
+pub struct ScenarioFile {
     /// `[a-z0-9-]+`; names the report directory and the JUnit suite.
     pub name: String,
     pub kind: Kind,
@@ -191,109 +218,91 @@ impl Fault {
     }
 }
 
-/// Limits that fail a run. Absent limits pass.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Thresholds {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lost: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_duplicated: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_unexpected: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_stored_twice: Option<u64>,
-    /// A client received one notification id more than once: a browser shows it twice
-    /// unless the page de-duplicates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_same_id_twice: Option<u64>,
-    /// A client received a new event whose id is below one it had already been sent: a
-    /// client that resumes from the last id it holds would skip what is still below it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_inversions: Option<u64>,
-    /// Streams resumed with `Last-Event-ID` must be at least this many: proves a churn or a
-    /// fault really exercised the resume path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_resumes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_p99_ms: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_delivered_per_s: Option<f64>,
-    /// For baselines expected to lose (`local`): lost / expected must be at least this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_lost_ratio: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lost_ratio: Option<f64>,
-    /// Capacity runs: the highest sustained step must have delivered at least this many
-    /// notifications per second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_sustained_delivered_per_s: Option<f64>,
-    /// Claim runs: (post, content version) pairs committed more than once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_double_processed: Option<u64>,
-    /// Claim runs expected to double-process (`naive`): proves the ledger can see it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_double_processed: Option<u64>,
-    /// Claim runs: posts not DONE after the drain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_stuck: Option<u64>,
-    /// Claim runs: posts embedded per second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_items_per_s: Option<f64>,
-    /// Booking runs: pairs of approved reservations of one item whose dates overlap.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_overlaps: Option<u64>,
-    /// Jobs runs: scheduled firings with no run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_missed_firings: Option<u64>,
-    /// Jobs runs: firings that ran more than once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_double_firings: Option<u64>,
-    /// Jobs runs: the longest time between two consecutive runs, in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_gap_s: Option<f64>,
-    /// API runs: failed requests / requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_error_ratio: Option<f64>,
-    /// API runs: requests per second over all endpoints.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_requests_per_s: Option<f64>,
+/// Limits that fail a run, by key (`max_lost = 0`); absent limits pass. Which keys exist,
+/// which kinds accept them and how a result is judged is one table:
+/// [`crate::report::limits::LIMITS`].
+pub type Thresholds = BTreeMap<String, f64>;
+
+/// The key of `[thresholds.all]`, whose limits apply to every strategy.
+pub const ALL_STRATEGIES: &str = "all";
+
+/// What one scenario runs: its kind, with that kind's own section and strategies and nothing
+/// else, so that a runner is handed exactly what it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// Notifications fanned out at a steady rate.
+    Fanout { load: Load, strategies: Vec<Delivery> },
+    /// The same in rising steps.
+    Capacity { load: Load, ramp: Ramp, strategies: Vec<Delivery> },
+    /// Workers racing to embed posts.
+    Claim { claim: ClaimLoad, strategies: Vec<ClaimMode> },
+    /// Overlapping reservations approved at once.
+    Booking { booking: BookingLoad, strategies: Vec<BookingMode> },
+    /// A clustered job firing while instances die.
+    Jobs { jobs: JobsLoad, strategies: Vec<JobsMode> },
+    /// Goose users on the REST API.
+    Api { api: ApiLoad, strategies: Vec<Delivery> },
 }
 
-impl Thresholds {
-    /// Each limit of `specific` that is set, else the one of `self`.
-    pub fn overridden_by(self, specific: Thresholds) -> Thresholds {
-        Thresholds {
-            max_lost: specific.max_lost.or(self.max_lost),
-            max_duplicated: specific.max_duplicated.or(self.max_duplicated),
-            max_unexpected: specific.max_unexpected.or(self.max_unexpected),
-            max_stored_twice: specific.max_stored_twice.or(self.max_stored_twice),
-            max_same_id_twice: specific.max_same_id_twice.or(self.max_same_id_twice),
-            max_inversions: specific.max_inversions.or(self.max_inversions),
-            min_resumes: specific.min_resumes.or(self.min_resumes),
-            max_p99_ms: specific.max_p99_ms.or(self.max_p99_ms),
-            min_delivered_per_s: specific.min_delivered_per_s.or(self.min_delivered_per_s),
-            min_lost_ratio: specific.min_lost_ratio.or(self.min_lost_ratio),
-            max_lost_ratio: specific.max_lost_ratio.or(self.max_lost_ratio),
-            min_sustained_delivered_per_s: specific
-                .min_sustained_delivered_per_s
-                .or(self.min_sustained_delivered_per_s),
-            max_double_processed: specific.max_double_processed.or(self.max_double_processed),
-            min_double_processed: specific.min_double_processed.or(self.min_double_processed),
-            max_stuck: specific.max_stuck.or(self.max_stuck),
-            min_items_per_s: specific.min_items_per_s.or(self.min_items_per_s),
-            max_overlaps: specific.max_overlaps.or(self.max_overlaps),
-            max_missed_firings: specific.max_missed_firings.or(self.max_missed_firings),
-            max_double_firings: specific.max_double_firings.or(self.max_double_firings),
-            max_gap_s: specific.max_gap_s.or(self.max_gap_s),
-            max_error_ratio: specific.max_error_ratio.or(self.max_error_ratio),
-            min_requests_per_s: specific.min_requests_per_s.or(self.min_requests_per_s),
+impl Workload {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Workload::Fanout { .. } => Kind::Fanout,
+            Workload::Capacity { .. } => Kind::Capacity,
+            Workload::Claim { .. } => Kind::Claim,
+            Workload::Booking { .. } => Kind::Booking,
+            Workload::Jobs { .. } => Kind::Jobs,
+            Workload::Api { .. } => Kind::Api,
+        }
+    }
+
+    /// The strategies compared, in order, by name.
+    pub fn strategies(&self) -> Vec<Strategy> {
+        fn names<T: Copy + Into<Strategy>>(list: &[T]) -> Vec<Strategy> {
+            list.iter().map(|s| (*s).into()).collect()
+        }
+        match self {
+            Workload::Fanout { strategies, .. }
+            | Workload::Capacity { strategies, .. }
+            | Workload::Api { strategies, .. } => names(strategies),
+            Workload::Claim { strategies, .. } => names(strategies),
+            Workload::Booking { strategies, .. } => names(strategies),
+            Workload::Jobs { strategies, .. } => names(strategies),
+        }
+    }
+
+    /// Keeps only the strategies in `keep` (the command line's `--strategies`).
+    pub fn retain(&mut self, keep: &[Strategy]) {
+        fn retain<T: Copy + Into<Strategy>>(list: &mut Vec<T>, keep: &[Strategy]) {
+            list.retain(|s| keep.contains(&(*s).into()));
+        }
+        match self {
+            Workload::Fanout { strategies, .. }
+            | Workload::Capacity { strategies, .. }
+            | Workload::Api { strategies, .. } => retain(strategies, keep),
+            Workload::Claim { strategies, .. } => retain(strategies, keep),
+            Workload::Booking { strategies, .. } => retain(strategies, keep),
+            Workload::Jobs { strategies, .. } => retain(strategies, keep),
         }
     }
 }
 
-/// The key of `[thresholds.all]`, whose limits apply to every strategy.
-pub const ALL_STRATEGIES: &str = "all";
+/// One scenario, validated: what runs, under which load and faults, and what makes it fail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// `[a-z0-9-]+`; names the report directory and the JUnit suite.
+    pub name: String,
+    pub description: Option<String>,
+    /// Seeds the friend graph, the event choice and the instance choice, so a run reproduces.
+    pub seed: u64,
+    pub cluster: Cluster,
+    pub workload: Workload,
+    pub faults: Vec<Fault>,
+    /// Keyed by strategy name or `all`; see [`Scenario::thresholds_for`].
+    pub thresholds: BTreeMap<String, Thresholds>,
+    /// How long one strategy's run takes at most, in seconds (see [`ScenarioFile::total_s`]).
+    total_s: f64,
+}
 
 impl Scenario {
     /// Reads, parses and validates a scenario file; errors name `path`.
@@ -308,18 +317,81 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         let deserializer =
             toml::Deserializer::parse(text).map_err(|e| ScenarioError::from_toml(origin, text, String::new(), e))?;
-        let scenario: Scenario = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let file: ScenarioFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             ScenarioError::from_toml(origin, text, path, e.into_inner())
         })?;
-        let problems = validate::problems(&scenario);
-        if problems.is_empty() {
-            Ok(scenario)
-        } else {
-            Err(ScenarioError::Invalid { origin: origin.to_string(), problems })
+        let problems = validate::problems(&file);
+        if !problems.is_empty() {
+            return Err(ScenarioError::Invalid { origin: origin.to_string(), problems });
         }
+        let total_s = file.total_s();
+        let workload =
+            workload(&file).map_err(|p| ScenarioError::Invalid { origin: origin.to_string(), problems: vec![p] })?;
+        Ok(Scenario {
+            name: file.name,
+            description: file.description,
+            seed: file.seed,
+            cluster: file.cluster,
+            workload,
+            faults: file.faults,
+            thresholds: file.thresholds,
+            total_s,
+        })
     }
 
+    pub fn kind(&self) -> Kind {
+        self.workload.kind()
+    }
+
+    /// The strategies compared, in order, by name.
+    pub fn strategies(&self) -> Vec<Strategy> {
+        self.workload.strategies()
+    }
+
+    /// How long one strategy's run takes at most, in seconds, start-up aside.
+    pub fn total_s(&self) -> f64 {
+        self.total_s
+    }
+
+    /// The limits for `strategy`: `[thresholds.all]`, each overridden by the strategy's own.
+    pub fn thresholds_for(&self, strategy: &str) -> Thresholds {
+        let mut limits = self.thresholds.get(ALL_STRATEGIES).cloned().unwrap_or_default();
+        if let Some(specific) = self.thresholds.get(strategy) {
+            limits.extend(specific.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        limits
+    }
+}
+
+/// The file's kind, section and strategies as one [`Workload`]. Validation has checked that
+/// the section is there and every strategy fits; a failure here is a validation gap, reported
+/// as a problem of the file rather than a panic.
+fn workload(f: &ScenarioFile) -> Result<Workload, Problem> {
+    fn section<T: Clone>(value: &Option<T>, name: &str) -> Result<T, Problem> {
+        value.clone().ok_or_else(|| Problem::new(name, "is missing"))
+    }
+    fn strategies<T: TryFrom<Strategy, Error = Strategy>>(f: &ScenarioFile) -> Result<Vec<T>, Problem> {
+        f.strategies
+            .iter()
+            .map(|s| T::try_from(*s).map_err(|s| Problem::new("strategies", format!("`{s}` does not fit {}", f.kind))))
+            .collect()
+    }
+    Ok(match f.kind {
+        Kind::Fanout => Workload::Fanout { load: section(&f.load, "load")?, strategies: strategies(f)? },
+        Kind::Capacity => Workload::Capacity {
+            load: section(&f.load, "load")?,
+            ramp: section(&f.ramp, "ramp")?,
+            strategies: strategies(f)?,
+        },
+        Kind::Claim => Workload::Claim { claim: section(&f.claim, "claim")?, strategies: strategies(f)? },
+        Kind::Booking => Workload::Booking { booking: section(&f.booking, "booking")?, strategies: strategies(f)? },
+        Kind::Jobs => Workload::Jobs { jobs: section(&f.jobs, "jobs")?, strategies: strategies(f)? },
+        Kind::Api => Workload::Api { api: section(&f.api, "api")?, strategies: strategies(f)? },
+    })
+}
+
+impl ScenarioFile {
     /// How long one strategy's run takes at most, in seconds, start-up aside: warm-up +
     /// duration + drain, or for a capacity ramp, warm-up + every step with its drain. A booking
     /// run is bounded by its counts, not by a clock: 0.
@@ -342,20 +414,6 @@ impl Scenario {
             Kind::Booking => None,
         }
         .unwrap_or((0.0, 0.0, 0.0))
-    }
-
-    /// The `[load]` section of a fanout or capacity scenario.
-    pub fn fanout_load(&self) -> anyhow::Result<&Load> {
-        self.load.as_ref().ok_or_else(|| anyhow::anyhow!("scenario {}: kind {} needs [load]", self.name, self.kind))
-    }
-
-    /// The limits for `strategy`: `[thresholds.all]`, each overridden by the strategy's own.
-    pub fn thresholds_for(&self, strategy: &str) -> Thresholds {
-        let all = self.thresholds.get(ALL_STRATEGIES).copied().unwrap_or_default();
-        match self.thresholds.get(strategy) {
-            Some(specific) => all.overridden_by(*specific),
-            None => all,
-        }
     }
 }
 

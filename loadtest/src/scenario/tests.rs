@@ -54,7 +54,7 @@ fn every_scenario_file_in_the_repository_loads() {
     for file in &files {
         let scenario = Scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
         if file.starts_with(dir.join("ci")) {
-            let total = scenario.total_s() * scenario.strategies.len() as f64;
+            let total = scenario.total_s() * scenario.strategies().len() as f64;
             assert!(total < 60.0, "{}: a CI scenario must run in under 60 s, takes {total} s", file.display());
         }
     }
@@ -72,21 +72,22 @@ fn the_example_in_the_schema_reference_is_valid() {
 fn the_main_fanout_scenario_says_what_the_seed_claims() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/notify-fanout.toml");
     let s = Scenario::load(&path).unwrap();
-    assert_eq!(s.strategies, [Strategy::Local, Strategy::Rabbitmq]);
+    assert_eq!(s.strategies(), [Strategy::Local, Strategy::Rabbitmq]);
     assert_eq!(s.cluster.instances, 3);
-    assert_eq!(s.thresholds_for("rabbitmq").max_lost, Some(0));
-    assert_eq!(s.thresholds_for("local").min_lost_ratio, Some(0.5));
+    assert_eq!(s.thresholds_for("rabbitmq").get("max_lost"), Some(&0.0));
+    assert_eq!(s.thresholds_for("local").get("min_lost_ratio"), Some(&0.5));
 }
 
 #[test]
 fn omitted_fields_take_their_documented_defaults() {
     let s = Scenario::parse(MINIMAL, "minimal").unwrap();
     assert_eq!(s.seed, 1);
-    assert_eq!(s.load.as_ref().unwrap().spread, Spread::RoundRobin);
-    assert_eq!(s.load.as_ref().unwrap().reconnect, Reconnect::LastEventId);
-    assert_eq!(s.load.as_ref().unwrap().mix, Mix { diary: 0.7, comment: 0.3 });
-    assert_eq!((s.load.as_ref().unwrap().warmup_s, s.load.as_ref().unwrap().drain_s), (3.0, 5.0));
-    assert_eq!(s.load.as_ref().unwrap().max_events, 1_000_000);
+    let Workload::Fanout { load, .. } = &s.workload else { panic!("a fanout workload: {:?}", s.workload) };
+    assert_eq!(load.spread, Spread::RoundRobin);
+    assert_eq!(load.reconnect, Reconnect::LastEventId);
+    assert_eq!(load.mix, Mix { diary: 0.7, comment: 0.3 });
+    assert_eq!((load.warmup_s, load.drain_s), (3.0, 5.0));
+    assert_eq!(load.max_events, 1_000_000);
     assert!(s.faults.is_empty() && s.thresholds.is_empty() && s.cluster.server_env.is_empty());
     assert_eq!(s.total_s(), 18.0);
 }
@@ -216,7 +217,7 @@ fn churn_limits_apply_to_notification_runs_and_resumes_to_fanout_only() {
         Scenario::parse(&with("[thresholds.all]\nmax_inversions = 0\nmax_same_id_twice = 0\nmin_resumes = 10\n"), "x")
             .unwrap();
     let t = s.thresholds_for("rabbitmq");
-    assert_eq!((t.max_inversions, t.max_same_id_twice, t.min_resumes), (Some(0), Some(0), Some(10)));
+    assert_eq!((t["max_inversions"], t["max_same_id_twice"], t["min_resumes"]), (0.0, 0.0, 10.0));
     let err = error_of(&format!("{CLAIM}\n[thresholds.all]\nmax_inversions = 0\n"));
     assert!(err.contains("thresholds.all.max_inversions: does not apply to a claim scenario"), "{err}");
 }
@@ -251,6 +252,12 @@ fn thresholds_name_listed_strategies_or_all() {
     assert!(err.contains("expected one of local, rabbitmq, all"), "{err}");
     let err = error_of(&with("[thresholds.all]\nmax_lost_ratio = 1.5"));
     assert!(err.contains("thresholds.all.max_lost_ratio: 1.5 is out of range"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_lots = 0\nmax_lost = 1.5"));
+    assert!(
+        err.contains("thresholds.all.max_lots: is not a limit a fanout scenario takes: expected one of max_lost,"),
+        "{err}"
+    );
+    assert!(err.contains("thresholds.all.max_lost: 1.5 is not a count"), "{err}");
 }
 
 #[test]
@@ -258,9 +265,9 @@ fn a_strategy_threshold_overrides_the_one_for_all() {
     let text = with("[thresholds.all]\nmax_lost = 5\nmax_unexpected = 0\n[thresholds.rabbitmq]\nmax_lost = 0\n");
     let s = Scenario::parse(&text, "x").unwrap();
     let rabbit = s.thresholds_for("rabbitmq");
-    assert_eq!((rabbit.max_lost, rabbit.max_unexpected), (Some(0), Some(0)));
+    assert_eq!((rabbit["max_lost"], rabbit["max_unexpected"]), (0.0, 0.0));
     let local = s.thresholds_for("local");
-    assert_eq!((local.max_lost, local.max_unexpected, local.max_p99_ms), (Some(5), Some(0), None));
+    assert_eq!((local["max_lost"], local["max_unexpected"], local.get("max_p99_ms")), (5.0, 0.0, None));
 }
 
 #[test]
@@ -276,7 +283,8 @@ fn a_capacity_scenario_needs_a_ramp_and_a_fanout_refuses_one() {
     let capacity = replacing("kind = \"fanout\"", "kind = \"capacity\"");
     assert!(error_of(&capacity).contains("ramp: is missing"), "{}", error_of(&capacity));
     let ok = Scenario::parse(&format!("{capacity}\n{RAMP}"), "x").unwrap();
-    assert_eq!(ok.ramp.unwrap().max_steps, 8);
+    let Workload::Capacity { ramp, .. } = &ok.workload else { panic!("a capacity workload: {:?}", ok.workload) };
+    assert_eq!(ramp.max_steps, 8);
     // warm-up 3 + 8 steps x (10 s + 3 s drain)
     assert_eq!(ok.total_s(), 3.0 + 8.0 * 13.0);
     let err = error_of(&with(RAMP));
@@ -325,8 +333,9 @@ duration_s = 30
 #[test]
 fn each_kind_reads_its_own_section_and_compares_its_own_strategies() {
     let s = Scenario::parse(CLAIM, "x").unwrap();
-    assert_eq!(s.claim.unwrap().batch_size, 32);
-    assert_eq!(s.timeline(), (1.0, 30.0, 5.0));
+    let Workload::Claim { claim, .. } = &s.workload else { panic!("a claim workload: {:?}", s.workload) };
+    assert_eq!(claim.batch_size, 32);
+    assert_eq!(s.total_s(), 36.0, "warm-up 1 + duration 30 + drain 5");
     let err = error_of(&CLAIM.replace("\"naive\"", "\"rabbitmq\""));
     assert!(
         err.contains("strategies[0]: `rabbitmq` is not compared by a claim scenario: expected one of naive"),
@@ -379,10 +388,10 @@ duration_s = 5
 #[test]
 fn an_api_scenario_has_defaults_and_its_values_are_checked_by_field() {
     let s = Scenario::parse(API, "x").unwrap();
-    let a = s.api.unwrap();
+    let Workload::Api { api: a, .. } = s.workload.clone() else { panic!("an api workload") };
     assert_eq!((a.friends_per_user, a.items, a.request_timeout_s, a.users_per_s), (4, 50, 10, None));
     assert_eq!(a.mix.weighted(), vec![("write_diary", 1), ("read_diaries", 3), ("notifications", 2), ("search", 1)]);
-    assert_eq!(s.timeline(), (0.0, 5.0, 0.0));
+    assert_eq!(s.total_s(), 5.0);
 
     let bad = API.replace("users = 8", "users = 0\nusers_per_s = -2\nthink_min_ms = 50\nthink_max_ms = 10")
         + "mix = { write_diary = 0, read_diaries = 0, notifications = 0, search = 0 }\n";

@@ -5,13 +5,14 @@ use std::collections::BTreeSet;
 
 use super::{
     ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, Fault, FaultAction, FaultTarget, JobsLoad, Kind, Load, Problem,
-    Scenario, Strategy, Thresholds,
+    ScenarioFile, Strategy,
 };
+use crate::report::limits;
 
 const MAX_INSTANCES: u32 = 16;
 const MAX_RATE_PER_S: f64 = 10_000.0;
 
-pub(super) fn problems(s: &Scenario) -> Vec<Problem> {
+pub(super) fn problems(s: &ScenarioFile) -> Vec<Problem> {
     let mut p = Vec::new();
     name(&mut p, &s.name);
     strategies(&mut p, s);
@@ -51,7 +52,7 @@ fn name(p: &mut Vec<Problem>, name: &str) {
     }
 }
 
-fn strategies(p: &mut Vec<Problem>, s: &Scenario) {
+fn strategies(p: &mut Vec<Problem>, s: &ScenarioFile) {
     if s.strategies.is_empty() {
         p.push(Problem::new("strategies", "is empty: list at least one strategy to run"));
     }
@@ -77,7 +78,7 @@ fn strategies(p: &mut Vec<Problem>, s: &Scenario) {
     }
 }
 
-fn cluster(p: &mut Vec<Problem>, s: &Scenario) {
+fn cluster(p: &mut Vec<Problem>, s: &ScenarioFile) {
     let n = s.cluster.instances;
     if !(1..=MAX_INSTANCES).contains(&n) {
         p.push(Problem::new("cluster.instances", format!("{n} is out of range: between 1 and {MAX_INSTANCES}")));
@@ -96,7 +97,7 @@ fn cluster(p: &mut Vec<Problem>, s: &Scenario) {
 }
 
 /// Each kind reads exactly one section; any other would be silently ignored, so it is refused.
-fn sections(p: &mut Vec<Problem>, s: &Scenario) {
+fn sections(p: &mut Vec<Problem>, s: &ScenarioFile) {
     let wanted = match s.kind {
         Kind::Fanout | Kind::Capacity => "load",
         Kind::Claim => "claim",
@@ -293,7 +294,7 @@ fn load(p: &mut Vec<Problem>, l: &Load) {
 /// A wall-clock bound on a capacity ramp, per strategy.
 const MAX_RAMP_S: f64 = 3_600.0;
 
-fn ramp(p: &mut Vec<Problem>, s: &Scenario) {
+fn ramp(p: &mut Vec<Problem>, s: &ScenarioFile) {
     let Some(r) = &s.ramp else {
         if s.kind == Kind::Capacity {
             p.push(Problem::new(
@@ -353,7 +354,7 @@ fn ramp(p: &mut Vec<Problem>, s: &Scenario) {
     }
 }
 
-fn fault_rules(p: &mut Vec<Problem>, s: &Scenario, i: usize, f: &Fault) {
+fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault) {
     let at = format!("faults[{i}].at_s");
     if s.kind == Kind::Booking {
         p.push(Problem::new(at, "a booking race has no clock to schedule faults on: remove them"));
@@ -491,7 +492,7 @@ fn overlapping_faults(p: &mut Vec<Problem>, faults: &[Fault]) {
     }
 }
 
-fn thresholds(p: &mut Vec<Problem>, s: &Scenario) {
+fn thresholds(p: &mut Vec<Problem>, s: &ScenarioFile) {
     let listed: BTreeSet<&str> = s.strategies.iter().map(|s| s.as_str()).collect();
     for (key, t) in &s.thresholds {
         if key != ALL_STRATEGIES && !listed.contains(key.as_str()) {
@@ -501,84 +502,38 @@ fn thresholds(p: &mut Vec<Problem>, s: &Scenario) {
                 format!("`{key}` is not a strategy of this scenario: expected one of {}", known.join(", ")),
             ));
         }
-        threshold_values(p, key, t);
-        for (limit, set, kinds) in applicable_kinds(t) {
-            if set && !kinds.contains(&s.kind) {
-                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        for (name, value) in t {
+            let field = format!("thresholds.{key}.{name}");
+            let Some(limit) = limits::find(name) else {
                 p.push(Problem::new(
-                    format!("thresholds.{key}.{limit}"),
+                    field,
+                    format!(
+                        "is not a limit {} {} scenario takes: expected one of {}",
+                        article(s.kind),
+                        s.kind,
+                        limits::keys_for(s.kind).join(", ")
+                    ),
+                ));
+                continue;
+            };
+            if !limit.kinds.contains(&s.kind) {
+                let names: Vec<&str> = limit.kinds.iter().map(|k| k.as_str()).collect();
+                p.push(Problem::new(
+                    field,
                     format!("does not apply to {} {} scenario: only to {}", article(s.kind), s.kind, names.join(", ")),
                 ));
+            } else if let Some(problem) = limit.value.problem(*value) {
+                p.push(Problem::new(field, problem));
             }
         }
-    }
-}
-
-/// Each limit that is set, and the kinds whose results it can judge.
-fn applicable_kinds(t: &Thresholds) -> Vec<(&'static str, bool, &'static [Kind])> {
-    const NOTIFY: &[Kind] = &[Kind::Fanout, Kind::Capacity];
-    vec![
-        ("max_lost", t.max_lost.is_some(), NOTIFY),
-        ("max_duplicated", t.max_duplicated.is_some(), NOTIFY),
-        ("max_unexpected", t.max_unexpected.is_some(), NOTIFY),
-        ("max_stored_twice", t.max_stored_twice.is_some(), NOTIFY),
-        ("max_same_id_twice", t.max_same_id_twice.is_some(), NOTIFY),
-        ("max_inversions", t.max_inversions.is_some(), NOTIFY),
-        ("min_resumes", t.min_resumes.is_some(), &[Kind::Fanout]),
-        ("max_p99_ms", t.max_p99_ms.is_some(), &[Kind::Fanout, Kind::Capacity, Kind::Booking, Kind::Api]),
-        ("min_delivered_per_s", t.min_delivered_per_s.is_some(), &[Kind::Fanout]),
-        ("min_lost_ratio", t.min_lost_ratio.is_some(), NOTIFY),
-        ("max_lost_ratio", t.max_lost_ratio.is_some(), NOTIFY),
-        ("min_sustained_delivered_per_s", t.min_sustained_delivered_per_s.is_some(), &[Kind::Capacity]),
-        ("max_double_processed", t.max_double_processed.is_some(), &[Kind::Claim]),
-        ("min_double_processed", t.min_double_processed.is_some(), &[Kind::Claim]),
-        ("max_stuck", t.max_stuck.is_some(), &[Kind::Claim]),
-        ("min_items_per_s", t.min_items_per_s.is_some(), &[Kind::Claim]),
-        ("max_overlaps", t.max_overlaps.is_some(), &[Kind::Booking]),
-        ("max_missed_firings", t.max_missed_firings.is_some(), &[Kind::Jobs]),
-        ("max_double_firings", t.max_double_firings.is_some(), &[Kind::Jobs]),
-        ("max_gap_s", t.max_gap_s.is_some(), &[Kind::Jobs]),
-        ("max_error_ratio", t.max_error_ratio.is_some(), &[Kind::Api]),
-        ("min_requests_per_s", t.min_requests_per_s.is_some(), &[Kind::Api]),
-    ]
-}
-
-fn threshold_values(p: &mut Vec<Problem>, key: &str, t: &Thresholds) {
-    let field = |name: &str| format!("thresholds.{key}.{name}");
-    if let Some(v) = t.max_p99_ms {
-        non_negative(p, &field("max_p99_ms"), v, "a latency is >= 0 ms");
-    }
-    if let Some(v) = t.min_delivered_per_s {
-        non_negative(p, &field("min_delivered_per_s"), v, "a rate is >= 0");
-    }
-    if let Some(v) = t.min_sustained_delivered_per_s {
-        non_negative(p, &field("min_sustained_delivered_per_s"), v, "a rate is >= 0");
-    }
-    if let Some(v) = t.min_requests_per_s {
-        non_negative(p, &field("min_requests_per_s"), v, "a rate is >= 0");
-    }
-    if let Some(v) = t.max_error_ratio
-        && !(0.0..=1.0).contains(&v)
-    {
-        p.push(Problem::new(
-            field("max_error_ratio"),
-            format!("{v} is out of range: a ratio of failed requests to requests is 0..=1"),
-        ));
-    }
-    for (name, value) in [("min_lost_ratio", t.min_lost_ratio), ("max_lost_ratio", t.max_lost_ratio)] {
-        if let Some(v) = value
-            && !(0.0..=1.0).contains(&v)
+        if let (Some(min), Some(max)) = (t.get("min_lost_ratio"), t.get("max_lost_ratio"))
+            && min > max
         {
-            p.push(Problem::new(field(name), format!("{v} is out of range: a ratio of lost to expected is 0..=1")));
+            p.push(Problem::new(
+                format!("thresholds.{key}.min_lost_ratio"),
+                format!("{min} is above max_lost_ratio {max}: no run can pass both"),
+            ));
         }
-    }
-    if let (Some(min), Some(max)) = (t.min_lost_ratio, t.max_lost_ratio)
-        && min > max
-    {
-        p.push(Problem::new(
-            field("min_lost_ratio"),
-            format!("{min} is above max_lost_ratio {max}: no run can pass both"),
-        ));
     }
 }
 

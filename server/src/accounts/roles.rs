@@ -40,7 +40,7 @@ impl std::fmt::Display for RoleChange {
 /// ends every session of the account: a session carries the role it was opened with.
 pub async fn set(settings: &Settings, raw_email: &str, role: Role) -> anyhow::Result<RoleChange> {
     let email = Email::parse(raw_email).map_err(|e| anyhow::anyhow!("the e-mail address {e}"))?;
-    let db = crate::db::connect_and_migrate(&settings.database_url, 2)
+    let db = crate::db::connect_and_migrate(settings.database_url.expose(), 2)
         .await
         .context("connecting to the database (SERVER_DATABASE_URL)")?;
     let user = users::set_role(&db, &email, role).await?.ok_or_else(|| {

@@ -58,7 +58,7 @@ impl SessionStore {
         format!("{}user-sessions:{user_id}", self.prefix)
     }
 
-    #[tracing::instrument(skip_all, fields(user_id))]
+    #[tracing::instrument(skip_all, fields(user_id = user_id))]
     pub async fn create(&self, user_id: u64, role: Role) -> redis::RedisResult<Token> {
         let bytes: [u8; 32] = rand::random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -81,7 +81,7 @@ impl SessionStore {
     }
 
     /// Ends every session of `user_id`; returns how many were still live.
-    #[tracing::instrument(skip_all, fields(user_id))]
+    #[tracing::instrument(skip_all, fields(user_id = user_id))]
     pub async fn revoke_all(&self, user_id: u64) -> redis::RedisResult<u64> {
         let mut conn = self.redis.clone();
         let user_key = self.user_key(user_id);

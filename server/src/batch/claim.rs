@@ -132,7 +132,7 @@ fn into_item((id, content_version, title, category, description): ItemRow) -> Cl
 
 impl Claimer {
     /// Claims up to `limit` items and records the attempt in `embed_claims`.
-    #[tracing::instrument(skip_all, fields(strategy = self.strategy.as_str(), worker))]
+    #[tracing::instrument(skip_all, fields(strategy = self.strategy.as_str(), worker = worker))]
     pub async fn claim(&self, worker: u32, limit: u32) -> sqlx::Result<Claim> {
         let token = new_token();
         let (candidates, items) = match self.strategy {
@@ -259,7 +259,7 @@ impl Claimer {
     /// flushes) and five round trips. scenarios/claim-throughput.toml (3 instances x 4
     /// workers, batches of 64, hashing embedder) went from 336 to 889 posts/s for `version`
     /// and from 303 to 797 for `skip-locked` with this change (reports/README.md).
-    #[tracing::instrument(skip_all, fields(items = items.len(), worker))]
+    #[tracing::instrument(skip_all, fields(items = items.len(), worker = worker))]
     pub async fn commit_batch(
         &self,
         worker: u32,

@@ -1,6 +1,6 @@
 //! An OpenAI-compatible embeddings client (`POST {base}/embeddings`), asking for [`DIM`]
-//! dimensions, with a timeout per attempt and retries with backoff on transient failures.
-//! Like the chat client in `crate::ai::openai`, whose retry policy it shares.
+//! dimensions, on the shared [`crate::provider::Provider`] (timeout per attempt, retries on
+//! transient failures).
 
 use std::time::Duration;
 
@@ -9,17 +9,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{DIM, EmbedError, Embedder, normalize};
+use crate::provider::{Provider, ProviderError};
+use crate::settings::Secret;
 
 /// OpenAI accepts at most 2048 inputs in one request; longer lists go in several.
 const MAX_INPUTS_PER_REQUEST: usize = 2048;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiEmbedder {
-    client: reqwest::Client,
-    endpoint: url::Url,
+    provider: Provider,
     model: String,
-    api_key: String,
-    max_retries: u32,
 }
 
 #[derive(Deserialize)]
@@ -35,76 +34,32 @@ struct EmbeddingItem {
     index: usize,
 }
 
+impl From<ProviderError> for EmbedError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Transient(why) => EmbedError::Transient(why),
+            ProviderError::Permanent(why) => EmbedError::Permanent(why),
+        }
+    }
+}
+
 impl OpenAiEmbedder {
     pub fn new(
         base_url: url::Url,
         model: String,
-        api_key: String,
+        api_key: Secret,
         timeout: Duration,
         max_retries: u32,
     ) -> anyhow::Result<Self> {
-        let mut base = base_url;
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
-            endpoint: base.join("embeddings")?,
-            model,
-            api_key,
-            max_retries,
-        })
-    }
-
-    async fn attempt(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        // `dimensions` shortens text-embedding-3-* vectors to what the VECTOR column holds;
-        // `encoding_format: float` rules out base64 answers.
-        let body = json!({ "model": self.model, "input": texts, "dimensions": DIM, "encoding_format": "float" });
-        let response = self
-            .client
-            .post(self.endpoint.clone())
-            .bearer_auth(&self.api_key)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| EmbedError::Transient(format!("embeddings request failed: {e}")))?;
-        let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(EmbedError::Transient(format!("embeddings provider answered {status}")));
-        }
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            return Err(EmbedError::Permanent(format!(
-                "embeddings provider answered {status}: {}",
-                truncate(&text, 300)
-            )));
-        }
-        let list: EmbeddingList = response.json().await.map_err(|e| {
-            // A body cut short by the timeout is worth another try; a malformed one is not.
-            if e.is_timeout() {
-                EmbedError::Transient(format!("embeddings answer timed out: {e}"))
-            } else {
-                EmbedError::Permanent(format!("unreadable embeddings answer: {e}"))
-            }
-        })?;
-        in_input_order(list, texts.len())
+        Ok(Self { provider: Provider::new("embeddings provider", base_url, api_key, timeout, max_retries)?, model })
     }
 
     async fn with_retries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 0;
-        loop {
-            match self.attempt(texts).await {
-                Err(EmbedError::Transient(why)) if attempt < self.max_retries => {
-                    tracing::warn!(attempt, why, "embeddings provider failed; retrying");
-                    // Full jitter keeps many workers from retrying in lockstep.
-                    tokio::time::sleep(delay.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        // `dimensions` shortens text-embedding-3-* vectors to what the VECTOR column holds;
+        // `encoding_format: float` rules out base64 answers.
+        let body = json!({ "model": self.model, "input": texts, "dimensions": DIM, "encoding_format": "float" });
+        let list: EmbeddingList = self.provider.post("embeddings", &body).await?;
+        in_input_order(list, texts.len())
     }
 }
 
@@ -147,13 +102,6 @@ fn in_input_order(list: EmbeddingList, inputs: usize) -> Result<Vec<Vec<f32>>, E
     }
     // Every slot is filled: as many items as inputs, each index in range, none repeated.
     Ok(out.into_iter().flatten().collect())
-}
-
-fn truncate(s: &str, max_chars: usize) -> &str {
-    match s.char_indices().nth(max_chars) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 impl Embedder for OpenAiEmbedder {

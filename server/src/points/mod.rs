@@ -56,7 +56,7 @@ impl Reason<'_> {
 
 /// Awards up to `amount` for an earning `reason`, within what `user_id` may still earn today
 /// under `daily_cap`; returns what was awarded (0 once the cap is reached: nothing is logged).
-#[tracing::instrument(skip(conn), fields(user_id))]
+#[tracing::instrument(skip(conn), fields(user_id = user_id))]
 pub async fn award(
     conn: &mut MySqlConnection,
     user_id: u64,
@@ -85,7 +85,7 @@ pub async fn award(
 
 /// Takes back what `awarded_for` + `ref_id` earned `user_id`, as far as the balance allows,
 /// logged as `reversal`; returns the points taken back (0 when it earned nothing).
-#[tracing::instrument(skip(conn), fields(user_id))]
+#[tracing::instrument(skip(conn), fields(user_id = user_id))]
 pub async fn take_back(
     conn: &mut MySqlConnection,
     user_id: u64,
@@ -118,7 +118,7 @@ async fn lock_balance(conn: &mut MySqlConnection, user_id: u64) -> sqlx::Result<
 
 /// Applies `delta` to the balance of `user_id` and logs it, in the caller's transaction.
 /// Returns the balance after the change.
-#[tracing::instrument(skip(conn), fields(user_id))]
+#[tracing::instrument(skip(conn), fields(user_id = user_id))]
 pub async fn apply(
     conn: &mut MySqlConnection,
     user_id: u64,
@@ -169,7 +169,7 @@ pub struct LogEntry {
 }
 
 /// Newest first; one range scan of `ix_point_log_user` whatever the page number.
-#[tracing::instrument(skip(db), fields(user_id))]
+#[tracing::instrument(skip(db), fields(user_id = user_id))]
 pub async fn log(db: &MySqlPool, user_id: u64, page: Page) -> sqlx::Result<Paged<LogEntry>> {
     let rows: Vec<LogEntry> = sqlx::query_as(
         "SELECT id, delta, balance_after, reason, ref_id, created_at FROM point_log \

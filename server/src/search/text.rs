@@ -55,7 +55,7 @@ fn words(q: &str) -> Vec<String> {
 }
 
 /// Up to `limit` items containing any of the query's words, the most words first.
-#[tracing::instrument(skip_all, fields(limit))]
+#[tracing::instrument(skip_all, fields(limit = limit))]
 pub async fn search(
     db: &MySqlPool,
     scope: Scope,
@@ -99,6 +99,43 @@ pub async fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Collects what a `fmt` subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `fields(limit)` alone declares an empty field and hides the argument: a span must
+    /// carry the value.
+    #[tokio::test]
+    async fn the_search_span_records_its_limit() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let db = sqlx::mysql::MySqlPoolOptions::new().connect_lazy("mysql://nobody@127.0.0.1:1/none").unwrap();
+
+        // No words: answered without a query, but the span is opened all the same.
+        let hits = search(&db, Scope::NotEmbedded, "", &SearchFilter::default(), 7).await.unwrap();
+
+        assert!(hits.is_empty());
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("search{limit=7}"), "{text}");
+    }
 
     #[test]
     fn patterns_match_wildcards_literally() {

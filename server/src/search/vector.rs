@@ -35,7 +35,7 @@ fn candidates_for(filter: &SearchFilter, limit: u32) -> u32 {
 }
 
 /// Up to `limit` embedded items nearest to `query`, nearest first.
-#[tracing::instrument(skip_all, fields(limit))]
+#[tracing::instrument(skip_all, fields(limit = limit))]
 pub async fn search(
     db: &MySqlPool,
     embedder: &str,

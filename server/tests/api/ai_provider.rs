@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use server::ai::openai::OpenAiGenerator;
 use server::ai::{CommentGenerator, DiaryPrompt, GenerateError};
 use server::diary::Emotion;
+use server::settings::Secret;
 
 /// A provider that fails `failures` times with `status`, then answers; it records requests.
 async fn provider(
@@ -52,7 +53,7 @@ fn prompt() -> DiaryPrompt {
 async fn transient_failures_are_retried_with_backoff_then_the_answer_is_used() {
     let (url, calls, bodies) = provider(2, StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO).await;
     let generator =
-        OpenAiGenerator::new(url, "test-model".into(), "sk-test".into(), Duration::from_secs(2), 3).unwrap();
+        OpenAiGenerator::new(url, "test-model".into(), Secret::new("sk-test"), Duration::from_secs(2), 3).unwrap();
 
     let text = generator.generate(&prompt()).await.unwrap();
 
@@ -67,7 +68,7 @@ async fn transient_failures_are_retried_with_backoff_then_the_answer_is_used() {
 #[tokio::test]
 async fn a_rejected_key_is_permanent_and_not_retried() {
     let (url, calls, _) = provider(100, StatusCode::UNAUTHORIZED, Duration::ZERO).await;
-    let generator = OpenAiGenerator::new(url, "m".into(), "bad".into(), Duration::from_secs(2), 3).unwrap();
+    let generator = OpenAiGenerator::new(url, "m".into(), Secret::new("bad"), Duration::from_secs(2), 3).unwrap();
 
     let err = generator.generate(&prompt()).await.unwrap_err();
 
@@ -78,7 +79,7 @@ async fn a_rejected_key_is_permanent_and_not_retried() {
 #[tokio::test]
 async fn a_slow_provider_times_out_as_a_transient_error() {
     let (url, calls, _) = provider(0, StatusCode::OK, Duration::from_secs(5)).await;
-    let generator = OpenAiGenerator::new(url, "m".into(), "k".into(), Duration::from_millis(300), 1).unwrap();
+    let generator = OpenAiGenerator::new(url, "m".into(), Secret::new("k"), Duration::from_millis(300), 1).unwrap();
     let started = Instant::now();
 
     let err = generator.generate(&prompt()).await.unwrap_err();

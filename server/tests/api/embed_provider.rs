@@ -11,6 +11,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use server::embed::openai::OpenAiEmbedder;
 use server::embed::{DIM, EmbedError, Embedder};
+use server::settings::Secret;
 
 /// How the stub provider behaves.
 #[derive(Clone, Copy)]
@@ -73,7 +74,7 @@ async fn provider(behaviour: Behaviour) -> (url::Url, Arc<AtomicUsize>, Recorded
 fn embedder(url: url::Url, timeout: Duration, max_retries: u32) -> OpenAiEmbedder {
     // reqwest is built without a default TLS backend: building a client needs one installed.
     server::install_crypto_provider();
-    OpenAiEmbedder::new(url, "text-embedding-3-small".into(), "sk-test".into(), timeout, max_retries).unwrap()
+    OpenAiEmbedder::new(url, "text-embedding-3-small".into(), Secret::new("sk-test"), timeout, max_retries).unwrap()
 }
 
 fn texts() -> Vec<String> {
