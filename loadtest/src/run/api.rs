@@ -23,7 +23,7 @@ use goose::goose::{
 use goose::metrics::{GooseMetrics, GooseRequestMetricAggregate};
 use serde_json::json;
 
-use super::rig::{server_env, start_cluster};
+use super::stage::Stage;
 use super::world::World;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
@@ -66,18 +66,10 @@ struct Login {
 pub async fn run(ctx: &RunContext<'_>, load: &ApiLoad, delivery: Delivery) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
     let strategy = Strategy::from(delivery);
-    let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
-    let env = server_env(
-        ctx,
-        &database_url,
-        &[
-            ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
-            ("SERVER_AI_ENABLED", "false"),
-            ("SERVER_EMBEDDER", "hashing"),
-        ],
-    );
-    let cluster = start_cluster(ctx, strategy, env).await?;
-    let bases = cluster.urls();
+    let settings =
+        [("SERVER_NOTIFY_DELIVERY", strategy.as_str()), ("SERVER_AI_ENABLED", "false"), ("SERVER_EMBEDDER", "hashing")];
+    let stage = Stage::start(ctx, strategy, &settings).await?;
+    let bases = stage.bases.clone();
     let api = ApiClient::new(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?);
     eprintln!(
         "[{}] {} accounts, {} friends each, {} items; then {} goose users for {} s",
@@ -103,7 +95,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &ApiLoad, delivery: Delivery) -> an
 
     let goose_report = format!("goose-{}.html", strategy.as_str());
     let metrics = attack(load, &bases[0], logins, &ctx.report_dir.join(&goose_report)).await;
-    cluster.stop(Duration::from_secs(10)).await;
+    stage.stop().await?;
     let metrics = metrics?;
     let result = summarize(strategy, load, &metrics, goose_report);
     let counts = result.api.as_ref().expect("summarize sets the api counts");

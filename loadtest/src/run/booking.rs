@@ -13,8 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::rig::{server_env, start_cluster};
-use super::truth::Truth;
+use super::stage::Stage;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::ledger::{latency_histogram, percentiles};
@@ -39,10 +38,8 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
     let strategy = match mode {
         BookingMode::Optimistic => Strategy::Optimistic,
     };
-    let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
-    let env = server_env(ctx, &database_url, &[("SERVER_AI_ENABLED", "false")]);
-    let cluster = start_cluster(ctx, strategy, env).await?;
-    let bases = cluster.urls();
+    let stage = Stage::start(ctx, strategy, &[("SERVER_AI_ENABLED", "false")]).await?;
+    let bases = stage.bases.clone();
     let api = ApiClient::new(
         reqwest::Client::builder()
             .pool_max_idle_per_host(booking.in_flight as usize)
@@ -120,7 +117,8 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
         .collect()
         .await;
     let race_s = started.elapsed().as_secs_f64();
-    cluster.stop(Duration::from_secs(10)).await;
+    let truth = stage.truth.clone();
+    stage.stop().await?;
 
     let mut latency = latency_histogram();
     let mut counts =
@@ -141,7 +139,7 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
             }
         }
     }
-    let (overlaps, approved_in_db) = Truth::new(&database_url).approvals().await?;
+    let (overlaps, approved_in_db) = truth.approvals().await?;
     counts.overlaps = overlaps;
     counts.disagreements = said_approved.symmetric_difference(&approved_in_db).count() as u64;
     counts.max_possible = max_possible(&requests, items.len());

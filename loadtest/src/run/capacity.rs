@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use super::driver::Drive;
 use super::rig::{MAX_IN_FLIGHT, Rig};
-use super::truth::Truth;
 use super::{RunContext, StrategyRun};
 use crate::ledger::LedgerSummary;
 use crate::report::{RampStep, StrategyResult, Sustained, text};
@@ -67,10 +66,10 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Deliv
     }
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let caused = rig.driver.caused.load(Ordering::Relaxed);
-    let database_url = rig.database_url.clone();
+    let truth = rig.stage.truth.clone();
     let (ledger, _uncertain) = rig.finish().await?;
     let summary = ledger.summary();
-    let stored_twice = Truth::new(&database_url).stored_twice().await?;
+    let stored_twice = truth.stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, load_seconds);
     result.notes.push(match (&sustained, steps.iter().find(|s| !s.sustained)) {
         (Some(s), Some(next)) => format!(

@@ -4,15 +4,11 @@
 //! side-effect log, read with read-only SQL after the run: every embed call, every claim and
 //! every committed embedding, per post and content version.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::Mutex;
 
-use super::faults::{FaultTargets, run_faults};
-use super::rig::{server_env, start_cluster};
-use super::truth::Truth;
+use super::stage::Stage;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::probe::api::{ApiClient, User};
@@ -36,10 +32,8 @@ fn server_claim(mode: ClaimMode) -> (&'static str, bool) {
 }
 
 pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> anyhow::Result<StrategyRun> {
-    let scn = ctx.scenario;
     let strategy = Strategy::from(mode);
     let (claim_strategy, fencing) = server_claim(mode);
-    let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let tag = unique_name(strategy.as_str());
     let admin_email = format!("admin-{tag}@load.test");
     // The server refuses a lease that is not longer than a batch may take.
@@ -51,9 +45,9 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
         claim.embed_delay_ms.to_string(),
         claim.embed_fail_rate.to_string(),
     );
-    let env = server_env(
+    let stage = Stage::start(
         ctx,
-        &database_url,
+        strategy,
         &[
             ("SERVER_AI_ENABLED", "false"),
             ("SERVER_EMBEDDER", "hashing"),
@@ -66,15 +60,15 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
             ("SERVER_EMBED_DELAY_MS", &delay),
             ("SERVER_EMBED_FAIL_RATE", &fail),
         ],
-    );
-    let cluster = start_cluster(ctx, strategy, env).await?;
-    let bases = cluster.urls();
+    )
+    .await?;
+    let bases = stage.bases.clone();
     let api = ApiClient::new(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?);
 
     // An admin, the way an operator makes one: sign up, then `server grant-admin`; the
     // session opened after the grant carries the role.
     api.signup_and_login(&bases[0], &admin_email, "admin").await?;
-    cluster.operator_command(&["grant-admin", &admin_email]).await?;
+    stage.operator_command(&["grant-admin", &admin_email]).await?;
     let admin = api.login(&bases[0], &admin_email).await?;
     // Posts first, with the workers held back, so that they all start racing at one instant.
     api.job_command(&bases[0], &admin, EMBED_JOB, "pause").await?;
@@ -82,12 +76,9 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
     create_posts(&api, &bases, &tag, claim).await?;
 
     let t0 = Instant::now();
-    let cluster = Arc::new(Mutex::new(cluster));
-    let alive = Arc::new((0..bases.len()).map(|_| std::sync::atomic::AtomicBool::new(true)).collect::<Vec<_>>());
-    let targets = FaultTargets { cluster: cluster.clone(), infra: ctx.infra.clone(), alive, churn: None };
-    let faults = tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), t0, targets));
+    let faults = stage.start_faults(ctx, t0, None);
     tokio::time::sleep(Duration::from_secs_f64(claim.warmup_s)).await;
-    let truth = Truth::new(&database_url);
+    let truth = stage.truth.clone();
     let released_at = truth.now().await?;
     api.job_command(&bases[0], &admin, EMBED_JOB, "resume").await?;
     let released = Instant::now();
@@ -111,9 +102,7 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
     let elapsed = released.elapsed().as_secs_f64();
 
     let ledger = truth.claim_ledger(released_at, u64::from(claim.posts)).await?;
-    let cluster =
-        Arc::try_unwrap(cluster).map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?.into_inner();
-    cluster.stop(Duration::from_secs(10)).await;
+    stage.stop().await?;
 
     let throughput = if ledger.busy_s > 0.0 { ledger.counts.done as f64 / ledger.busy_s } else { 0.0 };
     let mut result = StrategyResult::without_notifications(strategy.as_str(), throughput, Percentiles::default());

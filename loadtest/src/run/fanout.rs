@@ -5,19 +5,15 @@
 
 use std::time::Duration;
 
-use super::faults::run_faults;
 use super::rig::{MAX_IN_FLIGHT, Rig};
-use super::truth::Truth;
 use super::{RunContext, StrategyRun};
 use crate::report::StrategyResult;
 use crate::scenario::{Delivery, Load, Strategy};
 
 pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<StrategyRun> {
-    let scn = ctx.scenario;
     let strategy = Strategy::from(delivery);
     let rig = Rig::start(ctx, load, delivery).await?;
-    let faults =
-        tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), rig.t0, rig.fault_targets(ctx)));
+    let faults = rig.start_faults(ctx);
     // Warm-up: streams connect; nothing is counted yet.
     rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
     let drive = rig.driver.drive(load.rate_per_s, Duration::from_secs_f64(load.duration_s), load.max_events).await;
@@ -30,12 +26,12 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let reconnects = rig.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed);
     let resumes = rig.stats.resumes.load(std::sync::atomic::Ordering::Relaxed);
     let churn_drops = rig.stats.churn_drops.load(std::sync::atomic::Ordering::Relaxed);
-    let database_url = rig.database_url.clone();
+    let truth = rig.stage.truth.clone();
     let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
     let (ledger, uncertain) = rig.finish().await?;
     let summary = ledger.summary();
 
-    let stored_twice = Truth::new(&database_url).stored_twice().await?;
+    let stored_twice = truth.stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, drive.seconds);
     result.resumes = resumes;
     result.notes.push(format!("stream reconnects: {reconnects} ({resumes} with Last-Event-ID)"));

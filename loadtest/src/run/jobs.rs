@@ -4,16 +4,12 @@
 //! runs much longer than the lease.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use tokio::sync::Mutex;
 
-use super::faults::{FaultTargets, run_faults};
-use super::rig::{server_env, start_cluster};
-use super::truth::{JobRun, Truth};
+use super::stage::Stage;
+use super::truth::JobRun;
 use super::{RunContext, StrategyRun};
 use crate::report::{JobCounts, Percentiles, StrategyResult};
 use crate::scenario::{JobsLoad, JobsMode, Strategy};
@@ -21,37 +17,27 @@ use crate::scenario::{JobsLoad, JobsMode, Strategy};
 const JOB: &str = "heartbeat";
 
 pub async fn run(ctx: &RunContext<'_>, jobs: &JobsLoad, mode: JobsMode) -> anyhow::Result<StrategyRun> {
-    let scn = ctx.scenario;
     // One scheduler so far: firings acquired through the database.
     let strategy = match mode {
         JobsMode::Clustered => Strategy::Clustered,
     };
-    let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
     let schedule = format!("every {}s", jobs.every_s);
     let lease = format!("{}", jobs.lease_s.ceil().max(1.0) as u64);
-    let env = server_env(
-        ctx,
-        &database_url,
-        &[("SERVER_AI_ENABLED", "false"), ("SERVER_JOB_HEARTBEAT_SCHEDULE", &schedule), ("SERVER_JOB_LEASE_S", &lease)],
-    );
-    let cluster = start_cluster(ctx, strategy, env).await?;
-    let n = cluster.len();
+    let settings =
+        [("SERVER_AI_ENABLED", "false"), ("SERVER_JOB_HEARTBEAT_SCHEDULE", &schedule), ("SERVER_JOB_LEASE_S", &lease)];
+    let stage = Stage::start(ctx, strategy, &settings).await?;
+    let n = stage.bases.len();
     let t0 = Instant::now();
-    let cluster = Arc::new(Mutex::new(cluster));
-    let alive = Arc::new((0..n).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
-    let targets = FaultTargets { cluster: cluster.clone(), infra: ctx.infra.clone(), alive, churn: None };
-    let faults = tokio::spawn(run_faults(scn.faults.clone(), strategy.as_str().to_string(), t0, targets));
+    let faults = stage.start_faults(ctx, t0, None);
     tokio::time::sleep(Duration::from_secs_f64(jobs.warmup_s)).await;
-    let truth = Truth::new(&database_url);
+    let truth = stage.truth.clone();
     let from = truth.now().await?;
     tokio::time::sleep_until((t0 + Duration::from_secs_f64(jobs.warmup_s + jobs.duration_s)).into()).await;
     let to = truth.now().await?;
     let fault_records = faults.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs_f64(jobs.drain_s)).await;
     let runs = truth.job_runs(JOB, from, to).await?;
-    let cluster =
-        Arc::try_unwrap(cluster).map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?.into_inner();
-    cluster.stop(Duration::from_secs(10)).await;
+    stage.stop().await?;
 
     let counts = judge(&runs, i64::from(jobs.every_s));
     let seconds = jobs.duration_s.max(f64::EPSILON);

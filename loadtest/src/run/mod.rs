@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod faults;
 pub mod jobs;
 pub mod rig;
+pub mod stage;
 pub mod truth;
 pub mod update_baseline;
 pub mod world;

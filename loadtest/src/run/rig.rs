@@ -5,24 +5,23 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::RunContext;
 use super::clients::{ClientSpec, ClientStats, LedgerMsg, run_client};
 use super::driver::Driver;
-use super::faults::FaultTargets;
-use super::truth::Truth;
+use super::stage::Stage;
 use super::world::World;
-use crate::cluster::{Cluster, ClusterSpec};
 use crate::infra::unique_name;
 use crate::ledger::{Cause, Ledger, LedgerSummary};
 use crate::probe::api::ApiClient;
+use crate::report::FaultRecord;
 use crate::scenario::{Churn, Delivery, Load, Reconnect, Spread, Strategy};
 
 /// Causing requests in flight at once; beyond this the driver is the bottleneck, and says so.
@@ -37,9 +36,8 @@ pub enum LedgerQuery {
 
 pub struct Rig {
     pub strategy: Strategy,
-    pub database_url: String,
-    pub cluster: Arc<Mutex<Cluster>>,
-    pub alive: Arc<Vec<AtomicBool>>,
+    /// The database, the instances, and what faults act on.
+    pub stage: Stage,
     pub stats: Arc<ClientStats>,
     pub driver: Driver,
     /// The run's clock: fault times, deliveries per second and the progress line count from it.
@@ -58,18 +56,13 @@ impl Rig {
     pub async fn start(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<Rig> {
         let scn = ctx.scenario;
         let strategy = Strategy::from(delivery);
-        let database_url = ctx.infra.fresh_database(&format!("{}_{}", scn.name, strategy.as_str())).await?;
-        let env = server_env(
-            ctx,
-            &database_url,
-            &[
-                ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
-                // The notification path alone is measured: no AI comments competing for the CPU.
-                ("SERVER_AI_ENABLED", "false"),
-            ],
-        );
-        let cluster = start_cluster(ctx, strategy, env).await?;
-        let bases = Arc::new(cluster.urls());
+        let settings = [
+            ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
+            // The notification path alone is measured: no AI comments competing for the CPU.
+            ("SERVER_AI_ENABLED", "false"),
+        ];
+        let stage = Stage::start(ctx, strategy, &settings).await?;
+        let bases = Arc::new(stage.bases.clone());
         let n_instances = bases.len();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
@@ -103,7 +96,7 @@ impl Rig {
         let (delivered, outstanding) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let collector = tokio::spawn(collect(t0, ledger_rx, query_rx, delivered.clone(), outstanding.clone()));
 
-        let alive: Arc<Vec<AtomicBool>> = Arc::new((0..n_instances).map(|_| AtomicBool::new(true)).collect());
+        let alive = stage.alive.clone();
         let stats = Arc::new(ClientStats::default());
         let (churn, churn_rx) = watch::channel(None);
         let stop_clients = CancellationToken::new();
@@ -138,9 +131,7 @@ impl Rig {
         let progress = spawn_progress(strategy, t0, &driver, delivered, outstanding, stats.clone());
         Ok(Rig {
             strategy,
-            database_url,
-            cluster: Arc::new(Mutex::new(cluster)),
-            alive,
+            stage,
             stats,
             driver,
             t0,
@@ -154,14 +145,9 @@ impl Rig {
         })
     }
 
-    /// What the scenario's faults act on in this rig.
-    pub fn fault_targets(&self, ctx: &RunContext<'_>) -> FaultTargets {
-        FaultTargets {
-            cluster: self.cluster.clone(),
-            infra: ctx.infra.clone(),
-            alive: self.alive.clone(),
-            churn: Some(self.churn.clone()),
-        }
+    /// Starts the scenario's faults on the rig's clock, the clients' churn among them.
+    pub fn start_faults(&self, ctx: &RunContext<'_>) -> tokio::task::JoinHandle<Vec<FaultRecord>> {
+        self.stage.start_faults(ctx, self.t0, Some(self.churn.clone()))
     }
 
     /// Waits `warmup` for the streams to connect, and warns if some did not.
@@ -180,12 +166,12 @@ impl Rig {
     /// Each metric of `names` summed over the `/metrics` of the instances alive now (an
     /// instance's counters start over when it restarts); `None` when no instance answered.
     pub async fn metric_totals(&self, names: &[&str]) -> Option<Vec<f64>> {
-        let bases = self.cluster.lock().await.urls();
+        let bases = &self.stage.bases;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
         let mut totals = vec![0.0; names.len()];
         let mut answered = false;
         for (i, base) in bases.iter().enumerate() {
-            if !self.alive.get(i).is_some_and(|a| a.load(Ordering::Relaxed)) {
+            if !self.stage.alive.get(i).is_some_and(|a| a.load(Ordering::Relaxed)) {
                 continue;
             }
             if let Ok(samples) = crate::probe::metrics::scrape(&http, base).await {
@@ -223,19 +209,12 @@ impl Rig {
         let mut ledger = self.collector.await?;
         // A request that failed or timed out for the driver (a paused instance answers after
         // the client gave up) may still have committed: the database says which causes exist.
-        let uncertain: Vec<Cause> = Truth::new(&self.database_url)
-            .committed_causes()
-            .await?
-            .into_iter()
-            .filter(|c| !known.contains(c))
-            .collect();
+        let uncertain: Vec<Cause> =
+            self.stage.truth.committed_causes().await?.into_iter().filter(|c| !known.contains(c)).collect();
         for cause in &uncertain {
             ledger.indeterminate(*cause);
         }
-        let cluster = Arc::try_unwrap(self.cluster)
-            .map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?
-            .into_inner();
-        cluster.stop(Duration::from_secs(10)).await;
+        self.stage.stop().await?;
         Ok((ledger, uncertain))
     }
 }
@@ -276,41 +255,6 @@ async fn collect(
         }
     }
     ledger
-}
-
-/// The environment of every server process of a run: the infrastructure's URLs, a fresh
-/// database, a namespace of its own, cheap password hashes, then `extra`, then the
-/// scenario's `server_env` (which wins: it is the user's word).
-pub fn server_env(ctx: &RunContext<'_>, database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let urls = ctx.infra.urls();
-    let mut env = vec![
-        ("SERVER_DATABASE_URL".to_string(), database_url.to_string()),
-        ("SERVER_REDIS_URL".to_string(), urls.redis.clone()),
-        ("SERVER_AMQP_URL".to_string(), urls.amqp.clone()),
-        ("SERVER_NAMESPACE".to_string(), format!("{}:", unique_name("lt"))),
-        // Thousands of sign-ups on 2 cores: cheap hashes (logged as weak by the server).
-        ("SERVER_ARGON2_MEMORY_KIB".to_string(), "256".to_string()),
-        ("SERVER_ARGON2_ITERATIONS".to_string(), "1".to_string()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env.extend(ctx.scenario.cluster.server_env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env
-}
-
-/// Starts the scenario's instances with `env`, logs under `logs/<strategy>/`.
-pub async fn start_cluster(
-    ctx: &RunContext<'_>,
-    strategy: Strategy,
-    env: Vec<(String, String)>,
-) -> anyhow::Result<Cluster> {
-    Ok(Cluster::start(ClusterSpec {
-        server_bin: ctx.server_bin.clone(),
-        instances: ctx.scenario.cluster.instances as usize,
-        env,
-        log_dir: ctx.report_dir.join("logs").join(strategy.as_str()),
-        ready_timeout: Duration::from_secs(60),
-    })
-    .await?)
 }
 
 fn spawn_progress(

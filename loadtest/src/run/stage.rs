@@ -1,0 +1,109 @@
+//! What every runner sets up before its own work, and tears down after: a fresh database, the
+//! scenario's instances with their settings, the read-only view of the database, and what the
+//! scenario's faults act on.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, watch};
+
+use super::RunContext;
+use super::faults::{FaultTargets, run_faults};
+use super::truth::Truth;
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::infra::unique_name;
+use crate::report::FaultRecord;
+use crate::scenario::{Churn, Strategy};
+
+pub struct Stage {
+    pub strategy: Strategy,
+    pub database_url: String,
+    pub truth: Truth,
+    /// Base URL of every instance, by 0-based index.
+    pub bases: Vec<String>,
+    pub cluster: Arc<Mutex<Cluster>>,
+    /// Cleared while an instance is dead or frozen.
+    pub alive: Arc<Vec<AtomicBool>>,
+}
+
+impl Stage {
+    /// A fresh database and the instances, started with the run's settings plus `env`.
+    pub async fn start(ctx: &RunContext<'_>, strategy: Strategy, env: &[(&str, &str)]) -> anyhow::Result<Stage> {
+        let database_url = ctx.infra.fresh_database(&format!("{}_{}", ctx.scenario.name, strategy.as_str())).await?;
+        let cluster = start_cluster(ctx, strategy, server_env(ctx, &database_url, env)).await?;
+        let bases = cluster.urls();
+        let alive = Arc::new((0..bases.len()).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
+        Ok(Stage {
+            strategy,
+            truth: Truth::new(&database_url),
+            database_url,
+            bases,
+            cluster: Arc::new(Mutex::new(cluster)),
+            alive,
+        })
+    }
+
+    /// An operator's one-off command of the server binary (`grant-admin <email>`), with the
+    /// instances' settings.
+    pub async fn operator_command(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(self.cluster.lock().await.operator_command(args).await?)
+    }
+
+    /// Starts the scenario's faults on the clock that began at `t0`; `churn` switches the SSE
+    /// clients' churn when the run has clients.
+    pub fn start_faults(
+        &self,
+        ctx: &RunContext<'_>,
+        t0: Instant,
+        churn: Option<Arc<watch::Sender<Option<Churn>>>>,
+    ) -> tokio::task::JoinHandle<Vec<FaultRecord>> {
+        let targets =
+            FaultTargets { cluster: self.cluster.clone(), infra: ctx.infra.clone(), alive: self.alive.clone(), churn };
+        tokio::spawn(run_faults(ctx.scenario.faults.clone(), self.strategy.as_str().to_string(), t0, targets))
+    }
+
+    /// Stops the instances (the faults must be done: they hold the cluster while they run).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let cluster = Arc::try_unwrap(self.cluster)
+            .map_err(|_| anyhow::anyhow!("the fault task still holds the cluster"))?
+            .into_inner();
+        cluster.stop(Duration::from_secs(10)).await;
+        Ok(())
+    }
+}
+
+/// The environment of every server process of a run: the infrastructure's URLs, a fresh
+/// database, a namespace of its own, cheap password hashes, then `extra`, then the
+/// scenario's `server_env` (which wins: it is the user's word).
+pub fn server_env(ctx: &RunContext<'_>, database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let urls = ctx.infra.urls();
+    let mut env = vec![
+        ("SERVER_DATABASE_URL".to_string(), database_url.to_string()),
+        ("SERVER_REDIS_URL".to_string(), urls.redis.clone()),
+        ("SERVER_AMQP_URL".to_string(), urls.amqp.clone()),
+        ("SERVER_NAMESPACE".to_string(), format!("{}:", unique_name("lt"))),
+        // Thousands of sign-ups on 2 cores: cheap hashes (logged as weak by the server).
+        ("SERVER_ARGON2_MEMORY_KIB".to_string(), "256".to_string()),
+        ("SERVER_ARGON2_ITERATIONS".to_string(), "1".to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.extend(ctx.scenario.cluster.server_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Starts the scenario's instances with `env`, logs under `logs/<strategy>/`.
+pub async fn start_cluster(
+    ctx: &RunContext<'_>,
+    strategy: Strategy,
+    env: Vec<(String, String)>,
+) -> anyhow::Result<Cluster> {
+    Ok(Cluster::start(ClusterSpec {
+        server_bin: ctx.server_bin.clone(),
+        instances: ctx.scenario.cluster.instances as usize,
+        env,
+        log_dir: ctx.report_dir.join("logs").join(strategy.as_str()),
+        ready_timeout: Duration::from_secs(60),
+    })
+    .await?)
+}
