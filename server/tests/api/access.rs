@@ -221,28 +221,6 @@ impl Scene {
     }
 }
 
-/// Status of one call; the body too, unless it is an endless event stream.
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, String) {
-    let mut req = app.client.request(method.parse().unwrap(), app.url(path));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.expect("the request is sent");
-    let status = resp.status();
-    let stream = resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let text = if stream { String::new() } else { resp.text().await.unwrap_or_default() };
-    (status, text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_answers_owner_friend_stranger_and_anonymous_as_the_table_says() -> TestResult {
     let world = World::new().await;
@@ -278,7 +256,7 @@ async fn every_operation_answers_owner_friend_stranger_and_anonymous_as_the_tabl
         // Anonymous first, on a scene of its own.
         let scene = Scene::build(&app).await;
         let path = scene.path(op, template);
-        let (status, text) = call(&app, method, &path, None, Some(scene.body(op))).await;
+        let (status, text) = app.send(method, &path, None, Some(scene.body(op))).await;
         if status != StatusCode::UNAUTHORIZED {
             wrong.push(format!("{op} anonymous: {status} {text}"));
         }
@@ -286,7 +264,7 @@ async fn every_operation_answers_owner_friend_stranger_and_anonymous_as_the_tabl
             let scene = Scene::build(&app).await;
             let path = scene.path(op, template);
             let who = scene.session(caller);
-            let (status, text) = call(&app, method, &path, Some(&who.token), Some(scene.body(op))).await;
+            let (status, text) = app.send(method, &path, Some(&who.token), Some(scene.body(op))).await;
             let fits = match want {
                 Y => status.is_success(),
                 N => status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,

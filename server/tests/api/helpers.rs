@@ -107,6 +107,21 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let (status, text) = self.send(method, path, token, body).await;
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    /// Sends a request; returns status and body text, empty for an event stream (it never
+    /// ends: its status is the answer).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, String) {
         let mut req = self.client.request(method.parse().unwrap(), self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -116,10 +131,9 @@ impl TestApp {
         }
         let resp = req.send().await.expect("the request is sent");
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        let json =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        (status, json)
+        let stream = resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let text = if stream { String::new() } else { resp.text().await.unwrap_or_default() };
+        (status, text)
     }
 
     pub async fn raw(
