@@ -22,6 +22,7 @@ pub mod points;
 pub mod provider;
 pub mod rental;
 pub mod search;
+pub mod secret;
 pub mod settings;
 pub mod social;
 pub mod state;

@@ -9,9 +9,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::batch::claim::ClaimStrategy;
+use crate::ai::config::{AiGeneratorSetting, AiSettings};
+use crate::batch::config::{BatchSettings, EmbedClaimSettings};
 use crate::batch::schedule::Schedule;
+use crate::embed::config::EmbedderSetting;
 use crate::notify::bus::Strategy;
+pub use crate::secret::Secret;
+use crate::telemetry::LogFormat;
 
 /// Every key the server understands, with its default (`None`: required or optional).
 const KEYS: &[(&str, Option<&str>)] = &[
@@ -80,113 +84,11 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("points_daily_cap", Some("100")),
 ];
 
-/// A setting that must not end up in a log: a URL with a password in it, an API key. `Debug`
-/// prints `***`; [`Secret::expose`] gives the value to the one place that uses it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid setting {setting}: {message}")]
 pub struct SettingsError {
     pub setting: String,
     pub message: String,
-}
-
-/// Which AI generator writes empathic comments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AiGeneratorSetting {
-    /// Built in, no network: answers in the diary's language and fits its emotion.
-    Offline { latency: Duration },
-    /// An OpenAI-compatible chat-completions endpoint.
-    OpenAi { base_url: url::Url, model: String, api_key: Secret },
-}
-
-/// Which embedder turns rental posts and search queries into vectors (see `crate::embed`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EmbedderSetting {
-    /// Deterministic feature hashing: no model, for load tests.
-    Hashing,
-    /// all-MiniLM-L6-v2 on the CPU, from a folder holding `config.json`, `model.safetensors`
-    /// and `tokenizer.json` (checked at start-up; relative paths are from the working directory).
-    MiniLm { model_dir: PathBuf },
-    /// An OpenAI-compatible `/embeddings` endpoint, asked for 384 dimensions.
-    OpenAi { base_url: url::Url, model: String, api_key: Secret, timeout: Duration, max_retries: u32 },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub struct AiSettings {
-    /// Off: diaries get no AI comment (load tests that measure notifications alone).
-    pub enabled: bool,
-    pub generator: AiGeneratorSetting,
-    pub timeout: Duration,
-    pub max_retries: u32,
-    pub worker_poll: Duration,
-    /// A claimed job whose worker died becomes claimable again after this long.
-    pub job_lease: Duration,
-}
-
-/// The clustered jobs (`crate::batch::scheduler`) and the embed worker pool.
-#[derive(Debug, Clone)]
-pub struct BatchSettings {
-    /// How often each instance looks for due firings: well under the shortest interval, so a
-    /// 1-second job fires within this much of its time.
-    pub poll: Duration,
-    /// A run not renewed for this long is taken for dead and marked `abandoned`.
-    pub job_lease: Duration,
-    /// A firing later than this (every instance was down) is a misfire: it runs once and the
-    /// fire times it covered are skipped, not caught up one by one.
-    pub misfire_threshold: Duration,
-    /// `None`: the job is off.
-    pub embed_schedule: Option<Schedule>,
-    pub cleanup_schedule: Option<Schedule>,
-    pub ai_retry_schedule: Option<Schedule>,
-    pub heartbeat_schedule: Option<Schedule>,
-    /// Read notifications older than this are deleted by `cleanup`.
-    pub notifications_retention_days: u32,
-    /// Job runs, embed claims and embed attempts older than this are deleted by `cleanup`.
-    pub history_retention_days: u32,
-    pub embed: EmbedClaimSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct EmbedClaimSettings {
-    /// Embed workers on this instance (0: none).
-    pub workers: u32,
-    pub strategy: ClaimStrategy,
-    pub batch_size: u32,
-    /// One embed call longer than this fails, and its rows go back to WAIT.
-    pub batch_timeout: Duration,
-    /// A PENDING row whose claim is older than this may be claimed again. Longer than
-    /// `batch_timeout`, so a live worker's claim never runs out while it waits for the embedder.
-    pub lease: Duration,
-    /// Off only to show what a stalled worker does without it: commits twice.
-    pub fencing: bool,
-    /// Fault injection: the share of embed calls that fail transiently (0 to 1).
-    pub fail_rate: f64,
-    /// Fault injection: added to every embed call, to model a model's cost.
-    pub delay: Duration,
 }
 
 /// Limits that keep one client (or a crowd) from exhausting the server.
@@ -588,6 +490,7 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::claim::ClaimStrategy;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut all = vec![

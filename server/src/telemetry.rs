@@ -2,7 +2,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::LogFormat;
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// `tower_http` is off by default: its failure log repeats every 503 of `/readyz` while a
 /// dependency is down; our own handlers log the 500s that matter, with their cause.

@@ -6,18 +6,42 @@ use super::table::{Cell, Column, Table};
 use super::{RunReport, StrategyResult};
 use crate::scenario::Kind;
 
-/// The tables of a report's results: the main one (one row per strategy), then the kind's
-/// detail tables (a capacity ramp's steps, an API run's endpoints).
-pub fn tables(report: &RunReport) -> Vec<Table> {
-    let results = &report.results;
-    match report.kind {
-        Kind::Fanout => vec![notifications(results)],
-        Kind::Capacity => std::iter::once(notifications(results)).chain(results.iter().filter_map(ramp)).collect(),
-        Kind::Claim => vec![claims(results)],
-        Kind::Booking => vec![bookings(results)],
-        Kind::Jobs => vec![jobs(results)],
-        Kind::Api => std::iter::once(api(results)).chain(results.iter().filter_map(endpoints)).collect(),
+/// How a kind's results are shown: its tables and its charts.
+struct View {
+    /// The main table (one row per strategy), then the kind's detail tables (a capacity
+    /// ramp's steps, an API run's endpoints).
+    tables: fn(&[StrategyResult]) -> Vec<Table>,
+    /// The charts of the HTML report, in order.
+    charts: &'static [Chart],
+}
+
+fn view(kind: Kind) -> View {
+    match kind {
+        Kind::Fanout => {
+            View { tables: |r| vec![notifications(r)], charts: &[Chart::Latency, Chart::Loss, Chart::Deliveries] }
+        }
+        Kind::Capacity => View {
+            tables: |r| std::iter::once(notifications(r)).chain(r.iter().filter_map(ramp)).collect(),
+            charts: &[Chart::Ramp, Chart::Latency, Chart::Loss, Chart::Deliveries],
+        },
+        Kind::Claim => View { tables: |r| vec![claims(r)], charts: &[Chart::Violations] },
+        Kind::Booking => View { tables: |r| vec![bookings(r)], charts: &[Chart::Violations, Chart::Latency] },
+        Kind::Jobs => View { tables: |r| vec![jobs(r)], charts: &[Chart::Violations] },
+        Kind::Api => View {
+            tables: |r| std::iter::once(api(r)).chain(r.iter().filter_map(endpoints)).collect(),
+            charts: &[Chart::Violations, Chart::Latency],
+        },
     }
+}
+
+/// The tables of a report's results, rendered alike by every format.
+pub fn tables(report: &RunReport) -> Vec<Table> {
+    (view(report.kind).tables)(&report.results)
+}
+
+/// The charts a kind's report draws, in order.
+pub fn charts(kind: Kind) -> &'static [Chart] {
+    view(kind).charts
 }
 
 fn strategy(s: &StrategyResult) -> Cell {
@@ -343,14 +367,4 @@ pub enum Chart {
     Deliveries,
     /// The kind's invariant violations per strategy.
     Violations,
-}
-
-/// The charts a kind's report draws, in order.
-pub fn charts(kind: Kind) -> &'static [Chart] {
-    match kind {
-        Kind::Fanout => &[Chart::Latency, Chart::Loss, Chart::Deliveries],
-        Kind::Capacity => &[Chart::Ramp, Chart::Latency, Chart::Loss, Chart::Deliveries],
-        Kind::Claim | Kind::Jobs => &[Chart::Violations],
-        Kind::Booking | Kind::Api => &[Chart::Violations, Chart::Latency],
-    }
 }

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::infra::{Infra, ProvisionOptions};
 use crate::report::{self, FaultRecord, ReportPaths, RunReport, StrategyResult};
-use crate::scenario::{Delivery, Scenario, Strategy, Workload};
+use crate::scenario::{Delivery, Plan, Scenario, Strategy, Workload};
 
 /// What one strategy's run produced.
 #[derive(Debug)]
@@ -76,8 +76,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     let brokered =
         |strategies: &[Delivery]| strategies.iter().any(|s| matches!(s, Delivery::Rabbitmq | Delivery::Outbox));
     let broker_yardstick = match &scenario.workload {
-        Workload::Fanout { strategies, .. } | Workload::Capacity { strategies, .. } => brokered(strategies),
-        Workload::Api { .. } | Workload::Claim { .. } | Workload::Booking { .. } | Workload::Jobs { .. } => false,
+        Workload::Fanout(plan) => brokered(&plan.strategies),
+        Workload::Capacity(plan) => brokered(&plan.strategies),
+        _ => false,
     };
     let baseline = if broker_yardstick {
         let consumers = u64::from(scenario.cluster.instances);
@@ -98,7 +99,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         None
     };
     // The database's own single-row UPDATE rate, as the yardstick of claim throughput.
-    let update_baseline = if let Workload::Claim { claim, .. } = &scenario.workload {
+    let update_baseline = if let Workload::Claim(Plan { section: claim, .. }) = &scenario.workload {
         let workers = claim.workers_per_instance * scenario.cluster.instances;
         let url = infra.fresh_database("baseline").await?;
         match update_baseline::raw_updates(&url, 10_000, workers, 5.0).await {
@@ -116,14 +117,14 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     };
     // Each runner gets its own kind's section and strategies: nothing to unwrap at run time.
     let runs = match &scenario.workload {
-        Workload::Fanout { load, strategies } => each(strategies, |s| fanout::run(&ctx, load, s)).await?,
-        Workload::Capacity { load, ramp, strategies } => {
-            each(strategies, |s| capacity::run(&ctx, load, ramp, s)).await?
+        Workload::Fanout(p) => each(&p.strategies, |s| fanout::run(&ctx, &p.section.load, s)).await?,
+        Workload::Capacity(p) => {
+            each(&p.strategies, |s| capacity::run(&ctx, &p.section.load, &p.section.ramp, s)).await?
         }
-        Workload::Claim { claim, strategies } => each(strategies, |s| claim::run(&ctx, claim, s)).await?,
-        Workload::Booking { booking, strategies } => each(strategies, |s| booking::run(&ctx, booking, s)).await?,
-        Workload::Jobs { jobs, strategies } => each(strategies, |s| jobs::run(&ctx, jobs, s)).await?,
-        Workload::Api { api, strategies } => each(strategies, |s| api::run(&ctx, api, s)).await?,
+        Workload::Claim(p) => each(&p.strategies, |s| claim::run(&ctx, &p.section, s)).await?,
+        Workload::Booking(p) => each(&p.strategies, |s| booking::run(&ctx, &p.section, s)).await?,
+        Workload::Jobs(p) => each(&p.strategies, |s| jobs::run(&ctx, &p.section, s)).await?,
+        Workload::Api(p) => each(&p.strategies, |s| api::run(&ctx, &p.section, s)).await?,
     };
     let mut results = Vec::new();
     let mut faults = Vec::new();

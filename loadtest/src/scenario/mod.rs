@@ -11,26 +11,29 @@
 //!
 //! # Adding a kind
 //!
-//! 1. `kinds.rs`: the [`Kind`] value, its strategies as [`Strategy`] values plus a
-//!    `strategies_of!` enum, and `Strategy::kinds`.
-//! 2. `sections.rs`: its section, a field of [`ScenarioFile`], and in `validate.rs` the rules
-//!    of its values.
-//! 3. A [`Workload`] variant. The compiler then points at every `match` that must take it:
-//!    `Workload::{kind, strategies, retain}`, `workload()`, `ScenarioFile::timeline`,
-//!    `validate::sections`, `run::run` (which runner), `report::columns::{tables, charts}` (its
-//!    columns and charts).
-//! 4. `run/<kind>.rs`: the runner, taking its section and strategy; read-only SQL goes in
-//!    `run/truth.rs`.
-//! 5. `report/columns.rs`: its table; `report/limits.rs`: its limits (validation and judging
-//!    both read that table); `report/mod.rs`: its counts in `StrategyResult`, the wire struct
-//!    of `report.json` (add fields, never rename them).
-//! 6. `scenarios/<name>.toml` and `scenarios/ci/<name>.toml`, documented in
+//! Everything a kind knows about itself lives in its own files; outside them it is named in
+//! three places, and the compiler points at each once the first exists:
+//!
+//! 1. `kinds.rs`: its [`Kind`] value (and, if it compares new strategies, their [`Strategy`]
+//!    values, a `strategies_of!` enum and `Strategy::kinds`).
+//! 2. `scenario/<kind>.rs`: its section type (a field of [`ScenarioFile`], listed in
+//!    `ScenarioFile::sections`), its [`Section`] impl (the sections it reads, its timeline,
+//!    whether faults apply, its strategy enum) and its `validate::Rules` impl; then one line
+//!    in the `workloads!` list of `workload.rs`, which makes the [`Workload`] variant and
+//!    every dispatch from the kind to its section type.
+//! 3. `run/<kind>.rs`: the runner, taking its section and one strategy (read-only SQL in
+//!    `run/truth.rs`); one arm in `run::run`.
+//! 4. `report/`: its table and charts, one arm in `columns::view`; its limits, rows of
+//!    `limits::LIMITS` (validation and judging both read that table); its counts in
+//!    `StrategyResult` (the wire struct of `report.json`: add fields, never rename them).
+//! 5. `scenarios/<name>.toml` and `scenarios/ci/<name>.toml`, documented in
 //!    `scenarios/README.md`, and the CI variant run by `server/tests/scenarios.rs`.
 
 mod error;
 mod kinds;
 mod sections;
 mod validate;
+mod workload;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +49,7 @@ pub use kinds::{
     UnknownValue,
 };
 pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, JobsLoad};
+pub use workload::{CapacitySection, FanoutSection, Faults, Plan, Section, Workload};
 
 /// A scenario file as written: every kind's section optional, strategies by name. Validation
 /// checks it; [`Scenario::parse`] turns it into a [`Scenario`] whose [`Workload`] holds
@@ -226,67 +230,6 @@ pub type Thresholds = BTreeMap<String, f64>;
 /// The key of `[thresholds.all]`, whose limits apply to every strategy.
 pub const ALL_STRATEGIES: &str = "all";
 
-/// What one scenario runs: its kind, with that kind's own section and strategies and nothing
-/// else, so that a runner is handed exactly what it reads.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Workload {
-    /// Notifications fanned out at a steady rate.
-    Fanout { load: Load, strategies: Vec<Delivery> },
-    /// The same in rising steps.
-    Capacity { load: Load, ramp: Ramp, strategies: Vec<Delivery> },
-    /// Workers racing to embed posts.
-    Claim { claim: ClaimLoad, strategies: Vec<ClaimMode> },
-    /// Overlapping reservations approved at once.
-    Booking { booking: BookingLoad, strategies: Vec<BookingMode> },
-    /// A clustered job firing while instances die.
-    Jobs { jobs: JobsLoad, strategies: Vec<JobsMode> },
-    /// Goose users on the REST API.
-    Api { api: ApiLoad, strategies: Vec<Delivery> },
-}
-
-impl Workload {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Workload::Fanout { .. } => Kind::Fanout,
-            Workload::Capacity { .. } => Kind::Capacity,
-            Workload::Claim { .. } => Kind::Claim,
-            Workload::Booking { .. } => Kind::Booking,
-            Workload::Jobs { .. } => Kind::Jobs,
-            Workload::Api { .. } => Kind::Api,
-        }
-    }
-
-    /// The strategies compared, in order, by name.
-    pub fn strategies(&self) -> Vec<Strategy> {
-        fn names<T: Copy + Into<Strategy>>(list: &[T]) -> Vec<Strategy> {
-            list.iter().map(|s| (*s).into()).collect()
-        }
-        match self {
-            Workload::Fanout { strategies, .. }
-            | Workload::Capacity { strategies, .. }
-            | Workload::Api { strategies, .. } => names(strategies),
-            Workload::Claim { strategies, .. } => names(strategies),
-            Workload::Booking { strategies, .. } => names(strategies),
-            Workload::Jobs { strategies, .. } => names(strategies),
-        }
-    }
-
-    /// Keeps only the strategies in `keep` (the command line's `--strategies`).
-    pub fn retain(&mut self, keep: &[Strategy]) {
-        fn retain<T: Copy + Into<Strategy>>(list: &mut Vec<T>, keep: &[Strategy]) {
-            list.retain(|s| keep.contains(&(*s).into()));
-        }
-        match self {
-            Workload::Fanout { strategies, .. }
-            | Workload::Capacity { strategies, .. }
-            | Workload::Api { strategies, .. } => retain(strategies, keep),
-            Workload::Claim { strategies, .. } => retain(strategies, keep),
-            Workload::Booking { strategies, .. } => retain(strategies, keep),
-            Workload::Jobs { strategies, .. } => retain(strategies, keep),
-        }
-    }
-}
-
 /// One scenario, validated: what runs, under which load and faults, and what makes it fail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -326,8 +269,8 @@ impl Scenario {
             return Err(ScenarioError::Invalid { origin: origin.to_string(), problems });
         }
         let total_s = file.total_s();
-        let workload =
-            workload(&file).map_err(|p| ScenarioError::Invalid { origin: origin.to_string(), problems: vec![p] })?;
+        let workload = Workload::from_file(&file)
+            .map_err(|p| ScenarioError::Invalid { origin: origin.to_string(), problems: vec![p] })?;
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -364,56 +307,33 @@ impl Scenario {
     }
 }
 
-/// The file's kind, section and strategies as one [`Workload`]. Validation has checked that
-/// the section is there and every strategy fits; a failure here is a validation gap, reported
-/// as a problem of the file rather than a panic.
-fn workload(f: &ScenarioFile) -> Result<Workload, Problem> {
-    fn section<T: Clone>(value: &Option<T>, name: &str) -> Result<T, Problem> {
-        value.clone().ok_or_else(|| Problem::new(name, "is missing"))
-    }
-    fn strategies<T: TryFrom<Strategy, Error = Strategy>>(f: &ScenarioFile) -> Result<Vec<T>, Problem> {
-        f.strategies
-            .iter()
-            .map(|s| T::try_from(*s).map_err(|s| Problem::new("strategies", format!("`{s}` does not fit {}", f.kind))))
-            .collect()
-    }
-    Ok(match f.kind {
-        Kind::Fanout => Workload::Fanout { load: section(&f.load, "load")?, strategies: strategies(f)? },
-        Kind::Capacity => Workload::Capacity {
-            load: section(&f.load, "load")?,
-            ramp: section(&f.ramp, "ramp")?,
-            strategies: strategies(f)?,
-        },
-        Kind::Claim => Workload::Claim { claim: section(&f.claim, "claim")?, strategies: strategies(f)? },
-        Kind::Booking => Workload::Booking { booking: section(&f.booking, "booking")?, strategies: strategies(f)? },
-        Kind::Jobs => Workload::Jobs { jobs: section(&f.jobs, "jobs")?, strategies: strategies(f)? },
-        Kind::Api => Workload::Api { api: section(&f.api, "api")?, strategies: strategies(f)? },
-    })
-}
-
 impl ScenarioFile {
     /// How long one strategy's run takes at most, in seconds, start-up aside: warm-up +
-    /// duration + drain, or for a capacity ramp, warm-up + every step with its drain. A booking
-    /// run is bounded by its counts, not by a clock: 0.
+    /// duration + drain, or for a capacity ramp, warm-up + every step with its drain; 0 when
+    /// the kind's sections are missing (validation reports that).
     pub fn total_s(&self) -> f64 {
-        let (warmup, duration, drain) = self.timeline();
-        match (&self.ramp, &self.load) {
-            (Some(ramp), Some(load)) => warmup + f64::from(ramp.max_steps) * (load.duration_s + ramp.step_drain_s),
-            _ => warmup + duration + drain,
-        }
+        (workload::facts(self.kind).timeline)(self).map_or(0.0, |(_, total)| total)
     }
 
-    /// (warm-up, duration, drain) of the section the kind reads; zeros when it is missing
+    /// (warm-up, duration, drain) of the sections the kind reads; zeros when they are missing
     /// (validation reports that).
     pub fn timeline(&self) -> (f64, f64, f64) {
-        match self.kind {
-            Kind::Fanout | Kind::Capacity => self.load.as_ref().map(|l| (l.warmup_s, l.duration_s, l.drain_s)),
-            Kind::Claim => self.claim.as_ref().map(|c| (c.warmup_s, c.duration_s, c.drain_s)),
-            Kind::Jobs => self.jobs.as_ref().map(|j| (j.warmup_s, j.duration_s, j.drain_s)),
-            Kind::Api => self.api.as_ref().map(|a| (0.0, f64::from(a.duration_s), 0.0)),
-            Kind::Booking => None,
+        (workload::facts(self.kind).timeline)(self).map_or((0.0, 0.0, 0.0), |(timeline, _)| timeline)
+    }
+
+    /// Every optional section of the file by name, with its rules when present.
+    fn sections(&self) -> [(&'static str, Option<&dyn validate::Rules>); 6] {
+        fn rules<T: validate::Rules>(section: &Option<T>) -> Option<&dyn validate::Rules> {
+            section.as_ref().map(|s| s as &dyn validate::Rules)
         }
-        .unwrap_or((0.0, 0.0, 0.0))
+        [
+            ("load", rules(&self.load)),
+            ("ramp", rules(&self.ramp)),
+            ("claim", rules(&self.claim)),
+            ("booking", rules(&self.booking)),
+            ("jobs", rules(&self.jobs)),
+            ("api", rules(&self.api)),
+        ]
     }
 }
 

@@ -82,7 +82,9 @@ fn the_main_fanout_scenario_says_what_the_seed_claims() {
 fn omitted_fields_take_their_documented_defaults() {
     let s = Scenario::parse(MINIMAL, "minimal").unwrap();
     assert_eq!(s.seed, 1);
-    let Workload::Fanout { load, .. } = &s.workload else { panic!("a fanout workload: {:?}", s.workload) };
+    let Workload::Fanout(Plan { section: FanoutSection { load }, .. }) = &s.workload else {
+        panic!("a fanout workload: {:?}", s.workload)
+    };
     assert_eq!(load.spread, Spread::RoundRobin);
     assert_eq!(load.reconnect, Reconnect::LastEventId);
     assert_eq!(load.mix, Mix { diary: 0.7, comment: 0.3 });
@@ -283,12 +285,14 @@ fn a_capacity_scenario_needs_a_ramp_and_a_fanout_refuses_one() {
     let capacity = replacing("kind = \"fanout\"", "kind = \"capacity\"");
     assert!(error_of(&capacity).contains("ramp: is missing"), "{}", error_of(&capacity));
     let ok = Scenario::parse(&format!("{capacity}\n{RAMP}"), "x").unwrap();
-    let Workload::Capacity { ramp, .. } = &ok.workload else { panic!("a capacity workload: {:?}", ok.workload) };
+    let Workload::Capacity(Plan { section: CapacitySection { ramp, .. }, .. }) = &ok.workload else {
+        panic!("a capacity workload: {:?}", ok.workload)
+    };
     assert_eq!(ramp.max_steps, 8);
     // warm-up 3 + 8 steps x (10 s + 3 s drain)
     assert_eq!(ok.total_s(), 3.0 + 8.0 * 13.0);
     let err = error_of(&with(RAMP));
-    assert!(err.contains("ramp: only applies to kind = \"capacity\""), "{err}");
+    assert!(err.contains("ramp: does not apply to a fanout scenario, which reads [load]: remove it"), "{err}");
 }
 
 #[test]
@@ -333,7 +337,9 @@ duration_s = 30
 #[test]
 fn each_kind_reads_its_own_section_and_compares_its_own_strategies() {
     let s = Scenario::parse(CLAIM, "x").unwrap();
-    let Workload::Claim { claim, .. } = &s.workload else { panic!("a claim workload: {:?}", s.workload) };
+    let Workload::Claim(Plan { section: claim, .. }) = &s.workload else {
+        panic!("a claim workload: {:?}", s.workload)
+    };
     assert_eq!(claim.batch_size, 32);
     assert_eq!(s.total_s(), 36.0, "warm-up 1 + duration 30 + drain 5");
     let err = error_of(&CLAIM.replace("\"naive\"", "\"rabbitmq\""));
@@ -388,7 +394,7 @@ duration_s = 5
 #[test]
 fn an_api_scenario_has_defaults_and_its_values_are_checked_by_field() {
     let s = Scenario::parse(API, "x").unwrap();
-    let Workload::Api { api: a, .. } = s.workload.clone() else { panic!("an api workload") };
+    let Workload::Api(Plan { section: a, .. }) = s.workload.clone() else { panic!("an api workload") };
     assert_eq!((a.friends_per_user, a.items, a.request_timeout_s, a.users_per_s), (4, 50, 10, None));
     assert_eq!(a.mix.weighted(), vec![("write_diary", 1), ("read_diaries", 3), ("notifications", 2), ("search", 1)]);
     assert_eq!(s.total_s(), 5.0);
@@ -409,7 +415,7 @@ fn an_api_scenario_has_defaults_and_its_values_are_checked_by_field() {
     let err = error_of(&API.replace("[\"local\", \"outbox\"]", "[\"local\", \"naive\"]"));
     assert!(err.contains("`naive` is not compared by an api scenario"), "{err}");
     let err = error_of(&format!("{API}\n[[faults]]\nat_s = 1\naction = \"kill-instance\"\ntarget = \"instance:1\"\n"));
-    assert!(err.contains("faults[0].at_s: an api run measures the API's capacity without faults"), "{err}");
+    assert!(err.contains("faults: an api run measures the API's capacity without faults"), "{err}");
     let err = error_of(&format!("{API}\n[thresholds.all]\nmax_lost = 0\nmax_error_ratio = 2\n"));
     assert!(err.contains("thresholds.all.max_lost: does not apply to an api scenario"), "{err}");
     assert!(err.contains("thresholds.all.max_error_ratio: 2 is out of range"), "{err}");

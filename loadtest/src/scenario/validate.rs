@@ -3,39 +3,40 @@
 
 use std::collections::BTreeSet;
 
+use super::workload::{self, Faults};
 use super::{
     ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, Fault, FaultAction, FaultTarget, JobsLoad, Kind, Load, Problem,
-    ScenarioFile, Strategy,
+    Ramp, ScenarioFile, Strategy,
 };
 use crate::report::limits;
 
 const MAX_INSTANCES: u32 = 16;
 const MAX_RATE_PER_S: f64 = 10_000.0;
 
+/// The rules of one section's values, checked whenever the section is present.
+pub(super) trait Rules {
+    /// Adds a problem for every rule broken; `file` is the whole scenario, for rules across sections.
+    fn check(&self, file: &ScenarioFile, p: &mut Vec<Problem>);
+}
+
 pub(super) fn problems(s: &ScenarioFile) -> Vec<Problem> {
     let mut p = Vec::new();
+    let facts = workload::facts(s.kind);
     name(&mut p, &s.name);
     strategies(&mut p, s);
     cluster(&mut p, s);
-    sections(&mut p, s);
-    if let Some(l) = &s.load {
-        load(&mut p, l);
+    sections(&mut p, s, facts.reads);
+    for rules in s.sections().into_iter().filter_map(|(_, rules)| rules) {
+        rules.check(s, &mut p);
     }
-    if let Some(c) = &s.claim {
-        claim(&mut p, c);
-    }
-    if let Some(b) = &s.booking {
-        booking(&mut p, b);
-    }
-    if let Some(j) = &s.jobs {
-        jobs(&mut p, j);
-    }
-    if let Some(a) = &s.api {
-        api(&mut p, a);
-    }
-    ramp(&mut p, s);
-    for (i, fault) in s.faults.iter().enumerate() {
-        fault_rules(&mut p, s, i, fault);
+    match facts.faults {
+        Faults::Refused(reason) if !s.faults.is_empty() => p.push(Problem::new("faults", reason)),
+        Faults::Refused(_) => {}
+        Faults::Allowed { clients } => {
+            for (i, fault) in s.faults.iter().enumerate() {
+                fault_rules(&mut p, s, i, fault, clients);
+            }
+        }
     }
     overlapping_faults(&mut p, &s.faults);
     thresholds(&mut p, s);
@@ -96,246 +97,246 @@ fn cluster(p: &mut Vec<Problem>, s: &ScenarioFile) {
     }
 }
 
-/// Each kind reads exactly one section; any other would be silently ignored, so it is refused.
-fn sections(p: &mut Vec<Problem>, s: &ScenarioFile) {
-    let wanted = match s.kind {
-        Kind::Fanout | Kind::Capacity => "load",
-        Kind::Claim => "claim",
-        Kind::Booking => "booking",
-        Kind::Jobs => "jobs",
-        Kind::Api => "api",
-    };
-    let present = [
-        ("load", s.load.is_some()),
-        ("claim", s.claim.is_some()),
-        ("booking", s.booking.is_some()),
-        ("jobs", s.jobs.is_some()),
-        ("api", s.api.is_some()),
-    ];
-    for (section, is_there) in present {
-        if section == wanted && !is_there {
+/// Each kind reads its own sections; any other would be silently ignored, so it is refused.
+fn sections(p: &mut Vec<Problem>, s: &ScenarioFile, wanted: &[&str]) {
+    let reads = wanted.iter().map(|w| format!("[{w}]")).collect::<Vec<_>>().join(" and ");
+    for (section, rules) in s.sections() {
+        let is_there = rules.is_some();
+        if wanted.contains(&section) && !is_there {
+            p.push(Problem::new(section, format!("is missing: {} {} scenario needs {reads}", article(s.kind), s.kind)));
+        } else if !wanted.contains(&section) && is_there {
             p.push(Problem::new(
                 section,
-                format!("is missing: {} {} scenario needs [{section}]", article(s.kind), s.kind),
-            ));
-        } else if section != wanted && is_there {
-            p.push(Problem::new(
-                section,
-                format!("does not apply to {} {} scenario, which reads [{wanted}]: remove it", article(s.kind), s.kind),
+                format!("does not apply to {} {} scenario, which reads {reads}: remove it", article(s.kind), s.kind),
             ));
         }
     }
 }
 
-fn claim(p: &mut Vec<Problem>, c: &ClaimLoad) {
-    if !(1..=1_000_000).contains(&c.posts) {
-        p.push(Problem::new("claim.posts", format!("{} is out of range: between 1 and 1000000", c.posts)));
+impl Rules for ClaimLoad {
+    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+        let c = self;
+        if !(1..=1_000_000).contains(&c.posts) {
+            p.push(Problem::new("claim.posts", format!("{} is out of range: between 1 and 1000000", c.posts)));
+        }
+        if !(1..=1_000).contains(&c.owners) {
+            p.push(Problem::new("claim.owners", format!("{} is out of range: between 1 and 1000", c.owners)));
+        }
+        if !(1..=64).contains(&c.workers_per_instance) {
+            p.push(Problem::new(
+                "claim.workers_per_instance",
+                format!("{} is out of range: between 1 and 64", c.workers_per_instance),
+            ));
+        }
+        if !(1..=1_000).contains(&c.batch_size) {
+            p.push(Problem::new("claim.batch_size", format!("{} is out of range: between 1 and 1000", c.batch_size)));
+        }
+        positive(p, "claim.lease_s", c.lease_s, "a claim must last some time");
+        if c.embed_delay_ms > 60_000 {
+            p.push(Problem::new("claim.embed_delay_ms", format!("{} is above 60000 ms per call", c.embed_delay_ms)));
+        }
+        if !(0.0..=1.0).contains(&c.embed_fail_rate) {
+            p.push(Problem::new(
+                "claim.embed_fail_rate",
+                format!("{} is out of range: a share of calls, 0..=1", c.embed_fail_rate),
+            ));
+        }
+        if c.embed_fail_rate >= 1.0 {
+            p.push(Problem::new("claim.embed_fail_rate", "1 fails every call: no post could ever be embedded"));
+        }
+        non_negative(p, "claim.warmup_s", c.warmup_s, "a wait must be >= 0");
+        positive(p, "claim.duration_s", c.duration_s, "the workers need some time");
+        non_negative(p, "claim.drain_s", c.drain_s, "a wait must be >= 0");
     }
-    if !(1..=1_000).contains(&c.owners) {
-        p.push(Problem::new("claim.owners", format!("{} is out of range: between 1 and 1000", c.owners)));
-    }
-    if !(1..=64).contains(&c.workers_per_instance) {
-        p.push(Problem::new(
-            "claim.workers_per_instance",
-            format!("{} is out of range: between 1 and 64", c.workers_per_instance),
-        ));
-    }
-    if !(1..=1_000).contains(&c.batch_size) {
-        p.push(Problem::new("claim.batch_size", format!("{} is out of range: between 1 and 1000", c.batch_size)));
-    }
-    positive(p, "claim.lease_s", c.lease_s, "a claim must last some time");
-    if c.embed_delay_ms > 60_000 {
-        p.push(Problem::new("claim.embed_delay_ms", format!("{} is above 60000 ms per call", c.embed_delay_ms)));
-    }
-    if !(0.0..=1.0).contains(&c.embed_fail_rate) {
-        p.push(Problem::new(
-            "claim.embed_fail_rate",
-            format!("{} is out of range: a share of calls, 0..=1", c.embed_fail_rate),
-        ));
-    }
-    if c.embed_fail_rate >= 1.0 {
-        p.push(Problem::new("claim.embed_fail_rate", "1 fails every call: no post could ever be embedded"));
-    }
-    non_negative(p, "claim.warmup_s", c.warmup_s, "a wait must be >= 0");
-    positive(p, "claim.duration_s", c.duration_s, "the workers need some time");
-    non_negative(p, "claim.drain_s", c.drain_s, "a wait must be >= 0");
 }
 
-fn booking(p: &mut Vec<Problem>, b: &BookingLoad) {
-    for (field, value, max) in [
-        ("booking.items", b.items, 10_000),
-        ("booking.requesters", b.requesters, 10_000),
-        ("booking.requests_per_item", b.requests_per_item, 1_000),
-        ("booking.window_days", b.window_days, 300),
-        ("booking.in_flight", b.in_flight, 1_000),
-    ] {
-        if !(1..=max).contains(&value) {
-            p.push(Problem::new(field, format!("{value} is out of range: between 1 and {max}")));
+impl Rules for BookingLoad {
+    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+        let b = self;
+        for (field, value, max) in [
+            ("booking.items", b.items, 10_000),
+            ("booking.requesters", b.requesters, 10_000),
+            ("booking.requests_per_item", b.requests_per_item, 1_000),
+            ("booking.window_days", b.window_days, 300),
+            ("booking.in_flight", b.in_flight, 1_000),
+        ] {
+            if !(1..=max).contains(&value) {
+                p.push(Problem::new(field, format!("{value} is out of range: between 1 and {max}")));
+            }
+        }
+        if !(1..=90).contains(&b.max_days) {
+            p.push(Problem::new(
+                "booking.max_days",
+                format!("{} is out of range: between 1 and 90 (the longest reservation the server takes)", b.max_days),
+            ));
+        }
+        if u64::from(b.items) * u64::from(b.requests_per_item) > 100_000 {
+            p.push(Problem::new(
+                "booking.requests_per_item",
+                format!(
+                    "items x requests_per_item = {} is above 100000 requests",
+                    u64::from(b.items) * u64::from(b.requests_per_item)
+                ),
+            ));
         }
     }
-    if !(1..=90).contains(&b.max_days) {
-        p.push(Problem::new(
-            "booking.max_days",
-            format!("{} is out of range: between 1 and 90 (the longest reservation the server takes)", b.max_days),
-        ));
-    }
-    if u64::from(b.items) * u64::from(b.requests_per_item) > 100_000 {
-        p.push(Problem::new(
-            "booking.requests_per_item",
-            format!(
-                "items x requests_per_item = {} is above 100000 requests",
-                u64::from(b.items) * u64::from(b.requests_per_item)
-            ),
-        ));
-    }
 }
 
-fn jobs(p: &mut Vec<Problem>, j: &JobsLoad) {
-    if !(1..=3_600).contains(&j.every_s) {
-        p.push(Problem::new("jobs.every_s", format!("{} is out of range: between 1 and 3600 seconds", j.every_s)));
-    }
-    positive(p, "jobs.lease_s", j.lease_s, "a run's lease must last some time");
-    non_negative(p, "jobs.warmup_s", j.warmup_s, "a wait must be >= 0");
-    positive(p, "jobs.duration_s", j.duration_s, "the job must have time to fire");
-    non_negative(p, "jobs.drain_s", j.drain_s, "a wait must be >= 0");
-    if j.duration_s.is_finite() && j.duration_s < 2.0 * f64::from(j.every_s) {
-        p.push(Problem::new(
-            "jobs.duration_s",
-            format!("{} s is shorter than two firings every {} s: nothing to compare", j.duration_s, j.every_s),
-        ));
-    }
-}
-
-fn api(p: &mut Vec<Problem>, a: &ApiLoad) {
-    for (field, value, min, max) in [
-        ("api.accounts", a.accounts, 2, 10_000),
-        ("api.users", a.users, 1, 1_000),
-        ("api.duration_s", a.duration_s, 1, 3_600),
-        ("api.items", a.items, 0, 10_000),
-        ("api.request_timeout_s", a.request_timeout_s, 1, 300),
-    ] {
-        if !(min..=max).contains(&value) {
-            p.push(Problem::new(field, format!("{value} is out of range: between {min} and {max}")));
+impl Rules for JobsLoad {
+    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+        let j = self;
+        if !(1..=3_600).contains(&j.every_s) {
+            p.push(Problem::new("jobs.every_s", format!("{} is out of range: between 1 and 3600 seconds", j.every_s)));
+        }
+        positive(p, "jobs.lease_s", j.lease_s, "a run's lease must last some time");
+        non_negative(p, "jobs.warmup_s", j.warmup_s, "a wait must be >= 0");
+        positive(p, "jobs.duration_s", j.duration_s, "the job must have time to fire");
+        non_negative(p, "jobs.drain_s", j.drain_s, "a wait must be >= 0");
+        if j.duration_s.is_finite() && j.duration_s < 2.0 * f64::from(j.every_s) {
+            p.push(Problem::new(
+                "jobs.duration_s",
+                format!("{} s is shorter than two firings every {} s: nothing to compare", j.duration_s, j.every_s),
+            ));
         }
     }
-    if a.friends_per_user == 0 || a.friends_per_user >= a.accounts.max(1) {
-        p.push(Problem::new(
-            "api.friends_per_user",
-            format!(
-                "{} is out of range: between 1 and accounts - 1 ({})",
-                a.friends_per_user,
-                a.accounts.saturating_sub(1)
-            ),
-        ));
-    }
-    if let Some(rate) = a.users_per_s {
-        positive(p, "api.users_per_s", rate, "goose users are started at a rate > 0");
-    }
-    if a.think_max_ms < a.think_min_ms {
-        p.push(Problem::new(
-            "api.think_max_ms",
-            format!("{} is below think_min_ms ({}): the range would be empty", a.think_max_ms, a.think_min_ms),
-        ));
-    }
-    if a.think_max_ms > 60_000 {
-        p.push(Problem::new("api.think_max_ms", format!("{} is above 60000 ms", a.think_max_ms)));
-    }
-    if a.mix.weighted().is_empty() {
-        p.push(Problem::new(
-            "api.mix",
-            "every weight is 0: at least one of write_diary, read_diaries, notifications, search must be > 0",
-        ));
-    }
-    if a.mix.search > 0 && a.items == 0 {
-        p.push(Problem::new("api.items", "0 items, but api.mix.search > 0: list some items for the search to find"));
+}
+
+impl Rules for ApiLoad {
+    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+        let a = self;
+        for (field, value, min, max) in [
+            ("api.accounts", a.accounts, 2, 10_000),
+            ("api.users", a.users, 1, 1_000),
+            ("api.duration_s", a.duration_s, 1, 3_600),
+            ("api.items", a.items, 0, 10_000),
+            ("api.request_timeout_s", a.request_timeout_s, 1, 300),
+        ] {
+            if !(min..=max).contains(&value) {
+                p.push(Problem::new(field, format!("{value} is out of range: between {min} and {max}")));
+            }
+        }
+        if a.friends_per_user == 0 || a.friends_per_user >= a.accounts.max(1) {
+            p.push(Problem::new(
+                "api.friends_per_user",
+                format!(
+                    "{} is out of range: between 1 and accounts - 1 ({})",
+                    a.friends_per_user,
+                    a.accounts.saturating_sub(1)
+                ),
+            ));
+        }
+        if let Some(rate) = a.users_per_s {
+            positive(p, "api.users_per_s", rate, "goose users are started at a rate > 0");
+        }
+        if a.think_max_ms < a.think_min_ms {
+            p.push(Problem::new(
+                "api.think_max_ms",
+                format!("{} is below think_min_ms ({}): the range would be empty", a.think_max_ms, a.think_min_ms),
+            ));
+        }
+        if a.think_max_ms > 60_000 {
+            p.push(Problem::new("api.think_max_ms", format!("{} is above 60000 ms", a.think_max_ms)));
+        }
+        if a.mix.weighted().is_empty() {
+            p.push(Problem::new(
+                "api.mix",
+                "every weight is 0: at least one of write_diary, read_diaries, notifications, search must be > 0",
+            ));
+        }
+        if a.mix.search > 0 && a.items == 0 {
+            p.push(Problem::new(
+                "api.items",
+                "0 items, but api.mix.search > 0: list some items for the search to find",
+            ));
+        }
     }
 }
 
-fn load(p: &mut Vec<Problem>, l: &Load) {
-    if l.users < 2 {
-        p.push(Problem::new(
-            "load.users",
-            format!("{} is too few: at least 2 users are needed to be friends", l.users),
-        ));
-    }
-    if l.friends_per_user == 0 || l.friends_per_user >= l.users.max(1) {
-        p.push(Problem::new(
-            "load.friends_per_user",
-            format!("{} is out of range: between 1 and users - 1 ({})", l.friends_per_user, l.users.saturating_sub(1)),
-        ));
-    }
-    if l.sse_clients == 0 || l.sse_clients > l.users {
-        p.push(Problem::new(
-            "load.sse_clients",
-            format!("{} is out of range: between 1 and users ({}), one client per user", l.sse_clients, l.users),
-        ));
-    }
-    positive(p, "load.rate_per_s", l.rate_per_s, "events per second must be > 0");
-    if l.rate_per_s.is_finite() && l.rate_per_s > MAX_RATE_PER_S {
-        p.push(Problem::new(
-            "load.rate_per_s",
-            format!("{} is above {MAX_RATE_PER_S} events per second: the driver cannot cause more", l.rate_per_s),
-        ));
-    }
-    non_negative(p, "load.mix.diary", l.mix.diary, "a weight must be >= 0");
-    non_negative(p, "load.mix.comment", l.mix.comment, "a weight must be >= 0");
-    let weights = l.mix.diary + l.mix.comment;
-    if weights.is_nan() || weights <= 0.0 {
-        p.push(Problem::new("load.mix", "weights sum to 0: at least one of diary, comment must be > 0"));
-    }
-    positive(p, "load.duration_s", l.duration_s, "events must be caused for some time");
-    non_negative(p, "load.warmup_s", l.warmup_s, "a wait must be >= 0");
-    non_negative(p, "load.drain_s", l.drain_s, "a wait must be >= 0");
-    if l.max_events == 0 {
-        p.push(Problem::new("load.max_events", "0 is not > 0: a run must cause at least one event"));
+impl Rules for Load {
+    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+        let l = self;
+        if l.users < 2 {
+            p.push(Problem::new(
+                "load.users",
+                format!("{} is too few: at least 2 users are needed to be friends", l.users),
+            ));
+        }
+        if l.friends_per_user == 0 || l.friends_per_user >= l.users.max(1) {
+            p.push(Problem::new(
+                "load.friends_per_user",
+                format!(
+                    "{} is out of range: between 1 and users - 1 ({})",
+                    l.friends_per_user,
+                    l.users.saturating_sub(1)
+                ),
+            ));
+        }
+        if l.sse_clients == 0 || l.sse_clients > l.users {
+            p.push(Problem::new(
+                "load.sse_clients",
+                format!("{} is out of range: between 1 and users ({}), one client per user", l.sse_clients, l.users),
+            ));
+        }
+        positive(p, "load.rate_per_s", l.rate_per_s, "events per second must be > 0");
+        if l.rate_per_s.is_finite() && l.rate_per_s > MAX_RATE_PER_S {
+            p.push(Problem::new(
+                "load.rate_per_s",
+                format!("{} is above {MAX_RATE_PER_S} events per second: the driver cannot cause more", l.rate_per_s),
+            ));
+        }
+        non_negative(p, "load.mix.diary", l.mix.diary, "a weight must be >= 0");
+        non_negative(p, "load.mix.comment", l.mix.comment, "a weight must be >= 0");
+        let weights = l.mix.diary + l.mix.comment;
+        if weights.is_nan() || weights <= 0.0 {
+            p.push(Problem::new("load.mix", "weights sum to 0: at least one of diary, comment must be > 0"));
+        }
+        positive(p, "load.duration_s", l.duration_s, "events must be caused for some time");
+        non_negative(p, "load.warmup_s", l.warmup_s, "a wait must be >= 0");
+        non_negative(p, "load.drain_s", l.drain_s, "a wait must be >= 0");
+        if l.max_events == 0 {
+            p.push(Problem::new("load.max_events", "0 is not > 0: a run must cause at least one event"));
+        }
     }
 }
 
 /// A wall-clock bound on a capacity ramp, per strategy.
 const MAX_RAMP_S: f64 = 3_600.0;
 
-fn ramp(p: &mut Vec<Problem>, s: &ScenarioFile) {
-    let Some(r) = &s.ramp else {
-        if s.kind == Kind::Capacity {
+impl Rules for Ramp {
+    fn check(&self, s: &ScenarioFile, p: &mut Vec<Problem>) {
+        let r = self;
+        if !(r.factor.is_finite() && r.factor > 1.0 && r.factor <= 10.0) {
             p.push(Problem::new(
-                "ramp",
-                "is missing: a capacity scenario needs [ramp] (factor, max_rate_per_s, max_p99_ms)",
+                "ramp.factor",
+                format!("{} is out of range: each step multiplies the rate by more than 1 and at most 10", r.factor),
             ));
         }
-        return;
-    };
-    if s.kind != Kind::Capacity {
-        p.push(Problem::new("ramp", format!("only applies to kind = \"capacity\", not `{}`: remove it", s.kind)));
-    }
-    if !(r.factor.is_finite() && r.factor > 1.0 && r.factor <= 10.0) {
-        p.push(Problem::new(
-            "ramp.factor",
-            format!("{} is out of range: each step multiplies the rate by more than 1 and at most 10", r.factor),
-        ));
-    }
-    positive(p, "ramp.max_rate_per_s", r.max_rate_per_s, "the ramp stops at this rate");
-    if r.max_rate_per_s.is_finite() && r.max_rate_per_s > MAX_RATE_PER_S {
-        p.push(Problem::new(
-            "ramp.max_rate_per_s",
-            format!("{} is above {MAX_RATE_PER_S} events per second: the driver cannot cause more", r.max_rate_per_s),
-        ));
-    }
-    if let Some(load) = &s.load
-        && r.max_rate_per_s.is_finite()
-        && r.max_rate_per_s < load.rate_per_s
-    {
-        p.push(Problem::new(
-            "ramp.max_rate_per_s",
-            format!("{} is below load.rate_per_s ({}), where the ramp starts", r.max_rate_per_s, load.rate_per_s),
-        ));
-    }
-    if !(1..=30).contains(&r.max_steps) {
-        p.push(Problem::new("ramp.max_steps", format!("{} is out of range: between 1 and 30", r.max_steps)));
-    }
-    non_negative(p, "ramp.step_drain_s", r.step_drain_s, "a wait must be >= 0");
-    positive(p, "ramp.max_p99_ms", r.max_p99_ms, "a step above this latency is not sustained");
-    if s.total_s() > MAX_RAMP_S {
-        p.push(Problem::new(
+        positive(p, "ramp.max_rate_per_s", r.max_rate_per_s, "the ramp stops at this rate");
+        if r.max_rate_per_s.is_finite() && r.max_rate_per_s > MAX_RATE_PER_S {
+            p.push(Problem::new(
+                "ramp.max_rate_per_s",
+                format!(
+                    "{} is above {MAX_RATE_PER_S} events per second: the driver cannot cause more",
+                    r.max_rate_per_s
+                ),
+            ));
+        }
+        if let Some(load) = &s.load
+            && r.max_rate_per_s.is_finite()
+            && r.max_rate_per_s < load.rate_per_s
+        {
+            p.push(Problem::new(
+                "ramp.max_rate_per_s",
+                format!("{} is below load.rate_per_s ({}), where the ramp starts", r.max_rate_per_s, load.rate_per_s),
+            ));
+        }
+        if !(1..=30).contains(&r.max_steps) {
+            p.push(Problem::new("ramp.max_steps", format!("{} is out of range: between 1 and 30", r.max_steps)));
+        }
+        non_negative(p, "ramp.step_drain_s", r.step_drain_s, "a wait must be >= 0");
+        positive(p, "ramp.max_p99_ms", r.max_p99_ms, "a step above this latency is not sustained");
+        if s.total_s() > MAX_RAMP_S {
+            p.push(Problem::new(
             "ramp.max_steps",
             format!(
                 "{} steps of {} s + {} s drain take {:.0} s per strategy, above {MAX_RAMP_S} s: use fewer or shorter steps",
@@ -345,28 +346,13 @@ fn ramp(p: &mut Vec<Problem>, s: &ScenarioFile) {
                 s.total_s()
             ),
         ));
-    }
-    if !s.faults.is_empty() {
-        p.push(Problem::new(
-            "faults",
-            "a capacity ramp measures rates without faults: move the faults to a fanout scenario",
-        ));
+        }
     }
 }
 
-fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault) {
+/// `clients`: whether the kind has SSE clients for faults to act on.
+fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clients: bool) {
     let at = format!("faults[{i}].at_s");
-    if s.kind == Kind::Booking {
-        p.push(Problem::new(at, "a booking race has no clock to schedule faults on: remove them"));
-        return;
-    }
-    if s.kind == Kind::Api {
-        p.push(Problem::new(
-            at,
-            "an api run measures the API's capacity without faults: move the faults to a fanout scenario",
-        ));
-        return;
-    }
     non_negative(p, &at, f.at_s, "a fault time counts from the start of the warm-up");
     let (warmup, duration, _) = s.timeline();
     let end = warmup + duration;
@@ -413,7 +399,7 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault) {
             format!("instance {n} does not exist: instances are numbered 1 to {}", s.cluster.instances),
         ));
     }
-    if f.action.on_clients() && s.kind != Kind::Fanout {
+    if f.action.on_clients() && !clients {
         p.push(Problem::new(
             format!("faults[{i}].action"),
             format!(

@@ -143,9 +143,12 @@ impl PasswordHasher {
         let (done, result) = oneshot::channel();
         // The place in line is given back when the hash is done, even if the request that
         // asked for it is gone by then: the thread is busy until then either way.
+        // It is given back before the answer is sent, so whoever reads the answer finds the
+        // place free.
         self.threads.submit(Box::new(move || {
-            let _place = place;
-            let _ = done.send(work());
+            let outcome = work();
+            drop(place);
+            let _ = done.send(outcome);
         }))?;
         result.await.map_err(|_| anyhow::anyhow!("a hashing thread ended mid-hash"))?.map_err(HashError::Failed)
     }

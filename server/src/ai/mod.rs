@@ -1,6 +1,7 @@
 //! AI empathic comments: when a diary is written, a reply is generated and posted as a
 //! comment, asynchronously and durably (see [`worker`]).
 
+pub mod config;
 pub mod offline;
 pub mod openai;
 pub mod worker;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::diary::Emotion;
-use crate::settings::{AiGeneratorSetting, AiSettings};
+pub use config::{AiGeneratorSetting, AiSettings};
 
 /// What a generator sees of a diary.
 #[derive(Debug, Clone)]

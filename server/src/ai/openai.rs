@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{CommentGenerator, DiaryPrompt, GenerateError, is_mostly_korean};
 use crate::provider::{Provider, ProviderError, truncate};
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiGenerator {

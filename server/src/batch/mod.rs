@@ -16,6 +16,7 @@
 //!   every instance, pausing it stops claims everywhere, triggering it wakes them now.
 
 pub mod claim;
+pub mod config;
 pub mod embed_job;
 pub mod jobs;
 pub mod schedule;
@@ -152,7 +153,7 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn from_settings(db: MySqlPool, s: &crate::settings::BatchSettings) -> Jobs {
+    pub fn from_settings(db: MySqlPool, s: &config::BatchSettings) -> Jobs {
         let specs = vec![
             JobSpec { name: JobName::EmbedPosts, schedule: s.embed_schedule.clone() },
             JobSpec { name: JobName::Cleanup, schedule: s.cleanup_schedule.clone() },

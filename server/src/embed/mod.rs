@@ -10,6 +10,7 @@
 //! Every embedder returns L2-normalised vectors of [`DIM`] floats, so cosine distance and
 //! dot product rank alike.
 
+pub mod config;
 pub mod hashing;
 pub mod minilm;
 pub mod openai;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::settings::EmbedderSetting;
+pub use config::EmbedderSetting;
 
 /// Dimensions of every vector this server stores (all-MiniLM-L6-v2's output size).
 pub const DIM: usize = 384;

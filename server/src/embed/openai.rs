@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{DIM, EmbedError, Embedder, normalize};
 use crate::provider::{Provider, ProviderError};
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 /// OpenAI accepts at most 2048 inputs in one request; longer lists go in several.
 const MAX_INPUTS_PER_REQUEST: usize = 2048;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use server::ai::openai::OpenAiGenerator;
 use server::ai::{CommentGenerator, DiaryPrompt, GenerateError};
 use server::diary::Emotion;
-use server::settings::Secret;
+use server::secret::Secret;
 
 /// A provider that fails `failures` times with `status`, then answers; it records requests.
 async fn provider(

@@ -11,7 +11,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use server::embed::openai::OpenAiEmbedder;
 use server::embed::{DIM, EmbedError, Embedder};
-use server::settings::Secret;
+use server::secret::Secret;
 
 /// How the stub provider behaves.
 #[derive(Clone, Copy)]

@@ -1,0 +1,48 @@
+//! What the clustered jobs and the embed workers are configured with (read by `crate::settings`).
+
+use std::time::Duration;
+
+use super::claim::ClaimStrategy;
+use super::schedule::Schedule;
+
+/// The clustered jobs (`crate::batch::scheduler`) and the embed worker pool.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// How often each instance looks for due firings: well under the shortest interval, so a
+    /// 1-second job fires within this much of its time.
+    pub poll: Duration,
+    /// A run not renewed for this long is taken for dead and marked `abandoned`.
+    pub job_lease: Duration,
+    /// A firing later than this (every instance was down) is a misfire: it runs once and the
+    /// fire times it covered are skipped, not caught up one by one.
+    pub misfire_threshold: Duration,
+    /// `None`: the job is off.
+    pub embed_schedule: Option<Schedule>,
+    pub cleanup_schedule: Option<Schedule>,
+    pub ai_retry_schedule: Option<Schedule>,
+    pub heartbeat_schedule: Option<Schedule>,
+    /// Read notifications older than this are deleted by `cleanup`.
+    pub notifications_retention_days: u32,
+    /// Job runs, embed claims and embed attempts older than this are deleted by `cleanup`.
+    pub history_retention_days: u32,
+    pub embed: EmbedClaimSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbedClaimSettings {
+    /// Embed workers on this instance (0: none).
+    pub workers: u32,
+    pub strategy: ClaimStrategy,
+    pub batch_size: u32,
+    /// One embed call longer than this fails, and its rows go back to WAIT.
+    pub batch_timeout: Duration,
+    /// A PENDING row whose claim is older than this may be claimed again. Longer than
+    /// `batch_timeout`, so a live worker's claim never runs out while it waits for the embedder.
+    pub lease: Duration,
+    /// Off only to show what a stalled worker does without it: commits twice.
+    pub fencing: bool,
+    /// Fault injection: the share of embed calls that fail transiently (0 to 1).
+    pub fail_rate: f64,
+    /// Fault injection: added to every embed call, to model a model's cost.
+    pub delay: Duration,
+}
