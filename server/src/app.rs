@@ -16,6 +16,9 @@ use crate::batch::embed_job::{EmbedPool, FaultyEmbedder, PoolControl};
 use crate::batch::jobs::JobRunner;
 use crate::batch::scheduler::Scheduler;
 use crate::batch::{JobName, Jobs};
+use crate::chat::frame::Limits;
+use crate::chat::relay::RelayContext;
+use crate::chat::session::{ChatContext, ChatSettings};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::alert::AlertSink;
@@ -59,7 +62,7 @@ impl App {
                 "argon2 memory below OWASP's 19 MiB: for load tests only"
             );
         }
-        let metrics = Metrics::new(settings.notify_delivery.as_str());
+        let metrics = Metrics::new(settings.notify_delivery.as_str(), settings.chat.relay.as_str());
         let repair = match settings.notify_delivery {
             bus::Strategy::Local => GapRepair::Skip,
             _ => GapRepair::FromDatabase,
@@ -134,6 +137,36 @@ impl App {
             }),
             pool: pool_control,
         };
+        let chat = {
+            let config = &settings.chat;
+            let (hub, changes) =
+                crate::chat::hub::Hub::new(metrics.chat.clone(), config.outbound_queue, config.relay.per_room());
+            let relay = crate::chat::relay::build(
+                config.relay,
+                RelayContext {
+                    db: db.clone(),
+                    hub: hub.clone(),
+                    metrics: metrics.chat.clone(),
+                    redis_url: settings.redis_url.clone(),
+                    prefix: settings.namespace.clone(),
+                },
+                changes,
+            );
+            ChatContext {
+                db: db.clone(),
+                sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
+                hub,
+                relay,
+                metrics: metrics.chat.clone(),
+                settings: Arc::new(ChatSettings {
+                    heartbeat: config.heartbeat,
+                    session_check: settings.guard.stream_session_check,
+                    max_subscriptions: config.max_subscriptions,
+                    limits: Limits { max_body: config.max_frame_bytes, ..Limits::default() },
+                    ..ChatSettings::default()
+                }),
+            }
+        };
         let state = AppState {
             db: db.clone(),
             sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
@@ -168,6 +201,7 @@ impl App {
             hub,
             jobs,
             embedder,
+            chat,
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
@@ -197,6 +231,7 @@ impl App {
             tokio::spawn(async {})
         };
         let delivery = tokio::spawn(self.state.notifier.delivery().clone().run(background.child_token()));
+        let chat_relay = tokio::spawn(self.state.chat.relay.clone().run(background.child_token()));
         let scheduler = tokio::spawn(self.scheduler.run(background.child_token()));
         let embed_pool = tokio::spawn(self.embed_pool.run(background.child_token()));
         let router = crate::http::router(self.state.clone());
@@ -220,6 +255,7 @@ impl App {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             let _ = worker.await;
             let _ = delivery.await;
+            let _ = chat_relay.await;
             let _ = scheduler.await;
             let _ = embed_pool.await;
         })

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod ai;
 pub mod app;
 pub mod batch;
+pub mod chat;
 pub mod db;
 pub mod diary;
 pub mod embed;

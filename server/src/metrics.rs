@@ -29,6 +29,7 @@ pub struct RouteLabels {
 pub struct Metrics {
     registry: Registry,
     pub notify: Arc<crate::notify::metrics::NotifyMetrics>,
+    pub chat: Arc<crate::chat::metrics::ChatMetrics>,
     requests: Family<RouteLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pool_size: Gauge,
@@ -47,10 +48,11 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// `strategy` labels the notification metrics.
-    pub fn new(strategy: &str) -> Arc<Self> {
+    /// `strategy` labels the notification metrics, `relay` the chat metrics.
+    pub fn new(strategy: &str, relay: &str) -> Arc<Self> {
         let mut registry = Registry::with_prefix("server");
         let notify = Arc::new(crate::notify::metrics::NotifyMetrics::register(&mut registry, strategy));
+        let chat = Arc::new(crate::chat::metrics::ChatMetrics::register(&mut registry, relay));
         let requests = Family::<RouteLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let pool_size = Gauge::default();
@@ -59,7 +61,7 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("db_pool_connections", "Open database connections", pool_size.clone());
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
-        Arc::new(Self { registry, notify, requests, latency, pool_size, pool_idle })
+        Arc::new(Self { registry, notify, chat, requests, latency, pool_size, pool_idle })
     }
 
     pub fn registry(&self) -> &Registry {

@@ -32,6 +32,12 @@ pub const BEARER: &str = "bearer";
         (name = "notifications", description = "Stored notifications and their live stream"),
         (name = "rentals", description = "Items lent between users, and search over them"),
         (name = "reservations", description = "Reservations of items: request, approve, reject, cancel, return"),
+        (name = "chat", description = "Rooms between a renter and an item's owner, and their history. Live \
+            messages go over STOMP 1.2 on the WebSocket `GET /ws/chat` (sub-protocols `v12.stomp`, `v11.stomp`, \
+            `v10.stomp`): CONNECT with the session token as `passcode`; SUBSCRIBE and SEND to a room's \
+            `destination` (`/rooms/{id}`); SUBSCRIBE with `last-seq: n` to get what was missed after seq n \
+            (with the `redis-recovering` relay); SEND with `idempotency-key` so a resend stores nothing twice; \
+            SUBSCRIBE to `/user/queue/errors` to get errors such as `room_not_found` as MESSAGE frames."),
         (name = "ops", description = "Health, readiness, metrics and this document"),
         (name = "admin", description = "Clustered batch jobs: status, history, pause, resume, trigger (admins only)"),
     )

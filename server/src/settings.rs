@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::ai::config::{AiGeneratorSetting, AiSettings};
 use crate::batch::config::{BatchSettings, EmbedClaimSettings};
 use crate::batch::schedule::Schedule;
+use crate::chat::relay::RelayStrategy;
 use crate::embed::config::EmbedderSetting;
 use crate::notify::bus::Strategy;
 pub use crate::secret::Secret;
@@ -82,6 +83,12 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("streams_per_user", Some("8")),
     ("stream_session_check_s", Some("15")),
     ("points_daily_cap", Some("100")),
+    // Chat (crate::chat): the relay between instances and each STOMP connection's limits.
+    ("chat_relay", Some("redis-recovering")),
+    ("chat_heartbeat_ms", Some("10000")),
+    ("chat_outbound_queue", Some("1024")),
+    ("chat_max_subscriptions", Some("64")),
+    ("chat_max_frame_kib", Some("64")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -116,6 +123,19 @@ pub struct GuardSettings {
     pub stream_session_check: Duration,
 }
 
+/// Chat: how messages reach other instances, and the limits of each STOMP connection.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub relay: RelayStrategy,
+    /// The heart-beat interval offered and asked for, both ways (0: none).
+    pub heartbeat: Duration,
+    /// Frames waiting for one slow connection before it is closed.
+    pub outbound_queue: usize,
+    pub max_subscriptions: usize,
+    /// The largest frame body accepted.
+    pub max_frame_bytes: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub instance_id: String,
@@ -127,6 +147,7 @@ pub struct Settings {
     /// instances that share one must share it; tests and tenants use their own.
     pub namespace: String,
     pub notify_delivery: Strategy,
+    pub chat: ChatConfig,
     /// Slack-compatible webhook that dead-lettered notifications are reported to.
     pub alert_webhook_url: Option<url::Url>,
     pub log_format: LogFormat,
@@ -314,6 +335,16 @@ impl Resolver {
             notify_delivery: {
                 let raw = self.text("notify_delivery");
                 raw.parse().map_err(|e: String| self.err("notify_delivery", e))?
+            },
+            chat: ChatConfig {
+                relay: {
+                    let raw = self.text("chat_relay");
+                    raw.parse().map_err(|e: String| self.err("chat_relay", e))?
+                },
+                heartbeat: Duration::from_millis(self.number("chat_heartbeat_ms", 0u64, 3_600_000)?),
+                outbound_queue: self.number("chat_outbound_queue", 1usize, 1_000_000)?,
+                max_subscriptions: self.number("chat_max_subscriptions", 1usize, 10_000)?,
+                max_frame_bytes: self.number("chat_max_frame_kib", 1usize, 16 * 1024)? * 1024,
             },
             alert_webhook_url: match self.raw("alert_webhook_url") {
                 Some(_) => Some(self.url("alert_webhook_url", &["http", "https"], "a webhook URL")?.1),

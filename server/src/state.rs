@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{PasswordHasher, SessionStore};
 use crate::batch::Jobs;
+use crate::chat::session::ChatContext;
 use crate::embed::Embedder;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -58,4 +59,6 @@ pub struct AppState {
     /// Turns search queries into vectors; the same one the embedding worker uses, so a query
     /// and the items it is compared with come from one model.
     pub embedder: Arc<dyn Embedder>,
+    /// Chat's STOMP connections: the hub of this instance's subscribers, the relay, limits.
+    pub chat: ChatContext,
 }

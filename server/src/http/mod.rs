@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod chat;
 pub mod diaries;
 pub mod extract;
 pub mod friends;
@@ -50,6 +51,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(points::router())
         .merge(notifications::router())
         .merge(rentals::router())
+        .merge(chat::router())
         .merge(ops::router())
         .merge(admin::router())
 }
@@ -62,6 +64,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole application, as a pure function of its state.
 pub fn router(state: AppState) -> Router {
     let (api, _document) = routes().split_for_parts();
+    // A WebSocket upgrade, not an operation of the document: described in the `chat` tag.
+    let api = api.route("/ws/chat", axum::routing::get(chat::websocket));
     let api = api.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
     api.layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -34,6 +34,9 @@ enum Caller {
 /// public and listed in `PUBLIC`; everything else must be here.
 const ACCESS: &[(&str, [Access; 3])] = &[
     ("accept_friend_request", [Y, N, N]),
+    // The friend opened a room about the owner's item: both are members, the stranger is not.
+    // Only the item's owner adds members.
+    ("add_chat_member", [Y, N, N]),
     ("approve_reservation", [Y, N, N]),
     ("cancel_reservation", [Y, Y, N]),
     ("create_comment", [Y, Y, N]),
@@ -44,11 +47,14 @@ const ACCESS: &[(&str, [Access; 3])] = &[
     ("delete_diary", [Y, N, N]),
     ("delete_guestbook_entry", [Y, N, N]),
     ("delete_rental", [Y, N, N]),
+    ("get_chat_room", [Y, Y, N]),
     ("get_diary", [Y, Y, N]),
     ("get_me", [Y, Y, Y]),
     ("get_points", [Y, Y, Y]),
     ("get_rental", [Y, Y, Y]),
     ("get_user", [Y, Y, Y]),
+    ("list_chat_messages", [Y, Y, N]),
+    ("list_chat_rooms", [Y, Y, Y]),
     ("list_comments", [Y, Y, N]),
     ("list_diaries", [Y, Y, Y]),
     ("list_friend_requests", [Y, Y, Y]),
@@ -63,7 +69,10 @@ const ACCESS: &[(&str, [Access; 3])] = &[
     ("list_rentals", [Y, Y, Y]),
     ("logout", [Y, Y, Y]),
     ("mark_all_notifications_read", [Y, Y, Y]),
+    ("mark_chat_read", [Y, Y, N]),
     ("mark_notification_read", [Y, N, N]),
+    // Owners cannot open a room about their own item.
+    ("open_chat_room", [N, Y, Y]),
     ("pause_job", [N, N, N]),
     ("reject_reservation", [Y, N, N]),
     // The path names the owner: a friend ends their own friendship with them; the owner is not
@@ -91,7 +100,8 @@ const SECRET: &str = "owner-only-7f3a9c";
 
 /// The people and things of one check: the owner's diary (shared with friends), a comment, a
 /// notification, a guestbook entry, an item with a requested and an approved reservation by
-/// the friend, and a friend request from the stranger to the owner.
+/// the friend, a friend request from the stranger to the owner, and a chat room the friend
+/// opened about the item.
 struct Scene {
     owner: Session,
     friend: Session,
@@ -106,6 +116,7 @@ struct Scene {
     requested: u64,
     approved: u64,
     friend_request: u64,
+    room: u64,
 }
 
 fn id(v: &Value) -> u64 {
@@ -149,6 +160,7 @@ impl Scene {
         let approved = id(&post(app, &format!("/rentals/{item}/reservations"), &friend, reserve(0)).await);
         post(app, &format!("/reservations/{approved}/approve"), &owner, json!({})).await;
         let friend_request = id(&post(app, "/friends/requests", &stranger, json!({ "user_id": owner.id })).await);
+        let room = id(&post(app, "/chat/rooms", &friend, json!({ "item_id": item })).await);
         Scene {
             owner,
             friend,
@@ -162,6 +174,7 @@ impl Scene {
             requested,
             approved,
             friend_request,
+            room,
         }
     }
 
@@ -179,6 +192,7 @@ impl Scene {
         let value = |name: &str| -> String {
             match (operation, name) {
                 (_, "name") => "heartbeat".into(),
+                (op, "id") if op.contains("chat") => self.room.to_string(),
                 (_, "owner_id" | "user_id") => self.owner.id.to_string(),
                 ("get_user", "id") => self.owner.id.to_string(),
                 ("delete_comment", _) => self.comment.to_string(),
@@ -216,6 +230,9 @@ impl Scene {
             "request_reservation" => json!({ "start_date": day, "end_date": day }),
             "request_friend" => json!({ "user_id": self.loner.id }),
             "spend_points" => json!({ "amount": 1, "reason": "gift" }),
+            "open_chat_room" => json!({ "item_id": self.item }),
+            "add_chat_member" => json!({ "user_id": self.loner.id }),
+            "mark_chat_read" => json!({ "seq": 0 }),
             _ => json!({}),
         }
     }

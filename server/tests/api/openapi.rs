@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, TestResult, World};
 
 /// Every route the server has, copied from the `http` modules. A route added there must be
 /// added here and documented, or `the_document_lists_exactly_the_routes_the_server_has` fails.
-const ROUTES: [(&str, &str); 51] = [
+const ROUTES: [(&str, &str); 57] = [
     ("POST", "/auth/signup"),
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
@@ -55,6 +55,12 @@ const ROUTES: [(&str, &str); 51] = [
     ("POST", "/reservations/{id}/reject"),
     ("POST", "/reservations/{id}/cancel"),
     ("POST", "/reservations/{id}/return"),
+    ("POST", "/chat/rooms"),
+    ("GET", "/chat/rooms"),
+    ("GET", "/chat/rooms/{id}"),
+    ("POST", "/chat/rooms/{id}/members"),
+    ("GET", "/chat/rooms/{id}/messages"),
+    ("POST", "/chat/rooms/{id}/read"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
