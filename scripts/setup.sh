@@ -19,3 +19,4 @@ case "${LOADTEST_IMAGES:-auto}" in
     bash scripts/build-images.sh
     ;;
 esac
+bash scripts/setup-interop.sh

@@ -112,6 +112,38 @@ async fn ci_churn_scenario_resumes_every_stream_exactly_whatever_the_strategy() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_relay_loses() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // chat-fanout: members of a room on different instances.
+    let fanout = run_ci("chat-fanout").await;
+    assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
+    for r in &fanout.results {
+        let chat = r.chat.as_ref().expect("chat counts");
+        assert_eq!(chat.clients, 60, "{}", r.strategy);
+        assert!(chat.confirmed > 200 && r.expected > 500, "{}: too little load to judge: {r:?}", r.strategy);
+        // Every confirmed message is stored; an unconfirmed one may be.
+        assert!(chat.confirmed <= chat.stored && chat.stored <= chat.sent, "{}: {chat:?}", r.strategy);
+        assert_eq!((r.unexpected, chat.history_mismatches), (0, 0), "{}: {r:?}", r.strategy);
+    }
+    assert!(result(&fanout, "local").lost_ratio() > 0.4, "{:?}", result(&fanout, "local"));
+    for relay in ["redis-pubsub", "redis-recovering"] {
+        let r = result(&fanout, relay);
+        assert_eq!((r.lost, r.duplicated, r.inversions), (0, 0, 0), "{relay}: {r:?}");
+    }
+
+    // chat-faults: churn, a dead instance, a Redis restart.
+    let faults = run_ci("chat-faults").await;
+    assert!(faults.passed, "thresholds: {:#?}", faults.thresholds);
+    let failed: Vec<_> = faults.faults.iter().filter(|f| f.outcome != "ok").collect();
+    assert!(failed.is_empty(), "faults that could not be injected: {failed:#?}");
+    for r in &faults.results {
+        assert!(r.resumes >= 20, "{}: the churn did not exercise the resume path: {r:?}", r.strategy);
+    }
+    let recovering = result(&faults, "redis-recovering");
+    assert_eq!((recovering.lost, recovering.duplicated, recovering.inversions), (0, 0, 0), "{recovering:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_and_firings_hold() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // claim-contention: naive must be seen double-processing; skip-locked never does, even

@@ -181,6 +181,25 @@ impl ApiClient {
         Ok(())
     }
 
+    /// The renter opens the chat room about `item` with its owner; returns the room id.
+    pub async fn open_room(&self, base: &str, renter: &User, item: u64) -> Result<u64, ApiCallError> {
+        let room = self.call(base, "POST", "/chat/rooms", Some(&renter.token), json!({"item_id": item})).await?;
+        Ok(room["id"].as_u64().unwrap_or(0))
+    }
+
+    /// The item's owner adds `member` to a room.
+    pub async fn add_room_member(
+        &self,
+        base: &str,
+        owner: &User,
+        room: u64,
+        member: &User,
+    ) -> Result<(), ApiCallError> {
+        let body = json!({"user_id": member.id});
+        self.call(base, "POST", &format!("/chat/rooms/{room}/members"), Some(&owner.token), body).await?;
+        Ok(())
+    }
+
     /// An admin command on a clustered job: `pause`, `resume` or `trigger`.
     pub async fn job_command(&self, base: &str, admin: &User, job: &str, command: &str) -> Result<(), ApiCallError> {
         self.call(base, "POST", &format!("/admin/jobs/{job}/{command}"), Some(&admin.token), Value::Null).await?;

@@ -77,7 +77,12 @@ pub struct StompWriter {
 pub struct StompReader {
     stream: SplitStream<Socket>,
     decoder: Decoder,
+    /// When each WebSocket message holding only line ends (a heart-beat) arrived; the last
+    /// [`HEARTBEATS_KEPT`].
+    heartbeats: std::collections::VecDeque<std::time::Instant>,
 }
+
+const HEARTBEATS_KEPT: usize = 1_000;
 
 /// Opens the WebSocket only, offering `opts.subprotocols`: nothing is sent yet.
 pub async fn open(opts: &ConnectOptions) -> Result<(StompWriter, StompReader), StompError> {
@@ -104,7 +109,7 @@ async fn open_with_subprotocol(
         response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_string);
     let (sink, stream) = socket.split();
     let writer = StompWriter { sink, version: Version::V1_2 };
-    let reader = StompReader { stream, decoder: Decoder::new(Limits::default()) };
+    let reader = StompReader { stream, decoder: Decoder::new(Limits::default()), heartbeats: Default::default() };
     Ok((writer, reader, subprotocol))
 }
 
@@ -197,13 +202,28 @@ impl StompReader {
                 return Ok(Some(frame));
             }
             match self.stream.next().await {
-                Some(Ok(Message::Text(text))) => self.decoder.push(text.as_bytes()),
-                Some(Ok(Message::Binary(bytes))) => self.decoder.push(&bytes),
+                Some(Ok(Message::Text(text))) => self.push(text.as_bytes()),
+                Some(Ok(Message::Binary(bytes))) => self.push(&bytes),
                 Some(Ok(Message::Close(_))) | None => return Ok(None),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(StompError::Socket(e.to_string())),
             }
         }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() && bytes.iter().all(|b| matches!(b, b'\n' | b'\r')) {
+            if self.heartbeats.len() == HEARTBEATS_KEPT {
+                self.heartbeats.pop_front();
+            }
+            self.heartbeats.push_back(std::time::Instant::now());
+        }
+        self.decoder.push(bytes);
+    }
+
+    /// When the server's heart-beats arrived (those sent as WebSocket messages of their own).
+    pub fn heartbeats(&self) -> Vec<std::time::Instant> {
+        self.heartbeats.iter().copied().collect()
     }
 
     /// [`next`](Self::next) within `limit`.

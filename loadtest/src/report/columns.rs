@@ -31,6 +31,7 @@ fn view(kind: Kind) -> View {
             tables: |r| std::iter::once(api(r)).chain(r.iter().filter_map(endpoints)).collect(),
             charts: &[Chart::Violations, Chart::Latency],
         },
+        Kind::Chat => View { tables: |r| vec![chat(r)], charts: &[Chart::Latency, Chart::Loss, Chart::Deliveries] },
     }
 }
 
@@ -96,6 +97,69 @@ fn notifications(results: &[StrategyResult]) -> Table {
                 Cell::Micros(l.p99),
                 Cell::Micros(l.p999),
                 Cell::Micros(l.max),
+                Cell::Verdict(s.passed),
+            ],
+        );
+    }
+    t
+}
+
+/// Chat: per strategy, deliveries to each member of a message's room, then the sends.
+fn chat(results: &[StrategyResult]) -> Table {
+    let mut t = Table::new(
+        "",
+        vec![
+            Column::text("strategy"),
+            Column::count("expected", "expected"),
+            Column::count("delivered", "delivered"),
+            Column::count("lost", "lost"),
+            Column::figure("lost %"),
+            Column::count("duplicated", "duplicated"),
+            Column::count("out of order", "inversions"),
+            Column::count("unexpected", "unexpected"),
+            Column::count("sent", "sent"),
+            Column::count("not sent", "not_sent"),
+            Column::count("late", "late"),
+            Column::count("confirmed", "confirmed"),
+            Column::count("unconfirmed", "unconfirmed"),
+            Column::count("recovered", "recovered"),
+            Column::count("resumes", "resumes"),
+            Column::count("history mismatches", "history_mismatches"),
+            Column::figure("delivered/s"),
+            Column::figure("p50 ms"),
+            Column::figure("p99 ms"),
+            Column::figure("max ms"),
+            Column::figure("receipt p99 ms"),
+            Column::text("verdict"),
+        ],
+    );
+    for (i, s) in results.iter().enumerate() {
+        let c = s.chat.clone().unwrap_or_default();
+        let l = &s.latency_us;
+        t.push(
+            Some(i),
+            vec![
+                strategy(s),
+                Cell::Count(s.expected),
+                Cell::Count(s.delivered),
+                Cell::Count(s.lost),
+                Cell::Percent(s.lost, s.expected),
+                Cell::Count(s.duplicated),
+                Cell::Count(s.inversions),
+                Cell::Count(s.unexpected),
+                Cell::Count(c.sent),
+                Cell::Count(c.not_sent),
+                Cell::Count(c.late),
+                Cell::Count(c.confirmed),
+                Cell::Count(c.unconfirmed),
+                Cell::Count(c.recovered),
+                Cell::Count(c.resumes),
+                Cell::Count(c.history_mismatches),
+                Cell::Number(s.throughput_per_s, 1),
+                Cell::Micros(l.p50),
+                Cell::Micros(l.p99),
+                Cell::Micros(l.max),
+                Cell::Micros(c.receipt_latency_us.p99),
                 Cell::Verdict(s.passed),
             ],
         );

@@ -42,6 +42,9 @@ impl Value {
 
 const NOTIFY: &[Kind] = &[Kind::Fanout, Kind::Capacity];
 
+/// Kinds that count deliveries per receiver: lost, duplicated, unexpected, out of order.
+const DELIVERIES: &[Kind] = &[Kind::Fanout, Kind::Capacity, Kind::Chat];
+
 /// `what value <= max`, or `>` when it is not.
 fn at_most(what: &str, value: u64, max: f64) -> (bool, String) {
     let passed = value as f64 <= max;
@@ -61,16 +64,16 @@ fn rate_at_least(label: &str, value: f64, min: f64) -> (bool, String) {
 }
 
 pub static LIMITS: &[Limit] = &[
-    Limit { key: "max_lost", kinds: NOTIFY, value: Value::Count, judge: |max, r| at_most("lost", r.lost, max) },
+    Limit { key: "max_lost", kinds: DELIVERIES, value: Value::Count, judge: |max, r| at_most("lost", r.lost, max) },
     Limit {
         key: "max_duplicated",
-        kinds: NOTIFY,
+        kinds: DELIVERIES,
         value: Value::Count,
         judge: |max, r| at_most("duplicated", r.duplicated, max),
     },
     Limit {
         key: "max_unexpected",
-        kinds: NOTIFY,
+        kinds: DELIVERIES,
         value: Value::Count,
         judge: |max, r| at_most("unexpected", r.unexpected, max),
     },
@@ -88,19 +91,19 @@ pub static LIMITS: &[Limit] = &[
     },
     Limit {
         key: "max_inversions",
-        kinds: NOTIFY,
+        kinds: DELIVERIES,
         value: Value::Count,
         judge: |max, r| at_most("inversions", r.inversions, max),
     },
     Limit {
         key: "min_resumes",
-        kinds: &[Kind::Fanout],
+        kinds: &[Kind::Fanout, Kind::Chat],
         value: Value::Count,
         judge: |min, r| at_least("resumes", r.resumes, min),
     },
     Limit {
         key: "max_p99_ms",
-        kinds: &[Kind::Fanout, Kind::Capacity, Kind::Booking, Kind::Api],
+        kinds: &[Kind::Fanout, Kind::Capacity, Kind::Booking, Kind::Api, Kind::Chat],
         value: Value::NonNegative,
         judge: |max, r| {
             // Notification kinds measure delivery latency; booking and api runs, request latency.
@@ -115,13 +118,13 @@ pub static LIMITS: &[Limit] = &[
     },
     Limit {
         key: "min_delivered_per_s",
-        kinds: &[Kind::Fanout],
+        kinds: &[Kind::Fanout, Kind::Chat],
         value: Value::NonNegative,
         judge: |min, r| rate_at_least("throughput", r.throughput_per_s, min),
     },
     Limit {
         key: "min_lost_ratio",
-        kinds: NOTIFY,
+        kinds: DELIVERIES,
         value: Value::Ratio,
         judge: |min, r| {
             // A baseline that loses nothing because nothing was expected proves nothing.
@@ -135,7 +138,7 @@ pub static LIMITS: &[Limit] = &[
     },
     Limit {
         key: "max_lost_ratio",
-        kinds: NOTIFY,
+        kinds: DELIVERIES,
         value: Value::Ratio,
         judge: |max, r| {
             let passed = r.lost_ratio() <= max;
@@ -218,6 +221,24 @@ pub static LIMITS: &[Limit] = &[
             let op = if passed { "<=" } else { ">" };
             (passed, format!("longest gap between runs {gap:.1} s {op} {max} s"))
         },
+    },
+    Limit {
+        key: "max_history_mismatches",
+        kinds: &[Kind::Chat],
+        value: Value::Count,
+        judge: |max, r| at_most("history mismatches", r.chat.as_ref().map_or(0, |c| c.history_mismatches), max),
+    },
+    Limit {
+        key: "max_unconfirmed",
+        kinds: &[Kind::Chat],
+        value: Value::Count,
+        judge: |max, r| at_most("unconfirmed sends", r.chat.as_ref().map_or(0, |c| c.unconfirmed), max),
+    },
+    Limit {
+        key: "max_late",
+        kinds: &[Kind::Chat],
+        value: Value::Count,
+        judge: |max, r| at_most("late sends", r.chat.as_ref().map_or(0, |c| c.late), max),
     },
     Limit {
         key: "max_error_ratio",

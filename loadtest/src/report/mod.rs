@@ -137,6 +137,43 @@ pub struct StrategyResult {
     /// per second, `latency_us` the latency of every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiCounts>,
+    /// Chat runs: what was sent and confirmed; `expected`, `delivered`, `lost`, `duplicated`
+    /// (a seq received twice by one subscription), `unexpected`, `inversions` (a seq below
+    /// one the subscription already had) and `latency_us` (due time to receipt by each
+    /// member) are at the top level, counted per receiving subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatCounts>,
+}
+
+/// A chat run's sends, receipts and the database's word on them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCounts {
+    pub rooms: u64,
+    /// STOMP connections, one per member of every room.
+    pub clients: u64,
+    /// Messages due by the schedule.
+    pub due: u64,
+    /// Messages written to the socket.
+    pub sent: u64,
+    /// Due messages not sent: the sender was disconnected or its queue was full.
+    pub not_sent: u64,
+    /// Sent later than `late_ms` after their due time.
+    pub late: u64,
+    /// Sent messages whose RECEIPT arrived (stored and handed to the relay).
+    pub confirmed: u64,
+    /// Sent messages with no RECEIPT (the connection dropped, or the server refused).
+    pub unconfirmed: u64,
+    /// Receipts of messages whose SEND got no RECEIPT (stored anyway, and relayed).
+    pub recovered: u64,
+    /// SEND to RECEIPT.
+    pub receipt_latency_us: Percentiles,
+    /// Messages the database holds for the run's rooms, by read-only SQL after the run.
+    pub stored: u64,
+    /// Receipts or RECEIPTs that disagree with the database: a seq it does not hold, or holds
+    /// with another body.
+    pub history_mismatches: u64,
+    /// Subscriptions resumed with `last-seq` after a drop.
+    pub resumes: u64,
 }
 
 /// An API run, from goose's metrics after its run: the measured part only (goose resets its
@@ -307,6 +344,7 @@ impl StrategyResult {
             booking: None,
             jobs: None,
             api: None,
+            chat: None,
         }
     }
 

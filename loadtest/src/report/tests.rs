@@ -33,6 +33,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         booking: None,
         jobs: None,
         api: None,
+        chat: None,
     }
 }
 

@@ -193,13 +193,13 @@ pub async fn run_client(
 }
 
 /// When a connection opened now drops under `churn`; `None` without a timed churn.
-fn churn_deadline(churn: Option<Churn>, rng: &mut StdRng) -> Option<Instant> {
+pub(crate) fn churn_deadline(churn: Option<Churn>, rng: &mut StdRng) -> Option<Instant> {
     let (min, max) = churn?.every_s?;
     let seconds = if max > min { rng.random_range(min..=max) } else { min };
     Some(Instant::now() + Duration::from_secs_f64(seconds))
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,

@@ -5,6 +5,7 @@ pub mod api;
 pub mod baseline;
 pub mod booking;
 pub mod capacity;
+pub mod chat;
 pub mod claim;
 pub mod clients;
 pub mod driver;
@@ -125,6 +126,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         Workload::Booking(p) => each(&p.strategies, |s| booking::run(&ctx, &p.section, s)).await?,
         Workload::Jobs(p) => each(&p.strategies, |s| jobs::run(&ctx, &p.section, s)).await?,
         Workload::Api(p) => each(&p.strategies, |s| api::run(&ctx, &p.section, s)).await?,
+        Workload::Chat(p) => each(&p.strategies, |s| chat::run(&ctx, &p.section, s)).await?,
     };
     let mut results = Vec::new();
     let mut faults = Vec::new();

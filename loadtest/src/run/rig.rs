@@ -166,22 +166,7 @@ impl Rig {
     /// Each metric of `names` summed over the `/metrics` of the instances alive now (an
     /// instance's counters start over when it restarts); `None` when no instance answered.
     pub async fn metric_totals(&self, names: &[&str]) -> Option<Vec<f64>> {
-        let bases = &self.stage.bases;
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
-        let mut totals = vec![0.0; names.len()];
-        let mut answered = false;
-        for (i, base) in bases.iter().enumerate() {
-            if !self.stage.alive.get(i).is_some_and(|a| a.load(Ordering::Relaxed)) {
-                continue;
-            }
-            if let Ok(samples) = crate::probe::metrics::scrape(&http, base).await {
-                answered = true;
-                for (total, name) in totals.iter_mut().zip(names) {
-                    *total += crate::probe::metrics::total(&samples, name);
-                }
-            }
-        }
-        answered.then_some(totals)
+        self.stage.metric_totals(names).await
     }
 
     /// The ledger so far, for the expectations of requests sent in `[from, to)`.

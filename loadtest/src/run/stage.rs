@@ -63,6 +63,26 @@ impl Stage {
         tokio::spawn(run_faults(ctx.scenario.faults.clone(), self.strategy.as_str().to_string(), t0, targets))
     }
 
+    /// The sum of each named metric over the live instances' `/metrics`; `None` when none
+    /// answered.
+    pub async fn metric_totals(&self, names: &[&str]) -> Option<Vec<f64>> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+        let mut totals = vec![0.0; names.len()];
+        let mut answered = false;
+        for (i, base) in self.bases.iter().enumerate() {
+            if !self.alive.get(i).is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed)) {
+                continue;
+            }
+            if let Ok(samples) = crate::probe::metrics::scrape(&http, base).await {
+                answered = true;
+                for (total, name) in totals.iter_mut().zip(names) {
+                    *total += crate::probe::metrics::total(&samples, name);
+                }
+            }
+        }
+        answered.then_some(totals)
+    }
+
     /// Stops the instances (the faults must be done: they hold the cluster while they run).
     pub async fn stop(self) -> anyhow::Result<()> {
         let cluster = Arc::try_unwrap(self.cluster)

@@ -51,6 +51,15 @@ impl Truth {
         Ok(now)
     }
 
+    /// Every chat message stored: (room id, seq) -> body.
+    pub async fn chat_messages(&self) -> anyhow::Result<std::collections::HashMap<(u64, u64), String>> {
+        let mut conn = self.connect().await?;
+        let rows: Vec<(u64, u64, String)> =
+            sqlx::query_as("SELECT room_id, seq, body FROM chat_messages").fetch_all(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok(rows.into_iter().map(|(room, seq, body)| ((room, seq), body)).collect())
+    }
+
     /// Every diary and comment that exists.
     pub async fn committed_causes(&self) -> anyhow::Result<Vec<Cause>> {
         let mut conn = self.connect().await?;

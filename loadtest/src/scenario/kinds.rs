@@ -89,13 +89,17 @@ string_enum!(
         Jobs => "jobs",
         /// Goose users driving the REST API of every instance, per delivery strategy (`[api]`).
         Api => "api",
+        /// STOMP connections in chat rooms spread over the instances, messages relayed between
+        /// them (`[chat]`).
+        Chat => "chat",
     }
 );
 
 string_enum!(
     /// What is compared: for fanout, capacity and api, how the server delivers a notification from
     /// the instance that caused it to the one holding the recipient's stream; for claim, how
-    /// workers claim posts; for booking, how approvals are guarded; for jobs, the scheduler.
+    /// workers claim posts; for booking, how approvals are guarded; for jobs, the scheduler;
+    /// for chat, how messages are relayed between instances.
     Strategy, "strategy", {
         /// In-process only: the naive baseline, expected to lose ~(N-1)/N with N instances.
         Local => "local",
@@ -117,6 +121,9 @@ string_enum!(
         Optimistic => "optimistic",
         /// Firings acquired through the database, once across the cluster.
         Clustered => "clustered",
+        /// Chat: Redis channels per room, and the room's seq to resume and repair gaps from
+        /// the database.
+        RedisRecovering => "redis-recovering",
     }
 );
 
@@ -124,9 +131,9 @@ impl Strategy {
     /// The kinds whose runs can compare this strategy.
     pub fn kinds(self) -> &'static [Kind] {
         match self {
-            Self::Local | Self::RedisPubsub | Self::RedisStreams | Self::Rabbitmq | Self::Outbox => {
-                &[Kind::Fanout, Kind::Capacity, Kind::Api]
-            }
+            Self::Local | Self::RedisPubsub => &[Kind::Fanout, Kind::Capacity, Kind::Api, Kind::Chat],
+            Self::RedisStreams | Self::Rabbitmq | Self::Outbox => &[Kind::Fanout, Kind::Capacity, Kind::Api],
+            Self::RedisRecovering => &[Kind::Chat],
             Self::Naive | Self::Version | Self::SkipLocked | Self::VersionUnfenced | Self::SkipLockedUnfenced => {
                 &[Kind::Claim]
             }
@@ -205,6 +212,12 @@ strategies_of!(
 strategies_of!(
     /// How a job's firings are acquired: what jobs compares.
     JobsMode { Clustered }
+);
+
+strategies_of!(
+    /// How a chat message reaches the members of its room on other instances
+    /// (`SERVER_CHAT_RELAY`): what chat compares.
+    Relay { Local, RedisPubsub, RedisRecovering }
 );
 
 string_enum!(
@@ -376,7 +389,7 @@ mod tests {
             ),
             "{err}"
         );
-        assert!("chat".parse::<Kind>().unwrap_err().to_string().contains("expected one of fanout, capacity, claim"));
+        assert!("kafka".parse::<Kind>().unwrap_err().to_string().contains("expected one of fanout, capacity, claim"));
         assert!("instance:x".parse::<FaultTarget>().is_err());
         assert!("instance:".parse::<FaultTarget>().is_err());
         assert!("postgres".parse::<FaultTarget>().is_err());

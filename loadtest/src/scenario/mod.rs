@@ -29,6 +29,7 @@
 //! 5. `scenarios/<name>.toml` and `scenarios/ci/<name>.toml`, documented in
 //!    `scenarios/README.md`, and the CI variant run by `server/tests/scenarios.rs`.
 
+mod chat;
 mod error;
 mod kinds;
 mod sections;
@@ -43,9 +44,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use chat::ChatLoad;
 pub use error::{Problem, ScenarioError};
 pub use kinds::{
-    BookingMode, ClaimMode, Delivery, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Spread, Strategy,
+    BookingMode, ClaimMode, Delivery, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Relay, Spread, Strategy,
     UnknownValue,
 };
 pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, JobsLoad};
@@ -79,6 +81,8 @@ pub struct ScenarioFile {
     pub jobs: Option<JobsLoad>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiLoad>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatLoad>,
     /// Only for `kind = "capacity"`: how the rate rises from `load.rate_per_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp: Option<Ramp>,
@@ -322,7 +326,7 @@ impl ScenarioFile {
     }
 
     /// Every optional section of the file by name, with its rules when present.
-    fn sections(&self) -> [(&'static str, Option<&dyn validate::Rules>); 6] {
+    fn sections(&self) -> [(&'static str, Option<&dyn validate::Rules>); 7] {
         fn rules<T: validate::Rules>(section: &Option<T>) -> Option<&dyn validate::Rules> {
             section.as_ref().map(|s| s as &dyn validate::Rules)
         }
@@ -333,6 +337,7 @@ impl ScenarioFile {
             ("booking", rules(&self.booking)),
             ("jobs", rules(&self.jobs)),
             ("api", rules(&self.api)),
+            ("chat", rules(&self.chat)),
         ]
     }
 }

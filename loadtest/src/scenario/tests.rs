@@ -131,8 +131,8 @@ fn a_wrong_type_names_the_field_path() {
 fn unknown_values_list_the_known_ones() {
     let err = error_of(&replacing(r#"["local", "rabbitmq"]"#, r#"["local", "kafka"]"#));
     assert!(err.contains("strategies[1]: unknown strategy `kafka`: expected one of local, redis-pubsub"), "{err}");
-    let err = error_of(&replacing(r#"kind = "fanout""#, r#"kind = "chat""#));
-    assert!(err.contains("kind: unknown kind `chat`: expected one of fanout"), "{err}");
+    let err = error_of(&replacing(r#"kind = "fanout""#, r#"kind = "gossip""#));
+    assert!(err.contains("kind: unknown kind `gossip`: expected one of fanout"), "{err}");
 }
 
 #[test]
@@ -202,15 +202,17 @@ fn a_client_churn_acts_on_the_clients_of_a_fanout_run_with_its_own_settings() {
     assert!(err.contains("faults[0].drop_after_event: only applies to client-churn, not kill-instance"), "{err}");
     let err = error_of(&with("[[faults]]\nat_s = 1\naction = \"client-churn\"\ntarget = \"redis\"\n"));
     assert!(
-        err.contains("faults[0].target: `redis` is a service, but client-churn acts on the run's SSE clients"),
+        err.contains("faults[0].target: `redis` is a service, but client-churn acts on the run's clients"),
         "{err}"
     );
     let err = error_of(&with("[[faults]]\nat_s = 1\naction = \"kill-instance\"\ntarget = \"clients\"\n"));
-    assert!(err.contains("`clients` is the SSE clients, but kill-instance acts on a server instance"), "{err}");
+    assert!(err.contains("`clients` is the clients, but kill-instance acts on a server instance"), "{err}");
     let jobs = "name = \"j\"\nkind = \"jobs\"\nstrategies = [\"clustered\"]\n[cluster]\ninstances = 2\n\
                 [jobs]\nevery_s = 1\nlease_s = 2\nduration_s = 10\n\
                 [[faults]]\nat_s = 1\naction = \"client-churn\"\ntarget = \"clients\"\n";
-    assert!(error_of(jobs).contains("client-churn acts on SSE clients, which only a fanout scenario has"));
+    assert!(
+        error_of(jobs).contains("client-churn acts on the run's clients, which only fanout and chat scenarios have")
+    );
 }
 
 #[test]

@@ -371,7 +371,7 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
         if action.on_instance() {
             "a server instance: use instance:N"
         } else if action.on_clients() {
-            "the run's SSE clients: use clients"
+            "the run's clients (SSE streams, chat connections): use clients"
         } else {
             "a service: use rabbitmq, redis or mariadb"
         }
@@ -383,7 +383,7 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
     };
     let what = match f.target {
         FaultTarget::Instance(_) => "an instance",
-        FaultTarget::Clients => "the SSE clients",
+        FaultTarget::Clients => "the clients",
         FaultTarget::Service(_) => "a service",
     };
     if !fits {
@@ -403,7 +403,7 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
         p.push(Problem::new(
             format!("faults[{i}].action"),
             format!(
-                "{} acts on SSE clients, which only a fanout scenario has, not {} {}",
+                "{} acts on the run's clients, which only fanout and chat scenarios have, not {} {}",
                 f.action,
                 article(s.kind),
                 s.kind
@@ -528,7 +528,7 @@ fn article(kind: Kind) -> &'static str {
     if kind == Kind::Api { "an" } else { "a" }
 }
 
-fn non_negative(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {
+pub(super) fn non_negative(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {
     if !v.is_finite() {
         p.push(Problem::new(field, format!("{v} is not a finite number: {meaning}")));
     } else if v < 0.0 {
@@ -536,7 +536,7 @@ fn non_negative(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {
     }
 }
 
-fn positive(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {
+pub(super) fn positive(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {
     if !v.is_finite() {
         p.push(Problem::new(field, format!("{v} is not a finite number: {meaning}")));
     } else if v < 0.0 {

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::{ApiLoad, BookingLoad, ClaimLoad, Load, Problem, Ramp, ScenarioFile};
-use super::{BookingMode, ClaimMode, Delivery, JobsLoad, JobsMode, Kind, Strategy};
+use super::{BookingMode, ChatLoad, ClaimMode, Delivery, JobsLoad, JobsMode, Kind, Strategy};
 
 /// What a kind reads from a scenario file and how it runs over time.
 pub trait Section: Sized + Clone + fmt::Debug + PartialEq {
@@ -148,6 +148,8 @@ workloads! {
     Jobs(JobsLoad),
     /// Goose users on the REST API.
     Api(ApiLoad),
+    /// Chat rooms over STOMP, relayed between instances.
+    Chat(ChatLoad),
 }
 
 /// `kind = "fanout"`: `[load]`.

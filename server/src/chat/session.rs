@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use tokio::time::Instant;
 
 use super::frame::{Command, Decoder, Frame, Limits, Version, encode};
@@ -74,6 +74,12 @@ pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 /// Versions this server speaks, newest first.
 const VERSIONS: [Version; 3] = [Version::V1_2, Version::V1_1, Version::V1_0];
 
+/// The longest one WebSocket write may wait for a client that does not read.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often timers are checked when no heart-beat asks for more often.
+const TICK: Duration = Duration::from_millis(500);
+
 /// Rows read from the database per query when a subscription catches up.
 const CATCH_UP_PAGE: u32 = 500;
 
@@ -87,8 +93,9 @@ struct Subscription {
 enum End {
     /// The client left (or the socket failed): nothing more to send.
     Gone,
-    /// A protocol error: ERROR, then close.
-    Error { message: String, detail: String, receipt: Option<String> },
+    /// A protocol error: ERROR, then close with `code` (1002 for a malformed frame, 1008
+    /// for anything else refused).
+    Error { message: String, detail: String, receipt: Option<String>, code: u16 },
     /// DISCONNECT: its RECEIPT is sent already.
     Disconnected,
 }
@@ -99,6 +106,16 @@ impl End {
             message: message.into(),
             detail: detail.into(),
             receipt: frame.and_then(|f| f.get("receipt")).map(str::to_string),
+            code: close_code::POLICY,
+        }
+    }
+
+    fn malformed(error: &stomp::FrameError) -> End {
+        End::Error {
+            message: "malformed frame".into(),
+            detail: error.to_string(),
+            receipt: None,
+            code: close_code::PROTOCOL,
         }
     }
 }
@@ -156,11 +173,16 @@ pub async fn serve(socket: WebSocket, ctx: ChatContext) {
 impl Session {
     async fn run(&mut self) -> End {
         let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut tick = tokio::time::interval(self.tick_period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut session_check = tokio::time::interval(self.ctx.settings.session_check);
         session_check.reset();
         loop {
+            // CONNECT may agree on heart-beats faster than the default check.
+            if tick.period() != self.tick_period() {
+                tick = tokio::time::interval(self.tick_period());
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             tokio::select! {
                 received = self.socket.recv() => {
                     let bytes = match received {
@@ -187,7 +209,7 @@ impl Session {
                                 }
                             }
                             Ok(None) => break,
-                            Err(e) => return End::error("malformed frame", e.to_string(), None),
+                            Err(e) => return End::malformed(&e),
                         }
                     }
                 }
@@ -218,8 +240,9 @@ impl Session {
                             None,
                         );
                     }
+                    // Sent at the check before the interval runs out, so no gap exceeds it.
                     if let Some(every) = self.send_every
-                        && self.last_out.elapsed() >= every
+                        && self.last_out.elapsed() + tick.period() >= every
                         && self.send_bytes(b"\n".to_vec()).await.is_err()
                     {
                         return End::Gone;
@@ -248,9 +271,10 @@ impl Session {
         match end {
             End::Gone => {}
             End::Disconnected => {
-                let _ = self.socket.send(Message::Close(None)).await;
+                let close = CloseFrame { code: close_code::NORMAL, reason: "".into() };
+                let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(close)))).await;
             }
-            End::Error { message, detail, receipt } => {
+            End::Error { message, detail, receipt, code } => {
                 self.ctx.metrics.protocol_errors.inc();
                 let mut frame = Frame::new(Command::Error).header("message", message);
                 if let Some(receipt) = receipt {
@@ -258,17 +282,35 @@ impl Session {
                 }
                 let frame = frame.header("content-type", "text/plain;charset=utf-8").body(detail.into_bytes());
                 let _ = self.send(&frame).await;
-                let _ = self.socket.send(Message::Close(None)).await;
+                let close = CloseFrame { code, reason: "".into() };
+                let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(close)))).await;
             }
         }
     }
 
+    /// How often the connection checks its timers: often enough for the agreed heart-beats.
+    fn tick_period(&self) -> Duration {
+        let fastest = [self.send_every, self.silence_limit.map(|s| s / 3)].into_iter().flatten().min();
+        fastest.map_or(TICK, |every| (every / 4).clamp(Duration::from_millis(10), TICK))
+    }
+
+    /// Writes one WebSocket message. A client that does not read for [`SEND_TIMEOUT`] (its
+    /// socket buffers full) is too slow: the connection ends rather than wait on it.
     async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), axum::Error> {
         let message = match String::from_utf8(bytes) {
             Ok(text) => Message::Text(text.into()),
             Err(e) => Message::Binary(e.into_bytes().into()),
         };
-        self.socket.send(message).await?;
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
+            Ok(sent) => sent?,
+            Err(_) => {
+                self.ctx.metrics.slow_consumers.inc();
+                return Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client did not read for too long",
+                )));
+            }
+        }
         self.last_out = Instant::now();
         Ok(())
     }
@@ -290,12 +332,20 @@ impl Session {
         self.send(&out).await.err().map(|_| End::Gone)
     }
 
-    /// A business error, as a MESSAGE on the error destination when subscribed to; the
-    /// connection stays open.
+    /// A business error, as a MESSAGE on the error destination when the client subscribed to
+    /// it: the connection stays open, and the MESSAGE's `receipt-id` names the refused frame
+    /// (no RECEIPT follows: it would say the frame succeeded). A client that did not subscribe
+    /// would never learn of it, so it gets an ERROR frame (and the close STOMP prescribes).
     async fn business_error(&mut self, frame: &Frame, code: &str, message: String) -> Option<End> {
         let Some(subscription) = self.errors_subscription.clone() else {
-            tracing::debug!(code, %message, "chat error for a client not subscribed to its error destination");
-            return None;
+            return Some(End::error(
+                code,
+                format!(
+                    "{message}. Subscribe to {ERROR_DESTINATION} to receive such errors as MESSAGE frames and keep \
+                     the connection open"
+                ),
+                Some(frame),
+            ));
         };
         let id = self.next_error_id;
         self.next_error_id += 1;

@@ -16,7 +16,7 @@ use crate::rentals::{create, tent};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn ws_url(app: &TestApp) -> String {
+pub fn ws_url(app: &TestApp) -> String {
     format!("{}/ws/chat", app.base.replacen("http://", "ws://", 1))
 }
 
@@ -66,13 +66,13 @@ async fn send(w: &mut StompWriter, r: &mut StompReader, room: u64, body: &str, k
 }
 
 /// A renter and an owner with an item and the room about it.
-struct Pair {
-    renter: Session,
-    owner: Session,
-    room: u64,
+pub struct Pair {
+    pub renter: Session,
+    pub owner: Session,
+    pub room: u64,
 }
 
-async fn pair(app: &TestApp) -> Pair {
+pub async fn pair(app: &TestApp) -> Pair {
     let owner = app.signup("owner").await;
     let renter = app.signup("renter").await;
     let item = create(app, &owner, tent()).await["id"].as_u64().unwrap();
@@ -80,7 +80,7 @@ async fn pair(app: &TestApp) -> Pair {
     Pair { renter, owner, room }
 }
 
-async fn instances(world: &World, relay: &str, extra: &[(&str, &str)]) -> (TestApp, TestApp) {
+pub async fn instances(world: &World, relay: &str, extra: &[(&str, &str)]) -> (TestApp, TestApp) {
     let mut env = vec![("SERVER_CHAT_RELAY", relay), ("SERVER_AI_ENABLED", "false"), ("SERVER_EMBED_WORKERS", "0")];
     env.extend_from_slice(extra);
     let (one, two) = (world.spawn(&env).await, world.spawn(&env).await);
@@ -421,6 +421,14 @@ async fn business_errors_arrive_on_the_error_destination_and_the_connection_stay
     subscribe(&mut w, &mut r, "mine", p.room, None).await;
     send(&mut w, &mut r, p.room, "fine", None).await;
     assert_eq!(expect(&mut r, Command::Message).await.body, b"fine");
+
+    // A client that did not subscribe to the error destination would never learn of the
+    // refusal: it gets an ERROR naming the receipt of the refused frame, and the close.
+    let raw = format!("SEND\ndestination:/rooms/{}\nreceipt:lost-1\n\nlet me in\x00", other.room);
+    let error = error_for(&app, &p.renter, true, raw.as_bytes()).await;
+    assert_eq!(error.get("message"), Some("room_not_found"));
+    assert_eq!(error.get("receipt-id"), Some("lost-1"));
+    assert!(String::from_utf8_lossy(&error.body).contains("/user/queue/errors"), "{error:?}");
     Ok(())
 }
 
@@ -446,6 +454,12 @@ async fn a_silent_client_is_dropped_after_three_heart_beats_and_a_revoked_sessio
     assert!(error.get("message").unwrap().contains("heart-beat"), "{error:?}");
     let after = started.elapsed();
     assert!(after >= Duration::from_millis(900), "not before 3 x 300 ms: {after:?}");
+    assert!(r.heartbeats().len() >= 2, "the server sent heart-beats: {:?}", r.heartbeats());
+    let gaps: Vec<u128> = r.heartbeats().windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+    assert!(
+        gaps.iter().all(|gap| *gap <= 300 + 100),
+        "the server's heart-beats come within the agreed 300 ms: {gaps:?}"
+    );
 
     // A client that sends heart-beats stays; logging out ends the connection.
     let (mut w, mut r, _) = probe::connect(&opts).await?;

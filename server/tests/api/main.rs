@@ -13,6 +13,7 @@ mod batch_claims;
 mod chat;
 mod diaries;
 mod embed_provider;
+mod interop;
 mod notifications;
 mod notify_faults;
 mod openapi;
