@@ -126,10 +126,11 @@ async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_rel
         assert_eq!((r.unexpected, chat.history_mismatches), (0, 0), "{}: {r:?}", r.strategy);
     }
     assert!(result(&fanout, "local").lost_ratio() > 0.4, "{:?}", result(&fanout, "local"));
-    for relay in ["redis-pubsub", "redis-recovering"] {
-        let r = result(&fanout, relay);
-        assert_eq!((r.lost, r.duplicated, r.inversions), (0, 0, 0), "{relay}: {r:?}");
-    }
+    let pubsub = result(&fanout, "redis-pubsub");
+    assert_eq!((pubsub.lost, pubsub.duplicated), (0, 0), "{pubsub:?}");
+    // Only the recovering relay delivers in seq order; redis-pubsub in arrival order.
+    let recovering = result(&fanout, "redis-recovering");
+    assert_eq!((recovering.lost, recovering.duplicated, recovering.inversions), (0, 0, 0), "{recovering:?}");
 
     // chat-faults: churn, a dead instance, a Redis restart.
     let faults = run_ci("chat-faults").await;

@@ -583,6 +583,10 @@ impl Session {
             if let Some(end) = self.catch_up(&id, None).await {
                 return Some(end);
             }
+            // Where the subscription stands: a client that has received nothing yet resumes
+            // from here after a drop, rather than from the present then.
+            let last = self.subscriptions.get(&id).map_or(start, |s| s.last);
+            return self.receipt(frame, &[("last-seq", last.to_string())]).await;
         }
         self.receipt(frame, &[]).await
     }

@@ -18,11 +18,15 @@ fn millis(at: NaiveDateTime) -> i64 {
     at.and_utc().timestamp_millis()
 }
 
-/// Stores `body` in `room_id` from `sender_id` with the next seq. With `key`, a second send
-/// of the same key by the same sender in the same room stores nothing and answers the first.
+/// Stores `body` in `room_id` from `sender_id` with the next seq; `None` when the room does
+/// not exist. With `key`, a second send of the same key by the same sender in the same room
+/// stores nothing and answers the first.
 ///
-/// The room row is locked from taking the seq to the commit, so seqs commit in order: when
-/// seq n is visible, every seq below it is too. The caller has checked membership.
+/// Taking the seq (`UPDATE ... LAST_INSERT_ID(last_seq + 1)`) locks the room row until the
+/// commit, so seqs commit in order: when seq n is visible, every seq below it is too. A send
+/// whose key was used already fails its INSERT on the key's unique index and rolls back,
+/// handing its seq on. Three statements: the seq, the row, the commit. The caller has checked
+/// membership.
 #[tracing::instrument(skip(db, body), fields(room_id, sender_id))]
 pub async fn send(
     db: &MySqlPool,
@@ -32,40 +36,17 @@ pub async fn send(
     key: Option<&str>,
 ) -> Result<Option<Sent>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let Some(row) = sqlx::query("SELECT last_seq FROM chat_rooms WHERE id = ? FOR UPDATE")
+    let bumped = sqlx::query("UPDATE chat_rooms SET last_seq = LAST_INSERT_ID(last_seq + 1) WHERE id = ?")
         .bind(room_id)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let last_seq: u64 = row.try_get("last_seq")?;
-    if let Some(key) = key {
-        let earlier = sqlx::query(
-            "SELECT seq, body, created_at FROM chat_messages WHERE room_id = ? AND sender_id = ? AND client_key = ?",
-        )
-        .bind(room_id)
-        .bind(sender_id)
-        .bind(key)
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        if let Some(row) = earlier {
-            tx.commit().await?;
-            let message = ChatMessage {
-                room_id,
-                seq: row.try_get("seq")?,
-                sender_id,
-                body: row.try_get("body")?,
-                sent_at_ms: millis(row.try_get("created_at")?),
-            };
-            return Ok(Some(Sent { message, duplicate: true }));
-        }
+    if bumped.rows_affected() == 0 {
+        return Ok(None);
     }
-    let seq = last_seq + 1;
+    let seq = bumped.last_insert_id();
     // Microseconds, as the column keeps them, so the value read back later is the same.
     let now = DateTime::<Utc>::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default().naive_utc();
-    sqlx::query("UPDATE chat_rooms SET last_seq = ? WHERE id = ?").bind(seq).bind(room_id).execute(&mut *tx).await?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO chat_messages (room_id, seq, sender_id, body, client_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(room_id)
@@ -75,10 +56,34 @@ pub async fn send(
     .bind(key)
     .bind(now)
     .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let message = ChatMessage { room_id, seq, sender_id, body: body.to_string(), sent_at_ms: millis(now) };
-    Ok(Some(Sent { message, duplicate: false }))
+    .await;
+    match inserted {
+        Ok(_) => {
+            tx.commit().await?;
+            let message = ChatMessage { room_id, seq, sender_id, body: body.to_string(), sent_at_ms: millis(now) };
+            Ok(Some(Sent { message, duplicate: false }))
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && key.is_some() => {
+            tx.rollback().await?;
+            let row = sqlx::query(
+                "SELECT seq, body, created_at FROM chat_messages WHERE room_id = ? AND sender_id = ? AND client_key = ?",
+            )
+            .bind(room_id)
+            .bind(sender_id)
+            .bind(key)
+            .fetch_one(db)
+            .await?;
+            let message = ChatMessage {
+                room_id,
+                seq: row.try_get("seq")?,
+                sender_id,
+                body: row.try_get("body")?,
+                sent_at_ms: millis(row.try_get("created_at")?),
+            };
+            Ok(Some(Sent { message, duplicate: true }))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn message(room_id: u64, row: &sqlx::mysql::MySqlRow) -> Result<ChatMessage, sqlx::Error> {

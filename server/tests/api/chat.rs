@@ -291,9 +291,12 @@ async fn a_subscriber_that_was_away_resumes_after_its_last_seq_exactly() -> Test
     assert_eq!(expect(&mut or, Command::Message).await.get("seq"), Some("5"));
     expect_nothing(&mut or, Duration::from_millis(300)).await;
 
-    // Without last-seq a subscription starts at the present: nothing old arrives.
+    // Without last-seq a subscription starts at the present: nothing old arrives, and its
+    // RECEIPT says where it stands, the point to resume from if it drops before any message.
     let (mut nw, mut nr) = connect(&two, &p.owner).await;
-    subscribe(&mut nw, &mut nr, "fresh", p.room, None).await;
+    nw.subscribe("fresh", &format!("/rooms/{}", p.room), None, Some("f")).await?;
+    let receipt = expect(&mut nr, Command::Receipt).await;
+    assert_eq!(receipt.get("last-seq"), Some("5"), "{receipt:?}");
     expect_nothing(&mut nr, Duration::from_millis(300)).await;
     Ok(())
 }
@@ -503,5 +506,46 @@ async fn stomp_1_0_and_no_subprotocol_are_served_too() -> TestResult {
     let m = expect(&mut r, Command::Message).await;
     assert_eq!(m.get("subscription"), Some(format!("/rooms/{}", p.room).as_str()));
     assert_eq!(m.body, b"old client");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_take_consecutive_seqs_and_one_key_stores_once() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_EMBED_WORKERS", "0"), ("SERVER_AI_ENABLED", "false")]).await;
+    let p = pair(&app).await;
+    let pool = sqlx::mysql::MySqlPoolOptions::new().max_connections(8).connect(&world.database_url).await?;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (pool, room, sender) = (pool.clone(), p.room, p.renter.id);
+        let key = if i % 4 == 0 { Some("same".to_string()) } else { None };
+        tasks.push(tokio::spawn(async move {
+            server::chat::store::send(&pool, room, sender, &format!("n{i}"), key.as_deref()).await
+        }));
+    }
+    let mut fresh = Vec::new();
+    let mut keyed = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let sent = task.await??.expect("the room exists");
+        if i % 4 == 0 {
+            keyed.push(sent.message.seq);
+        }
+        if !sent.duplicate {
+            fresh.push(sent.message.seq);
+        }
+    }
+    // 30 without a key and the keyed one once: seqs 1..=31, each once, no gap.
+    fresh.sort_unstable();
+    assert_eq!(fresh, (1..=31).collect::<Vec<u64>>());
+    assert!(keyed.windows(2).all(|w| w[0] == w[1]), "every send of one key answers the same seq: {keyed:?}");
+    let stored: Vec<u64> = sqlx::query_scalar("SELECT seq FROM chat_messages WHERE room_id = ? ORDER BY seq")
+        .bind(p.room)
+        .fetch_all(&pool)
+        .await?;
+    assert_eq!(stored, (1..=31).collect::<Vec<u64>>());
+    let last: u64 =
+        sqlx::query_scalar("SELECT last_seq FROM chat_rooms WHERE id = ?").bind(p.room).fetch_one(&pool).await?;
+    assert_eq!(last, 31, "the seqs of refused resends were handed on");
+    assert_eq!(server::chat::store::send(&pool, 999_999, p.renter.id, "x", None).await?, None);
     Ok(())
 }

@@ -33,7 +33,10 @@ pub struct ChatStats {
     pub reconnects: AtomicU64,
     pub resumes: AtomicU64,
     pub churn_drops: AtomicU64,
+    /// Connections the server closed with an ERROR frame.
     pub errors: AtomicU64,
+    /// Refusals received on the error destination (a SEND the relay could not take, say).
+    pub refusals: AtomicU64,
 }
 
 /// A message the driver hands a client to send.
@@ -162,7 +165,11 @@ impl Session<'_> {
         stop: &CancellationToken,
         rng: &mut StdRng,
     ) -> Ended {
-        if writer.subscribe("room", destination, resume, Some("subscribed")).await.is_err() {
+        // A chat page listens for refusals too: without it the server closes the connection
+        // on one (an ERROR), with it they arrive as MESSAGE frames.
+        if writer.subscribe("errors", "/user/queue/errors", None, None).await.is_err()
+            || writer.subscribe("room", destination, resume, Some("subscribed")).await.is_err()
+        {
             return Ended::Broken;
         }
         let mut drop_at = churn_deadline(*churn.borrow(), rng);
@@ -210,6 +217,9 @@ impl Session<'_> {
                     };
                     last_in = Instant::now();
                     match frame.command {
+                        Command::Message if frame.get("subscription") == Some("errors") => {
+                            self.stats.refusals.fetch_add(1, Ordering::Relaxed);
+                        }
                         Command::Message => {
                             let seq = frame.get("seq").and_then(|s| s.parse().ok());
                             let room = frame.get("room").and_then(|s| s.parse().ok());
@@ -225,6 +235,11 @@ impl Session<'_> {
                         Command::Receipt => match frame.get("receipt-id") {
                             Some("subscribed") => {
                                 standing = true;
+                                // The seq the subscription stands at (a recovering relay says):
+                                // the resume point until a message moves it.
+                                if self.last_seq.is_none() {
+                                    *self.last_seq = frame.get("last-seq").and_then(|s| s.parse().ok());
+                                }
                                 if *self.first {
                                     *self.first = false;
                                     self.ledger.lock().await.subscribed(self.spec.index, last_in);

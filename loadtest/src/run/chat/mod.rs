@@ -199,11 +199,13 @@ pub async fn run(ctx: &RunContext<'_>, load: &ChatLoad, relay: Relay) -> anyhow:
         resumes: result.resumes,
     });
     result.notes.push(format!(
-        "connections: {clients}, reconnects {}, resumed with last-seq {}, dropped by churn {}, closed with ERROR {}",
+        "connections: {clients}, reconnects {}, resumed with last-seq {}, dropped by churn {}, closed with ERROR {}, \
+         refusals on the error destination {}",
         stats.reconnects.load(Ordering::Relaxed),
         result.resumes,
         stats.churn_drops.load(Ordering::Relaxed),
-        stats.errors.load(Ordering::Relaxed)
+        stats.errors.load(Ordering::Relaxed),
+        stats.refusals.load(Ordering::Relaxed)
     ));
     if let Some([repairs, repaired, slow, publish_failed]) = repairs.as_deref() {
         result.notes.push(format!(
