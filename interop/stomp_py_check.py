@@ -26,7 +26,12 @@ WHOLE_RUN_S = 40.0
 IDLE_S = 7.0
 HEARTBEAT_MS = 1000  # what the clients offer and ask for, both ways
 # Allowance for threads and the network when judging the server's heart-beat interval.
-HEARTBEAT_SLACK_MS = 250
+# The server's heart-beats are judged by their mean gap, which must be within the agreed
+# interval (plus this much for timers), and their longest gap, which must stay below the
+# tolerance of common clients (stomp.py's default drops a connection silent for 1.5
+# intervals): a server late every time fails the first, one hiccup on a busy machine does not.
+HEARTBEAT_SLACK_MS = 50
+HEARTBEAT_TOLERANCE = 1.5
 ERROR_DESTINATION = "/user/queue/errors"
 RUN_ID = secrets.token_hex(4)
 
@@ -300,11 +305,13 @@ class Checks:
             beats = self.idle_beats.get(p.name, [])
             expect(len(beats) >= 2, f"{p.name}: too few heart-beats in check c to measure their interval")
             gaps = [round((b - a) * 1000) for a, b in zip(beats, beats[1:])]
+            mean = sum(gaps) / len(gaps)
             expect(
-                max(gaps) <= agreed + HEARTBEAT_SLACK_MS,
-                f"{p.name}: the server's heart-beats came {', '.join(map(str, gaps))} ms apart while idle; the agreed "
-                f"interval is {agreed} ms (CONNECTED heart-beat {offered}, client heart-beat {HEARTBEAT_MS},{HEARTBEAT_MS}), "
-                f"{HEARTBEAT_SLACK_MS} ms of slack allowed",
+                mean <= agreed + HEARTBEAT_SLACK_MS and max(gaps) <= agreed * HEARTBEAT_TOLERANCE,
+                f"{p.name}: the server's heart-beats came {', '.join(map(str, gaps))} ms apart while idle (mean "
+                f"{mean:.0f}); the agreed interval is {agreed} ms (CONNECTED heart-beat {offered}, client heart-beat "
+                f"{HEARTBEAT_MS},{HEARTBEAT_MS}): the mean may exceed it by {HEARTBEAT_SLACK_MS} ms, no gap by more "
+                f"than {HEARTBEAT_TOLERANCE}x",
             )
             details.append(f"{p.name}: {', '.join(map(str, gaps))} ms apart (agreed {agreed})")
         return "; ".join(details)

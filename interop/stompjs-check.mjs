@@ -16,8 +16,13 @@ const WAIT_MS = 5000;
 const WHOLE_RUN_MS = 40000;
 const IDLE_MS = 7000;
 const HEARTBEAT_MS = 1000; // what the clients offer and ask for, both ways
-// Allowance for timers and the network when judging the server's heart-beat interval.
-const HEARTBEAT_SLACK_MS = 250;
+// The server's heart-beats are judged by their mean gap, which must be within the agreed
+// interval (plus this much for timers), and their longest gap, which must stay below the
+// tolerance of common clients (stomp.py drops a connection silent for 1.5 intervals): a
+// server that is late every time fails the first, one scheduling hiccup on a busy machine
+// does not.
+const HEARTBEAT_SLACK_MS = 50;
+const HEARTBEAT_TOLERANCE = 1.5;
 const ERROR_DESTINATION = '/user/queue/errors';
 const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 
@@ -351,9 +356,10 @@ async function heartbeatInterval() {
     const beats = idleBeats[p.name] ?? [];
     expect(beats.length >= 2, `${p.name}: too few heart-beats in check c to measure their interval`);
     const gaps = beats.slice(1).map((at, i) => at - beats[i]);
+    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
     expect(
-      Math.max(...gaps) <= agreed + HEARTBEAT_SLACK_MS,
-      `${p.name}: the server's heart-beats came ${gaps.join(', ')} ms apart while idle; the agreed interval is ${agreed} ms (CONNECTED heart-beat ${p.connectedFrame.headers['heart-beat']}, client heart-beat ${HEARTBEAT_MS},${HEARTBEAT_MS}), ${HEARTBEAT_SLACK_MS} ms of slack allowed`,
+      mean <= agreed + HEARTBEAT_SLACK_MS && Math.max(...gaps) <= agreed * HEARTBEAT_TOLERANCE,
+      `${p.name}: the server's heart-beats came ${gaps.join(', ')} ms apart while idle (mean ${mean.toFixed(0)}); the agreed interval is ${agreed} ms (CONNECTED heart-beat ${p.connectedFrame.headers['heart-beat']}, client heart-beat ${HEARTBEAT_MS},${HEARTBEAT_MS}): the mean may exceed it by ${HEARTBEAT_SLACK_MS} ms, no gap by more than ${HEARTBEAT_TOLERANCE}x`,
     );
     details.push(`${p.name}: ${gaps.join(', ')} ms apart (agreed ${agreed})`);
   }

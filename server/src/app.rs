@@ -195,7 +195,12 @@ impl App {
                 ai_comments: settings.ai.enabled,
             }),
             metrics,
-            dependencies: Arc::new(Dependencies { db, redis, delivery: delivery.clone() }),
+            dependencies: Arc::new(Dependencies {
+                db,
+                redis,
+                delivery: delivery.clone(),
+                chat_relay: chat.relay.clone(),
+            }),
             ai_wake: ai_worker.waker(),
             notifier: Notifier::new(delivery),
             hub,

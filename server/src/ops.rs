@@ -21,6 +21,7 @@ pub struct Dependencies {
     pub db: MySqlPool,
     pub redis: ConnectionManager,
     pub delivery: Arc<dyn crate::notify::bus::Delivery>,
+    pub chat_relay: Arc<dyn crate::chat::relay::Relay>,
 }
 
 impl std::fmt::Debug for Dependencies {
@@ -73,7 +74,14 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>, State(rules): State<A
         None | Some(true) => Ok(()),
         Some(false) => Err(format!("{} transport is reconnecting", deps.delivery.strategy().as_str())),
     };
-    let ready = db.is_ok() && redis.is_ok() && broker.as_ref().is_none_or(Result::is_ok) && delivery.is_ok();
+    // Likewise the chat relay's subscription: without it, members here miss other instances'
+    // messages.
+    let chat = match deps.chat_relay.transport_up() {
+        None | Some(true) => Ok(()),
+        Some(false) => Err(format!("the {} chat relay is reconnecting", deps.chat_relay.strategy().as_str())),
+    };
+    let ready =
+        db.is_ok() && redis.is_ok() && broker.as_ref().is_none_or(Result::is_ok) && delivery.is_ok() && chat.is_ok();
     let show = |r: Result<(), String>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("down: {e}"),
@@ -86,7 +94,14 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>, State(rules): State<A
         "ready": ready,
         "instance": rules.instance_id,
         "strategy": deps.delivery.strategy().as_str(),
-        "checks": { "database": show(db), "redis": show(redis), "broker": broker, "delivery": show(delivery) },
+        "chat_relay": deps.chat_relay.strategy().as_str(),
+        "checks": {
+            "database": show(db),
+            "redis": show(redis),
+            "broker": broker,
+            "delivery": show(delivery),
+            "chat": show(chat),
+        },
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))

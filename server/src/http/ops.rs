@@ -35,13 +35,16 @@ pub struct Health {
     pub instance: String,
 }
 
-/// Whether this instance can serve: its dependencies and its notification transport are up.
+/// Whether this instance can serve: its dependencies, its notification transport and its
+/// chat relay are up.
 #[derive(ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     pub instance: String,
     /// The notification delivery strategy, such as `outbox`.
     pub strategy: String,
+    /// The chat relay, such as `redis-recovering`.
+    pub chat_relay: String,
     pub checks: ReadinessChecks,
 }
 
@@ -55,6 +58,8 @@ pub struct ReadinessChecks {
     pub broker: String,
     /// The delivery strategy's own transport (subscription, consumer).
     pub delivery: String,
+    /// The chat relay's subscription to the rooms' channels (`ok` for `local`).
+    pub chat: String,
 }
 
 /// Liveness: answers while the process runs, whatever its dependencies.

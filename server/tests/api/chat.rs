@@ -458,11 +458,11 @@ async fn a_silent_client_is_dropped_after_three_heart_beats_and_a_revoked_sessio
     let after = started.elapsed();
     assert!(after >= Duration::from_millis(900), "not before 3 x 300 ms: {after:?}");
     assert!(r.heartbeats().len() >= 2, "the server sent heart-beats: {:?}", r.heartbeats());
+    // Within the agreed 300 ms on average (a server late every time fails), no gap beyond the
+    // 1.5 intervals common clients tolerate (one hiccup of a busy test machine does not).
     let gaps: Vec<u128> = r.heartbeats().windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
-    assert!(
-        gaps.iter().all(|gap| *gap <= 300 + 100),
-        "the server's heart-beats come within the agreed 300 ms: {gaps:?}"
-    );
+    let mean = gaps.iter().sum::<u128>() / gaps.len() as u128;
+    assert!(mean <= 300 + 30 && gaps.iter().all(|gap| *gap <= 450), "heart-beats every 300 ms: {gaps:?}");
 
     // A client that sends heart-beats stays; logging out ends the connection.
     let (mut w, mut r, _) = probe::connect(&opts).await?;

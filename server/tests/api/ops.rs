@@ -13,9 +13,10 @@ async fn readyz_checks_database_redis_and_broker() -> TestResult {
 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ready"], true);
-    for check in ["database", "redis", "broker"] {
+    for check in ["database", "redis", "broker", "delivery", "chat"] {
         assert_eq!(body["checks"][check], "ok", "{body}");
     }
+    assert_eq!(body["chat_relay"], "redis-recovering", "the default relay: {body}");
     assert_eq!(body["instance"], app.instance);
     Ok(())
 }
