@@ -243,8 +243,8 @@ impl App {
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
         // The peer's address reaches handlers (login throttling per client).
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        let service = router.into_make_service_with_connect_info::<PeerAddr>();
+        let serve = axum::serve(NoDelay(self.listener), service).with_graceful_shutdown(async move {
             shutdown.await;
             on_signal.cancel();
         });
@@ -267,5 +267,37 @@ impl App {
         .await;
         self.state.db.close().await;
         result
+    }
+}
+
+/// The listener, with Nagle's algorithm off on every accepted connection: a STOMP frame or an
+/// SSE event is a small write, and with Nagle on it waits for the ACK of the previous one,
+/// which the client delays by up to 40 ms.
+struct NoDelay(TcpListener);
+
+impl axum::serve::Listener for NoDelay {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY on an accepted connection failed");
+        }
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// The peer's address of a request (login throttling per client).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, NoDelay>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, NoDelay>) -> Self {
+        PeerAddr(*stream.remote_addr())
     }
 }

@@ -142,6 +142,19 @@ async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_rel
     }
     let recovering = result(&faults, "redis-recovering");
     assert_eq!((recovering.lost, recovering.duplicated, recovering.inversions), (0, 0, 0), "{recovering:?}");
+
+    // chat-capacity: the message rate in steps, each judged on its own messages.
+    let capacity = run_ci("chat-capacity").await;
+    assert!(capacity.passed, "thresholds: {:#?}", capacity.thresholds);
+    for r in &capacity.results {
+        let offered: Vec<f64> = r.ramp.iter().map(|s| s.offered_per_s).collect();
+        assert_eq!(offered, [40.0, 80.0, 160.0], "{}: {:?}", r.strategy, r.ramp);
+        for step in &r.ramp {
+            assert!(step.expected > 0 && step.sent > 0, "{}: an empty step {step:?}", r.strategy);
+            assert_eq!(step.delivered + step.lost, step.expected, "{}: {step:?}", r.strategy);
+        }
+        assert!(r.sustained.is_some(), "{}: the small CI rates are sustained: {:?}", r.strategy, r.ramp);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

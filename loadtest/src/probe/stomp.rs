@@ -101,7 +101,9 @@ async fn open_with_subprotocol(
             value.parse().map_err(|_| connect_err(format!("bad sub-protocol list {value}")))?,
         );
     }
-    let (socket, response) = tokio::time::timeout(opts.timeout, tokio_tungstenite::connect_async(request))
+    // Nagle's algorithm off, as browsers do for WebSockets: a frame is a small write.
+    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
+    let (socket, response) = tokio::time::timeout(opts.timeout, connecting)
         .await
         .map_err(|_| connect_err("timed out".into()))?
         .map_err(|e| connect_err(e.to_string()))?;

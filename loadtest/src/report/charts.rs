@@ -325,7 +325,7 @@ pub(super) fn deliveries(results: &[StrategyResult], faults: &[FaultRow]) -> Str
 pub(super) fn ramp(results: &[StrategyResult]) -> String {
     let mut out = String::new();
     let f = &FRAME;
-    open(&mut out, f, "Capacity ramp: delivered notifications/s by offered events/s (filled: sustained)");
+    open(&mut out, f, "Capacity ramp: delivered per second by offered rate (filled: sustained)");
     let steps = || results.iter().flat_map(|s| s.ramp.iter());
     let x_max = nice_ceiling(steps().map(|s| s.offered_per_s).fold(0.0, f64::max));
     let y_max = nice_ceiling(steps().map(|s| s.delivered_per_s).fold(0.0, f64::max));
@@ -351,7 +351,7 @@ pub(super) fn ramp(results: &[StrategyResult]) -> String {
     }
     let _ = write!(
         out,
-        r#"<text x="{x}" y="{y}" class="tick" text-anchor="end">offered events / s</text>"#,
+        r#"<text x="{x}" y="{y}" class="tick" text-anchor="end">offered / s</text>"#,
         x = f.right,
         y = f.bottom + 34.0,
     );
@@ -367,7 +367,7 @@ pub(super) fn ramp(results: &[StrategyResult]) -> String {
         for p in &s.ramp {
             let _ = write!(
                 out,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" stroke="{c}" stroke-width="2" fill="{fill}"><title>{n} at {o:.1} events/s: {d:.1} delivered/s, lost {l}, p99 {p99} ms</title></circle>"#,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="5" stroke="{c}" stroke-width="2" fill="{fill}"><title>{n} at {o:.1}/s offered: {d:.1} delivered/s, lost {l}, p99 {p99} ms</title></circle>"#,
                 x = x_of(p.offered_per_s),
                 y = y_of(p.delivered_per_s),
                 c = color(i),

@@ -31,7 +31,10 @@ fn view(kind: Kind) -> View {
             tables: |r| std::iter::once(api(r)).chain(r.iter().filter_map(endpoints)).collect(),
             charts: &[Chart::Violations, Chart::Latency],
         },
-        Kind::Chat => View { tables: |r| vec![chat(r)], charts: &[Chart::Latency, Chart::Loss, Chart::Deliveries] },
+        Kind::Chat => View {
+            tables: |r| std::iter::once(chat(r)).chain(r.iter().filter_map(ramp)).collect(),
+            charts: &[Chart::Ramp, Chart::Latency, Chart::Loss, Chart::Deliveries],
+        },
     }
 }
 
@@ -40,9 +43,11 @@ pub fn tables(report: &RunReport) -> Vec<Table> {
     (view(report.kind).tables)(&report.results)
 }
 
-/// The charts a kind's report draws, in order.
-pub fn charts(kind: Kind) -> &'static [Chart] {
-    view(kind).charts
+/// The charts a report draws, in order: its kind's, without a ramp chart when no result has a
+/// ramp (a chat run without `[ramp]`).
+pub fn charts(report: &RunReport) -> Vec<Chart> {
+    let ramped = report.results.iter().any(|r| !r.ramp.is_empty());
+    view(report.kind).charts.iter().copied().filter(|c| *c != Chart::Ramp || ramped).collect()
 }
 
 fn strategy(s: &StrategyResult) -> Cell {
@@ -172,9 +177,12 @@ fn ramp(s: &StrategyResult) -> Option<Table> {
     if s.ramp.is_empty() {
         return None;
     }
+    // A chat ramp offers messages and counts deliveries to members; a notification ramp offers
+    // events and counts notifications.
+    let (offered, delivered) = if s.chat.is_some() { ("messages", "deliveries") } else { ("events", "notifications") };
     let sustained = match &s.sustained {
         Some(x) => format!(
-            "sustained without loss: {:.0} events/s = {:.1} notifications/s (p99 {} ms)",
+            "sustained without loss: {:.0} {offered}/s = {:.1} {delivered}/s (p99 {} ms)",
             x.events_per_s,
             x.delivered_per_s,
             super::text::ms(x.p99_us)
@@ -184,7 +192,7 @@ fn ramp(s: &StrategyResult) -> Option<Table> {
     let mut t = Table::new(
         format!("{}: {sustained}", s.strategy),
         vec![
-            Column::figure("offered events/s"),
+            Column::figure(&format!("offered {offered}/s")),
             Column::figure("sent"),
             Column::figure("skipped"),
             Column::figure("expected"),

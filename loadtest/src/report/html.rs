@@ -71,7 +71,7 @@ pub(super) fn render(r: &RunReport) -> String {
 
     let faults = fault_rows(&r.faults);
     out.push_str("<h2>Charts</h2>\n");
-    for chart in columns::charts(r.kind) {
+    for chart in columns::charts(r) {
         out.push_str(&match chart {
             Chart::Ramp => charts::ramp(&r.results),
             Chart::Latency => charts::latency(&r.results),

@@ -371,7 +371,7 @@ fn a_capacity_report_shows_every_step_and_the_sustained_rate() {
     assert_eq!(md.matches("| 200.0 |").count(), 1, "{md}");
     assert!(md.contains("❌ lost 12 of 100 (x)"), "{md}");
     let html = to_html(&report);
-    assert!(html.contains("Capacity ramp: delivered notifications/s"), "{html}");
+    assert!(html.contains("Capacity ramp: delivered per second by offered rate"), "{html}");
     // Four steps drawn: the sustained ones filled, the others hollow.
     assert_eq!(html.matches("<circle ").count(), 4);
     assert_eq!(html.matches(r##"fill="#ffffff""##).count(), 2);

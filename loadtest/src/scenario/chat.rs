@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::validate::{Rules, non_negative, positive};
 use super::workload::{Faults, Section};
-use super::{Problem, Relay, ScenarioFile, Spread};
+use super::{Problem, Ramp, Relay, ScenarioFile, Spread};
 
 /// `[chat]`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
@@ -51,17 +51,36 @@ impl ChatLoad {
     }
 }
 
-impl Section for ChatLoad {
+/// What a chat run reads: `[chat]`, and `[ramp]` when it measures capacity (steps of
+/// `chat.duration_s` each, the first at `chat.rate_per_s`, each next one `ramp.factor` times
+/// faster, until a step is not sustained).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChatSection {
+    pub chat: ChatLoad,
+    pub ramp: Option<Ramp>,
+}
+
+impl Section for ChatSection {
     type Strategy = Relay;
     const READS: &'static [&'static str] = &["chat"];
+    const MAY_READ: &'static [&'static str] = &["ramp"];
     const FAULTS: Faults = Faults::Allowed { clients: true };
 
     fn from_file(f: &ScenarioFile) -> Option<Self> {
-        f.chat
+        Some(ChatSection { chat: f.chat?, ramp: f.ramp })
     }
 
     fn timeline(&self) -> (f64, f64, f64) {
-        (self.warmup_s, self.duration_s, self.drain_s)
+        (self.chat.warmup_s, self.chat.duration_s, self.chat.drain_s)
+    }
+
+    /// With a ramp: warm-up, every step with its drain, then the drain.
+    fn total_s(&self) -> f64 {
+        let c = &self.chat;
+        match &self.ramp {
+            Some(r) => c.warmup_s + f64::from(r.max_steps) * (c.duration_s + r.step_drain_s) + c.drain_s,
+            None => c.warmup_s + c.duration_s + c.drain_s,
+        }
     }
 }
 
@@ -69,7 +88,13 @@ impl Section for ChatLoad {
 const MAX_CLIENTS: u64 = 20_000;
 
 impl Rules for ChatLoad {
-    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+    fn check(&self, file: &ScenarioFile, p: &mut Vec<Problem>) {
+        if file.ramp.is_some() && !file.faults.is_empty() {
+            p.push(Problem::new(
+                "faults",
+                "a capacity ramp measures rates without faults: move the faults to a chat scenario without [ramp]",
+            ));
+        }
         if self.rooms + self.group_rooms == 0 {
             p.push(Problem::new("chat.rooms", "0 rooms and 0 group_rooms: a chat run needs at least one room"));
         }

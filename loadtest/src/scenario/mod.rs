@@ -44,7 +44,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use chat::ChatLoad;
+pub use chat::{ChatLoad, ChatSection};
 pub use error::{Problem, ScenarioError};
 pub use kinds::{
     BookingMode, ClaimMode, Delivery, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Relay, Spread, Strategy,

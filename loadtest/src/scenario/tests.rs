@@ -424,3 +424,34 @@ fn an_api_scenario_has_defaults_and_its_values_are_checked_by_field() {
     let err = error_of(&format!("{MINIMAL}\n[thresholds.all]\nmin_requests_per_s = 10\n"));
     assert!(err.contains("thresholds.all.min_requests_per_s: does not apply to a fanout scenario"), "{err}");
 }
+
+#[test]
+fn a_chat_scenario_may_ramp_but_a_ramp_takes_no_faults() {
+    let chat = "name = \"c\"\nkind = \"chat\"\nstrategies = [\"redis-pubsub\", \"redis-recovering\"]\n\
+                [cluster]\ninstances = 3\n[chat]\nrooms = 10\nrate_per_s = 50\nduration_s = 4\nwarmup_s = 1\ndrain_s = 2\n";
+    let plain = Scenario::parse(chat, "c.toml").expect("a chat scenario without a ramp");
+    let Workload::Chat(Plan { section: ChatSection { chat: c, ramp: None }, strategies }) = &plain.workload else {
+        panic!("a chat workload: {:?}", plain.workload)
+    };
+    assert_eq!((c.clients(), strategies.len()), (20, 2));
+    assert_eq!(plain.total_s(), 7.0);
+
+    let ramp = "[ramp]\nfactor = 2\nmax_rate_per_s = 400\nmax_steps = 4\nstep_drain_s = 1\nmax_p99_ms = 100\n";
+    let ramped = Scenario::parse(&format!("{chat}{ramp}"), "c.toml").expect("a chat scenario with a ramp");
+    assert_eq!(ramped.total_s(), 1.0 + 4.0 * (4.0 + 1.0) + 2.0, "warm-up, every step with its drain, the drain");
+
+    let churn = "[[faults]]\nat_s = 2\naction = \"client-churn\"\ntarget = \"clients\"\nduration_s = 1\n";
+    assert!(Scenario::parse(&format!("{chat}{churn}"), "c.toml").is_ok(), "a chat run takes client churn");
+    let err = error_of(&format!("{chat}{ramp}{churn}"));
+    assert!(err.contains("faults: a capacity ramp measures rates without faults"), "{err}");
+    let err = error_of(&format!("{chat}{}", ramp.replace("max_rate_per_s = 400", "max_rate_per_s = 10")));
+    assert!(err.contains("ramp.max_rate_per_s: 10 is below chat.rate_per_s (50)"), "{err}");
+    let err =
+        error_of(&chat.replace("strategies = [\"redis-pubsub\", \"redis-recovering\"]", "strategies = [\"rabbitmq\"]"));
+    assert!(
+        err.contains(
+            "`rabbitmq` is not compared by a chat scenario: expected one of local, redis-pubsub, redis-recovering"
+        ),
+        "{err}"
+    );
+}

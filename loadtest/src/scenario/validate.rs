@@ -25,7 +25,7 @@ pub(super) fn problems(s: &ScenarioFile) -> Vec<Problem> {
     name(&mut p, &s.name);
     strategies(&mut p, s);
     cluster(&mut p, s);
-    sections(&mut p, s, facts.reads);
+    sections(&mut p, s, facts.reads, facts.may_read);
     for rules in s.sections().into_iter().filter_map(|(_, rules)| rules) {
         rules.check(s, &mut p);
     }
@@ -97,14 +97,15 @@ fn cluster(p: &mut Vec<Problem>, s: &ScenarioFile) {
     }
 }
 
-/// Each kind reads its own sections; any other would be silently ignored, so it is refused.
-fn sections(p: &mut Vec<Problem>, s: &ScenarioFile, wanted: &[&str]) {
+/// Each kind reads its own sections (`wanted`, and `optional` ones when present); any other
+/// would be silently ignored, so it is refused.
+fn sections(p: &mut Vec<Problem>, s: &ScenarioFile, wanted: &[&str], optional: &[&str]) {
     let reads = wanted.iter().map(|w| format!("[{w}]")).collect::<Vec<_>>().join(" and ");
     for (section, rules) in s.sections() {
         let is_there = rules.is_some();
         if wanted.contains(&section) && !is_there {
             p.push(Problem::new(section, format!("is missing: {} {} scenario needs {reads}", article(s.kind), s.kind)));
-        } else if !wanted.contains(&section) && is_there {
+        } else if !wanted.contains(&section) && !optional.contains(&section) && is_there {
             p.push(Problem::new(
                 section,
                 format!("does not apply to {} {} scenario, which reads {reads}: remove it", article(s.kind), s.kind),
@@ -321,13 +322,18 @@ impl Rules for Ramp {
                 ),
             ));
         }
-        if let Some(load) = &s.load
+        let start = match (&s.load, &s.chat) {
+            (Some(load), _) => Some(("load.rate_per_s", load.rate_per_s)),
+            (None, Some(chat)) => Some(("chat.rate_per_s", chat.rate_per_s)),
+            (None, None) => None,
+        };
+        if let Some((field, rate)) = start
             && r.max_rate_per_s.is_finite()
-            && r.max_rate_per_s < load.rate_per_s
+            && r.max_rate_per_s < rate
         {
             p.push(Problem::new(
                 "ramp.max_rate_per_s",
-                format!("{} is below load.rate_per_s ({}), where the ramp starts", r.max_rate_per_s, load.rate_per_s),
+                format!("{} is below {field} ({rate}), where the ramp starts", r.max_rate_per_s),
             ));
         }
         if !(1..=30).contains(&r.max_steps) {

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::{ApiLoad, BookingLoad, ClaimLoad, Load, Problem, Ramp, ScenarioFile};
-use super::{BookingMode, ChatLoad, ClaimMode, Delivery, JobsLoad, JobsMode, Kind, Strategy};
+use super::{BookingMode, ChatSection, ClaimMode, Delivery, JobsLoad, JobsMode, Kind, Strategy};
 
 /// What a kind reads from a scenario file and how it runs over time.
 pub trait Section: Sized + Clone + fmt::Debug + PartialEq {
@@ -14,6 +14,8 @@ pub trait Section: Sized + Clone + fmt::Debug + PartialEq {
     type Strategy: Copy + fmt::Debug + PartialEq + fmt::Display + Into<Strategy> + TryFrom<Strategy, Error = Strategy>;
     /// The file's sections it reads, the main one first; any other section present is refused.
     const READS: &'static [&'static str];
+    /// Sections it reads when present (a chat run's `[ramp]`).
+    const MAY_READ: &'static [&'static str] = &[];
     /// Whether faults can be scheduled on this kind's runs.
     const FAULTS: Faults = Faults::Allowed { clients: false };
     /// Its sections from the file; `None` when one is missing (validation reports that).
@@ -70,6 +72,7 @@ impl<S: Section> Plan<S> {
 #[derive(Debug, Clone, Copy)]
 pub struct Facts {
     pub reads: &'static [&'static str],
+    pub may_read: &'static [&'static str],
     pub faults: Faults,
     /// The timeline of a file of this kind; `None` when its sections are missing.
     pub timeline: fn(&ScenarioFile) -> Option<Timeline>,
@@ -80,7 +83,12 @@ pub type Timeline = ((f64, f64, f64), f64);
 
 impl Facts {
     fn of<S: Section>() -> Facts {
-        Facts { reads: S::READS, faults: S::FAULTS, timeline: |f| S::from_file(f).map(|s| (s.timeline(), s.total_s())) }
+        Facts {
+            reads: S::READS,
+            may_read: S::MAY_READ,
+            faults: S::FAULTS,
+            timeline: |f| S::from_file(f).map(|s| (s.timeline(), s.total_s())),
+        }
     }
 }
 
@@ -149,7 +157,7 @@ workloads! {
     /// Goose users on the REST API.
     Api(ApiLoad),
     /// Chat rooms over STOMP, relayed between instances.
-    Chat(ChatLoad),
+    Chat(ChatSection),
 }
 
 /// `kind = "fanout"`: `[load]`.

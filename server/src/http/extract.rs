@@ -1,7 +1,7 @@
 //! Extractors that turn every malformed request into an [`ApiError`] with a clear message,
 //! and the authenticated caller.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -137,7 +137,7 @@ where
                 .and_then(|v| v.trim().parse().ok());
             return Ok(ClientAddr(ip));
         }
-        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<crate::app::PeerAddr>>().map(|c| c.0.0.ip())))
     }
 }
 

@@ -215,11 +215,36 @@ impl ChatLedger {
     }
 
     pub fn summary(&self) -> ChatSummary {
-        let mut out = ChatSummary { due: self.messages.len() as u64, ..ChatSummary::default() };
+        let mut out = self.summarize(|_| true);
+        for s in &self.subscribers {
+            out.duplicated += s.duplicated;
+            out.inversions += s.inversions;
+            out.unexpected += s.unexpected;
+        }
+        out
+    }
+
+    /// The counts of the messages due in `[from, to)` (one step of a ramp); duplicates,
+    /// inversions and unexpected receipts are not per message and are left at 0.
+    pub fn summary_between(&self, from: Instant, to: Instant) -> ChatSummary {
+        self.summarize(|m| m.due >= from && m.due < to)
+    }
+
+    /// Duplicates received so far, over every subscription.
+    pub fn duplicated(&self) -> u64 {
+        self.subscribers.iter().map(|s| s.duplicated).sum()
+    }
+
+    fn summarize(&self, counted: impl Fn(&Message) -> bool) -> ChatSummary {
+        let mut out = ChatSummary::default();
         let mut latency: Histogram<u64> = latency_histogram();
         let mut receipt_latency: Histogram<u64> = latency_histogram();
         let mut per_second: Vec<u64> = Vec::new();
         for (n, m) in self.messages.iter().enumerate() {
+            if !counted(m) {
+                continue;
+            }
+            out.due += 1;
             let n = n as u64;
             if m.not_sent {
                 out.not_sent += 1;
@@ -269,11 +294,6 @@ impl ChatLedger {
                     }
                 }
             }
-        }
-        for s in &self.subscribers {
-            out.duplicated += s.duplicated;
-            out.inversions += s.inversions;
-            out.unexpected += s.unexpected;
         }
         out.latency_us = percentiles(&latency);
         out.receipt_latency_us = percentiles(&receipt_latency);

@@ -19,13 +19,13 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::client::{ChatStats, ClientSpec, Send, run_client};
-use self::ledger::{ChatLedger, body, parse_body};
+use self::ledger::{ChatLedger, ChatSummary, body, parse_body};
 use super::stage::Stage;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::probe::api::{ApiClient, User};
-use crate::report::{ChatCounts, StrategyResult};
-use crate::scenario::{ChatLoad, Relay, Spread, Strategy};
+use crate::report::{ChatCounts, RampStep, StrategyResult, Sustained, text};
+use crate::scenario::{ChatLoad, ChatSection, Relay, Spread, Strategy};
 
 /// Requests in flight while building the rooms.
 const SETUP_CONCURRENCY: usize = 16;
@@ -33,8 +33,9 @@ const SETUP_CONCURRENCY: usize = 16;
 /// Sends waiting for one client; beyond this a due message is not sent (counted).
 const CLIENT_QUEUE: usize = 64;
 
-pub async fn run(ctx: &RunContext<'_>, load: &ChatLoad, relay: Relay) -> anyhow::Result<StrategyRun> {
+pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> anyhow::Result<StrategyRun> {
     let strategy = Strategy::from(relay);
+    let load = &section.chat;
     let env = [
         ("SERVER_CHAT_RELAY", relay.as_str()),
         // Nothing else runs: no notifications to carry, no AI comments, no embeddings.
@@ -122,27 +123,58 @@ pub async fn run(ctx: &RunContext<'_>, load: &ChatLoad, relay: Relay) -> anyhow:
     tokio::time::sleep_until(deadline).await;
     eprintln!("[{strategy}] {standing} of {clients} subscriptions standing after the warm-up");
 
-    // The schedule: message n is due at start + n / rate.
-    let start = Instant::now();
+    let mut schedule =
+        Schedule { rng, ledger: ledger.clone(), queues, room_members: &room_members, body_chars: load.body_chars };
     let duration = Duration::from_secs_f64(load.duration_s);
-    let mut n_due: u64 = 0;
-    while n_due < load.max_messages {
-        let due = start + Duration::from_secs_f64(n_due as f64 / load.rate_per_s);
-        if due.saturating_duration_since(start) >= duration {
-            break;
+    let mut steps = Vec::new();
+    let mut sustained = None;
+    let sent_for_s = match &section.ramp {
+        None => schedule.run(load.rate_per_s, duration, load.max_messages).await.seconds,
+        Some(ramp) => {
+            let mut seconds = 0.0;
+            let mut left = load.max_messages;
+            let mut rate = load.rate_per_s;
+            for _ in 0..ramp.max_steps {
+                if left == 0 {
+                    break;
+                }
+                let duplicated_before = ledger.lock().await.duplicated();
+                let step = schedule.run(rate, duration, left).await;
+                left = left.saturating_sub(step.due);
+                seconds += step.seconds;
+                tokio::time::sleep(Duration::from_secs_f64(ramp.step_drain_s)).await;
+                let (summary, duplicated) = {
+                    let l = ledger.lock().await;
+                    (l.summary_between(step.started, step.ended), l.duplicated() - duplicated_before)
+                };
+                let judged = judge_step(rate, &step, &summary, duplicated, ramp.max_p99_ms);
+                eprintln!(
+                    "[{strategy}] step {rate:>7.1} messages/s: delivered {:>7.1}/s, lost {}, p99 {} ms: {}",
+                    judged.delivered_per_s,
+                    judged.lost,
+                    text::ms(judged.latency_us.p99),
+                    if judged.sustained { "sustained" } else { judged.verdict.as_str() }
+                );
+                let passed = judged.sustained;
+                if passed {
+                    sustained = Some(Sustained {
+                        events_per_s: rate,
+                        delivered_per_s: judged.delivered_per_s,
+                        p99_us: judged.latency_us.p99,
+                    });
+                }
+                steps.push(judged);
+                if (!passed && !ramp.continue_after_failure) || rate >= ramp.max_rate_per_s {
+                    break;
+                }
+                rate = (rate * ramp.factor).min(ramp.max_rate_per_s);
+            }
+            seconds
         }
-        tokio::time::sleep_until(due.into()).await;
-        let r = rng.random_range(0..room_members.len());
-        let members = &room_members[r].1;
-        let sender = members[rng.random_range(0..members.len())];
-        let n = ledger.lock().await.due(r, due);
-        let send = Send { n, body: body(n, load.body_chars as usize) };
-        if queues[sender].try_send(send).is_err() {
-            ledger.lock().await.not_sent(n);
-        }
-        n_due += 1;
-    }
-    let sent_for_s = start.elapsed().as_secs_f64();
+    };
+    // The schedule holds the ledger too: it goes before the ledger is read.
+    let queues = std::mem::take(&mut schedule.queues);
+    drop(schedule);
     let fault_records = faults.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let repairs = stage
@@ -198,6 +230,31 @@ pub async fn run(ctx: &RunContext<'_>, load: &ChatLoad, relay: Relay) -> anyhow:
         history_mismatches: mismatches,
         resumes: result.resumes,
     });
+    if section.ramp.is_some() {
+        result.notes.push(match (&sustained, steps.iter().find(|s| !s.sustained)) {
+            (Some(s), Some(next)) => format!(
+                "sustained: {:.0} messages/s = {:.0} deliveries/s (p99 {} ms); {:.0} messages/s was not: {}",
+                s.events_per_s,
+                s.delivered_per_s,
+                text::ms(s.p99_us),
+                next.offered_per_s,
+                next.verdict
+            ),
+            (Some(s), None) => format!(
+                "sustained every step up to the ramp's end: {:.0} messages/s = {:.0} deliveries/s (p99 {} ms); raise \
+                 ramp.max_rate_per_s to find the limit",
+                s.events_per_s,
+                s.delivered_per_s,
+                text::ms(s.p99_us)
+            ),
+            (None, Some(first)) => {
+                format!("not sustained even at {:.0} messages/s: {}", first.offered_per_s, first.verdict)
+            }
+            (None, None) => "no step ran".to_string(),
+        });
+        result.ramp = steps;
+        result.sustained = sustained;
+    }
     result.notes.push(format!(
         "connections: {clients}, reconnects {}, resumed with last-seq {}, dropped by churn {}, closed with ERROR {}, \
          refusals on the error destination {}",
@@ -231,6 +288,86 @@ pub async fn run(ctx: &RunContext<'_>, load: &ChatLoad, relay: Relay) -> anyhow:
         summary.latency_us.p99 as f64 / 1000.0
     );
     Ok(StrategyRun { result, faults: fault_records })
+}
+
+/// The open-loop schedule: message n of a run is due at its start + n / rate, sent by a random
+/// member of a random room whether or not earlier ones were answered.
+struct Schedule<'a> {
+    rng: StdRng,
+    ledger: Arc<Mutex<ChatLedger>>,
+    queues: Vec<mpsc::Sender<Send>>,
+    room_members: &'a [(u64, Vec<usize>)],
+    body_chars: u32,
+}
+
+/// One run of the schedule.
+struct Scheduled {
+    started: Instant,
+    ended: Instant,
+    due: u64,
+    seconds: f64,
+}
+
+impl Schedule<'_> {
+    async fn run(&mut self, rate: f64, duration: Duration, max: u64) -> Scheduled {
+        let started = Instant::now();
+        let mut n_due: u64 = 0;
+        while n_due < max {
+            let due = started + Duration::from_secs_f64(n_due as f64 / rate);
+            if due.saturating_duration_since(started) >= duration {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            let r = self.rng.random_range(0..self.room_members.len());
+            let members = &self.room_members[r].1;
+            let sender = members[self.rng.random_range(0..members.len())];
+            let n = self.ledger.lock().await.due(r, due);
+            let send = Send { n, body: body(n, self.body_chars as usize) };
+            if self.queues[sender].try_send(send).is_err() {
+                self.ledger.lock().await.not_sent(n);
+            }
+            n_due += 1;
+        }
+        let ended = Instant::now();
+        Scheduled { started, ended, due: n_due, seconds: ended.duration_since(started).as_secs_f64() }
+    }
+}
+
+/// A step is sustained when every message due in it reached every member once, within the
+/// p99 limit, and every one went out on time (none not sent, none late).
+fn judge_step(rate: f64, step: &Scheduled, s: &ChatSummary, duplicated: u64, max_p99_ms: f64) -> RampStep {
+    let mut why = Vec::new();
+    if s.expected == 0 {
+        why.push("nothing expected (no message confirmed)".to_string());
+    }
+    if s.lost > 0 {
+        why.push(format!("lost {} of {} ({}%)", s.lost, s.expected, text::percent(s.lost, s.expected)));
+    }
+    if duplicated > 0 {
+        why.push(format!("duplicated {duplicated}"));
+    }
+    if s.latency_us.p99 as f64 / 1000.0 > max_p99_ms {
+        why.push(format!("p99 {} ms > {max_p99_ms} ms", text::ms(s.latency_us.p99)));
+    }
+    if s.not_sent > 0 || s.late > 0 {
+        why.push(format!("could not send on time: {} not sent, {} late", s.not_sent, s.late));
+    }
+    if s.unconfirmed > 0 {
+        why.push(format!("{} sends got no RECEIPT", s.unconfirmed));
+    }
+    RampStep {
+        offered_per_s: rate,
+        sent: s.sent,
+        skipped: s.not_sent,
+        expected: s.expected,
+        delivered: s.delivered,
+        lost: s.lost,
+        duplicated,
+        delivered_per_s: s.delivered as f64 / step.seconds.max(f64::EPSILON),
+        latency_us: s.latency_us,
+        sustained: why.is_empty(),
+        verdict: why.join("; "),
+    }
 }
 
 /// A room and its members, the owner first and the renter second.
