@@ -304,7 +304,11 @@ impl Session {
         match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
             Ok(sent) => sent?,
             Err(_) => {
-                self.ctx.metrics.slow_consumers.inc();
+                // Counted once per connection, whether its queue filled first or this write.
+                if !self.connection.slow.is_cancelled() {
+                    self.ctx.metrics.slow_consumers.inc();
+                    self.connection.slow.cancel();
+                }
                 return Err(axum::Error::new(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "the client did not read for too long",

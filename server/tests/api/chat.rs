@@ -549,3 +549,66 @@ async fn concurrent_sends_take_consecutive_seqs_and_one_key_stores_once() -> Tes
     assert_eq!(server::chat::store::send(&pool, 999_999, p.renter.id, "x", None).await?, None);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_is_disconnected_and_counted_and_the_room_goes_on() -> TestResult {
+    let world = World::new().await;
+    let (app, _) = instances(&world, "local", &[("SERVER_CHAT_OUTBOUND_QUEUE", "8")]).await;
+    let p = pair(&app).await;
+    // The owner subscribes, then never reads again: its socket buffers fill, then its queue.
+    let (mut ow, mut or) = connect(&app, &p.owner).await;
+    subscribe(&mut ow, &mut or, "o", p.room, None).await;
+    let (mut rw, mut rr) = connect(&app, &p.renter).await;
+    let body = "가".repeat(4_000);
+    let mut receipts = 0;
+    for n in 0..3_000 {
+        rw.send_message(&format!("/rooms/{}", p.room), &body, None, Some(&format!("r{n}"))).await?;
+        if n % 100 == 99 {
+            // Keep the sender's own side drained: it is not the slow one.
+            while let Ok(Ok(Some(frame))) = tokio::time::timeout(Duration::from_millis(1), rr.next()).await {
+                receipts += u64::from(frame.command == Command::Receipt);
+            }
+        }
+        if n % 100 == 0
+            && metric(&app.send("GET", "/metrics", None, None).await.1, "server_chat_slow_consumers_total") >= 1.0
+        {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = app.send("GET", "/metrics", None, None).await;
+        if metric(&metrics, "server_chat_slow_consumers_total") >= 1.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no slow consumer counted:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The slow member's connection is gone: what it finally reads ends in a close.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match or.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow member's connection was not closed");
+    // The sender's connection works on.
+    while let Ok(Ok(Some(frame))) = tokio::time::timeout(Duration::from_millis(500), rr.next()).await {
+        receipts += u64::from(frame.command == Command::Receipt);
+    }
+    assert!(receipts > 0, "the sender got its receipts");
+    let seq = send(&mut rw, &mut rr, p.room, "still going", None).await;
+    assert!(seq > 1);
+    Ok(())
+}
+
+/// The sum of a metric's samples in a Prometheus text page.
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -189,7 +189,11 @@ pub(crate) async fn redis_commands(url: &str) -> Result<redis::aio::ConnectionMa
     connect.await.map_err(|e| DeliveryError::Transport(format!("redis: {e}")))
 }
 
-/// Exponential backoff with jitter for reconnect loops: 100 ms doubling to 5 s.
+/// Exponential backoff with jitter for reconnect loops: 100 ms doubling to 1 s. The cap is how
+/// long an instance may stay disconnected after its broker is back: with 5 s, a RabbitMQ that
+/// took 3 s to boot left every instance without its consumer for up to 5 s more, and
+/// notifications relayed after a run's drain counted as lost (measured in CI's notify-faults).
+/// An attempt a second per instance costs a broker nothing.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     next: Duration,
@@ -207,7 +211,7 @@ impl Backoff {
     /// Sleeps for the next delay, or returns false at once if `shutdown` fires.
     pub async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
         let delay = self.next.mul_f64(0.5 + rand::random::<f64>() / 2.0);
-        self.next = (self.next * 2).min(Duration::from_secs(5));
+        self.next = (self.next * 2).min(Duration::from_secs(1));
         tokio::select! {
             _ = shutdown.cancelled() => false,
             _ = tokio::time::sleep(delay) => true,
