@@ -10,8 +10,10 @@
 //!
 //! For each (message, member of its room):
 //!
-//! * **expected**: the message was confirmed and the member's subscription was established
-//!   (its first RECEIPT of SUBSCRIBE) before the message was sent. A member that drops and
+//! * **expected**: the message was confirmed (its RECEIPT arrived, or the database holds it
+//!   although no RECEIPT came: a send whose connection dropped after the store) and the
+//!   member's subscription was established (its first RECEIPT of SUBSCRIBE) before the message
+//!   was sent. A member that drops and
 //!   resumes stays expected to get everything: that is what a chat user expects.
 //! * **delivered**: the member received it (once or more); **lost**: expected, never received.
 //!   `delivered + lost == expected`.
@@ -57,6 +59,8 @@ struct Message {
     not_sent: bool,
     late: bool,
     receipt: Option<(u64, Instant)>,
+    /// No RECEIPT, but the database holds it (found after the run).
+    stored_anyway: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,7 +134,15 @@ impl ChatLedger {
 
     /// Schedules a message in room `room` (an index); returns its number.
     pub fn due(&mut self, room: usize, at: Instant) -> u64 {
-        self.messages.push(Message { room, due: at, sent: None, not_sent: false, late: false, receipt: None });
+        self.messages.push(Message {
+            room,
+            due: at,
+            sent: None,
+            not_sent: false,
+            late: false,
+            receipt: None,
+            stored_anyway: false,
+        });
         self.messages.len() as u64 - 1
     }
 
@@ -154,6 +166,27 @@ impl ChatLedger {
         {
             m.receipt = Some((seq, at));
         }
+    }
+
+    /// Message `n` got no RECEIPT but the database holds it (a send whose connection dropped
+    /// after the store): from now on it is expected like a confirmed one.
+    pub fn stored_anyway(&mut self, n: u64) {
+        if let Some(m) = self.messages.get_mut(n as usize)
+            && m.receipt.is_none()
+        {
+            m.stored_anyway = true;
+        }
+    }
+
+    /// Sent messages that got no RECEIPT, as (room id, message number).
+    pub fn unconfirmed(&self) -> Vec<(u64, u64)> {
+        let ids: HashMap<usize, u64> = self.room_ids.iter().map(|(id, r)| (*r, *id)).collect();
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.sent.is_some() && m.receipt.is_none())
+            .filter_map(|(n, m)| Some((*ids.get(&m.room)?, n as u64)))
+            .collect()
     }
 
     /// The client's subscription is established (the first time counts).
@@ -269,7 +302,11 @@ impl ChatLedger {
                     if got.is_some() {
                         out.recovered += 1;
                     }
-                    continue;
+                    // Stored although unconfirmed: it is in the room's history, so every
+                    // member is expected to get it too.
+                    if !m.stored_anyway {
+                        continue;
+                    }
                 }
                 if s.subscribed.is_none_or(|at| at > sent) {
                     continue;
@@ -382,8 +419,14 @@ mod tests {
         l.not_sent(c);
         let s = l.summary();
         assert_eq!((s.due, s.sent, s.not_sent, s.late), (3, 2, 1, 1));
+        assert_eq!(l.unconfirmed(), [(100, b)]);
         assert_eq!((s.confirmed, s.unconfirmed, s.recovered), (1, 1, 1));
         assert_eq!((s.expected, s.delivered, s.lost), (1, 1, 0), "client 1 subscribed after a was sent");
         assert_eq!(s.inversions, 1, "seq 1 after seq 2");
+        // The database holds b after all: client 0 got it, client 1 (subscribed at 1 ms, b
+        // sent at 500 ms) did not: a loss, though b never got its RECEIPT.
+        l.stored_anyway(b);
+        let s = l.summary();
+        assert_eq!((s.expected, s.delivered, s.lost, s.recovered), (3, 2, 1, 1));
     }
 }
