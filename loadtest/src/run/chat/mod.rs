@@ -196,10 +196,8 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
         Arc::try_unwrap(ledger).map_err(|_| anyhow::anyhow!("a client still holds the ledger"))?.into_inner();
     // Sends whose RECEIPT never came but which the database holds are in the room's history:
     // every member is expected to have them too.
-    let stored_bodies: std::collections::HashSet<(u64, u64)> = stored
-        .iter()
-        .filter_map(|((room, _), body)| Some((*room, parse_body(body.as_bytes())?)))
-        .collect();
+    let stored_bodies: std::collections::HashSet<(u64, u64)> =
+        stored.iter().filter_map(|((room, _), body)| Some((*room, parse_body(body.as_bytes())?))).collect();
     for (room, n) in ledger.unconfirmed() {
         if stored_bodies.contains(&(room, n)) {
             ledger.stored_anyway(n);
