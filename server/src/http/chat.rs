@@ -13,9 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::chat::ChatMessage;
 use crate::chat::rooms::{self, Room, Window};
 use crate::chat::session::{self, ChatContext, SUBPROTOCOLS};
-use crate::chat::{ChatMessage, MAX_BODY_CHARS};
 use crate::error::ApiError;
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::pagination::{PageQuery, Paged};
@@ -264,6 +264,3 @@ pub async fn websocket(upgrade: WebSocketUpgrade, State(ctx): State<ChatContext>
         .max_frame_size(max_message)
         .on_upgrade(move |socket| session::serve(socket, ctx))
 }
-
-/// The longest message body, for documentation.
-pub const MESSAGE_CHARS: usize = MAX_BODY_CHARS;
