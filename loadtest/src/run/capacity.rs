@@ -12,10 +12,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::driver::Drive;
+use super::ramp::Ramping;
 use super::rig::{MAX_IN_FLIGHT, Rig};
 use super::{RunContext, StrategyRun};
 use crate::ledger::LedgerSummary;
-use crate::report::{RampStep, StrategyResult, Sustained, text};
+use crate::report::{RampStep, StrategyResult, text};
 use crate::scenario::{Delivery, Load, Ramp, Strategy};
 
 pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Delivery) -> anyhow::Result<StrategyRun> {
@@ -23,13 +24,11 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Deliv
     let rig = Rig::start(ctx, load, delivery).await?;
     rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
     let step_duration = Duration::from_secs_f64(load.duration_s);
-    let mut steps: Vec<RampStep> = Vec::new();
-    let mut sustained: Option<Sustained> = None;
+    let mut ramping = Ramping::new(ramp, load.rate_per_s, strategy.as_str(), ("events", "notifications"));
     let mut load_seconds = 0.0;
     let mut events_left = load.max_events;
     let mut failed_before = 0u64;
-    let mut rate = load.rate_per_s;
-    for _ in 0..ramp.max_steps {
+    while let Some(rate) = ramping.next_rate() {
         if events_left == 0 {
             break;
         }
@@ -39,30 +38,8 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Deliv
         tokio::time::sleep(Duration::from_secs_f64(ramp.step_drain_s)).await;
         let summary = rig.window(drive.started, drive.ended).await?;
         let failed_now: u64 = rig.driver.failures().values().sum();
-        let step = judge_step(rate, &drive, &summary, failed_now - failed_before, ramp);
+        ramping.record(judge_step(rate, &drive, &summary, failed_now - failed_before, ramp));
         failed_before = failed_now;
-        eprintln!(
-            "[{}] step {:>7.1} events/s: delivered {:>7.1}/s, lost {}, p99 {} ms: {}",
-            strategy.as_str(),
-            rate,
-            step.delivered_per_s,
-            step.lost,
-            text::ms(step.latency_us.p99),
-            if step.sustained { "sustained" } else { step.verdict.as_str() }
-        );
-        let passed = step.sustained;
-        if passed {
-            sustained = Some(Sustained {
-                events_per_s: rate,
-                delivered_per_s: step.delivered_per_s,
-                p99_us: step.latency_us.p99,
-            });
-        }
-        steps.push(step);
-        if (!passed && !ramp.continue_after_failure) || rate >= ramp.max_rate_per_s {
-            break;
-        }
-        rate = (rate * ramp.factor).min(ramp.max_rate_per_s);
     }
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let caused = rig.driver.caused.load(Ordering::Relaxed);
@@ -71,26 +48,9 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Deliv
     let summary = ledger.summary();
     let stored_twice = truth.stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, load_seconds);
-    result.notes.push(match (&sustained, steps.iter().find(|s| !s.sustained)) {
-        (Some(s), Some(next)) => format!(
-            "sustained without loss: {:.0} events/s = {:.0} notifications/s (p99 {} ms); {:.0} events/s was not: {}",
-            s.events_per_s,
-            s.delivered_per_s,
-            text::ms(s.p99_us),
-            next.offered_per_s,
-            next.verdict
-        ),
-        (Some(s), None) => format!(
-            "sustained every step up to the ramp's end: {:.0} events/s = {:.0} notifications/s (p99 {} ms); raise ramp.max_rate_per_s to find the limit",
-            s.events_per_s,
-            s.delivered_per_s,
-            text::ms(s.p99_us)
-        ),
-        (None, Some(first)) => format!("not sustained even at {:.0} events/s: {}", first.offered_per_s, first.verdict),
-        (None, None) => "no step ran".to_string(),
-    });
-    result.ramp = steps;
-    result.sustained = sustained;
+    result.notes.push(ramping.note());
+    result.ramp = ramping.steps;
+    result.sustained = ramping.sustained;
     Ok(StrategyRun { result, faults: Vec::new() })
 }
 

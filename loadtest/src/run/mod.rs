@@ -12,6 +12,7 @@ pub mod driver;
 pub mod fanout;
 pub mod faults;
 pub mod jobs;
+pub mod ramp;
 pub mod rig;
 pub mod stage;
 pub mod truth;

@@ -21,17 +21,17 @@ pub struct ChatLoad {
     pub group_size: u32,
     /// How a room's members are placed: `round-robin` puts member k of room r on instance
     /// (r + k) mod N, so a room's members are on different instances; `random` draws (seeded).
-    #[serde(default = "default_spread")]
+    #[serde(default = "super::default_spread")]
     pub spread: Spread,
     /// Messages sent per second over all rooms, on a fixed schedule (open loop): a message is
     /// due at its time whether or not earlier ones were answered.
     pub rate_per_s: f64,
     pub duration_s: f64,
     /// Connections open and subscribe; nothing is sent yet.
-    #[serde(default = "default_warmup_s")]
+    #[serde(default = "super::default_warmup_s")]
     pub warmup_s: f64,
     /// Wait after the last send before a message not received counts as lost.
-    #[serde(default = "default_drain_s")]
+    #[serde(default = "super::default_drain_s")]
     pub drain_s: f64,
     /// Characters of each message (at least what its id needs).
     #[serde(default = "default_body_chars")]
@@ -137,18 +137,6 @@ impl Rules for ChatLoad {
 
 fn default_group_size() -> u32 {
     6
-}
-
-fn default_spread() -> Spread {
-    Spread::RoundRobin
-}
-
-fn default_warmup_s() -> f64 {
-    3.0
-}
-
-fn default_drain_s() -> f64 {
-    5.0
 }
 
 fn default_body_chars() -> u32 {

@@ -346,15 +346,15 @@ fn default_seed() -> u64 {
     1
 }
 
-fn default_spread() -> Spread {
+pub(super) fn default_spread() -> Spread {
     Spread::RoundRobin
 }
 
-fn default_warmup_s() -> f64 {
+pub(super) fn default_warmup_s() -> f64 {
     3.0
 }
 
-fn default_drain_s() -> f64 {
+pub(super) fn default_drain_s() -> f64 {
     5.0
 }
 

@@ -607,8 +607,5 @@ async fn a_member_that_stops_reading_is_disconnected_and_counted_and_the_room_go
 
 /// The sum of a metric's samples in a Prometheus text page.
 fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    loadtest::probe::metrics::total(&loadtest::probe::metrics::parse(page), name)
 }

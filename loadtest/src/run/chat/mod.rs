@@ -20,15 +20,19 @@ use tokio_util::sync::CancellationToken;
 
 use self::client::{ChatStats, ClientSpec, Send, run_client};
 use self::ledger::{ChatLedger, ChatSummary, body, parse_body};
+use super::ramp::{Ramping, Units};
 use super::stage::Stage;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::probe::api::{ApiClient, User};
-use crate::report::{ChatCounts, RampStep, StrategyResult, Sustained, text};
+use crate::report::{ChatCounts, RampStep, StrategyResult, text};
 use crate::scenario::{ChatLoad, ChatSection, Relay, Spread, Strategy};
 
 /// Requests in flight while building the rooms.
 const SETUP_CONCURRENCY: usize = 16;
+
+/// What a chat ramp offers and counts.
+const UNITS: Units = ("messages", "deliveries");
 
 /// Sends waiting for one client; beyond this a due message is not sent (counted).
 const CLIENT_QUEUE: usize = 64;
@@ -126,15 +130,12 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
     let mut schedule =
         Schedule { rng, ledger: ledger.clone(), queues, room_members: &room_members, body_chars: load.body_chars };
     let duration = Duration::from_secs_f64(load.duration_s);
-    let mut steps = Vec::new();
-    let mut sustained = None;
-    let sent_for_s = match &section.ramp {
-        None => schedule.run(load.rate_per_s, duration, load.max_messages).await.seconds,
-        Some(ramp) => {
+    let mut ramping = section.ramp.as_ref().map(|r| Ramping::new(r, load.rate_per_s, strategy.as_str(), UNITS));
+    let sent_for_s = match (&section.ramp, &mut ramping) {
+        (Some(ramp), Some(ramping)) => {
             let mut seconds = 0.0;
             let mut left = load.max_messages;
-            let mut rate = load.rate_per_s;
-            for _ in 0..ramp.max_steps {
+            while let Some(rate) = ramping.next_rate() {
                 if left == 0 {
                     break;
                 }
@@ -147,30 +148,11 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
                     let l = ledger.lock().await;
                     (l.summary_between(step.started, step.ended), l.duplicated() - duplicated_before)
                 };
-                let judged = judge_step(rate, &step, &summary, duplicated, ramp.max_p99_ms);
-                eprintln!(
-                    "[{strategy}] step {rate:>7.1} messages/s: delivered {:>7.1}/s, lost {}, p99 {} ms: {}",
-                    judged.delivered_per_s,
-                    judged.lost,
-                    text::ms(judged.latency_us.p99),
-                    if judged.sustained { "sustained" } else { judged.verdict.as_str() }
-                );
-                let passed = judged.sustained;
-                if passed {
-                    sustained = Some(Sustained {
-                        events_per_s: rate,
-                        delivered_per_s: judged.delivered_per_s,
-                        p99_us: judged.latency_us.p99,
-                    });
-                }
-                steps.push(judged);
-                if (!passed && !ramp.continue_after_failure) || rate >= ramp.max_rate_per_s {
-                    break;
-                }
-                rate = (rate * ramp.factor).min(ramp.max_rate_per_s);
+                ramping.record(judge_step(rate, &step, &summary, duplicated, ramp.max_p99_ms));
             }
             seconds
         }
+        _ => schedule.run(load.rate_per_s, duration, load.max_messages).await.seconds,
     };
     // The schedule holds the ledger too: it goes before the ledger is read.
     let queues = std::mem::take(&mut schedule.queues);
@@ -240,30 +222,10 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
         history_mismatches: mismatches,
         resumes: result.resumes,
     });
-    if section.ramp.is_some() {
-        result.notes.push(match (&sustained, steps.iter().find(|s| !s.sustained)) {
-            (Some(s), Some(next)) => format!(
-                "sustained: {:.0} messages/s = {:.0} deliveries/s (p99 {} ms); {:.0} messages/s was not: {}",
-                s.events_per_s,
-                s.delivered_per_s,
-                text::ms(s.p99_us),
-                next.offered_per_s,
-                next.verdict
-            ),
-            (Some(s), None) => format!(
-                "sustained every step up to the ramp's end: {:.0} messages/s = {:.0} deliveries/s (p99 {} ms); raise \
-                 ramp.max_rate_per_s to find the limit",
-                s.events_per_s,
-                s.delivered_per_s,
-                text::ms(s.p99_us)
-            ),
-            (None, Some(first)) => {
-                format!("not sustained even at {:.0} messages/s: {}", first.offered_per_s, first.verdict)
-            }
-            (None, None) => "no step ran".to_string(),
-        });
-        result.ramp = steps;
-        result.sustained = sustained;
+    if let Some(ramping) = ramping {
+        result.notes.push(ramping.note());
+        result.ramp = ramping.steps;
+        result.sustained = ramping.sustained;
     }
     result.notes.push(format!(
         "connections: {clients}, reconnects {}, resumed with last-seq {}, dropped by churn {}, closed with ERROR {}, \
