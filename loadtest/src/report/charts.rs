@@ -385,32 +385,17 @@ pub(super) fn ramp(results: &[StrategyResult]) -> String {
     out
 }
 
-/// Claim, booking and jobs runs: the invariant violations per strategy as grouped bars
-/// (double processed and stuck; overlapping approvals; missed and doubled firings), so a
+/// The invariant violations per strategy as grouped bars, as the kind counts them (`counts`:
+/// double processed and stuck; overlapping approvals; missed and doubled firings), so a
 /// strategy that breaks one stands out at a glance. Zero bars are drawn as a thin line.
-pub(super) fn violations(results: &[StrategyResult]) -> String {
+pub(super) fn violations(
+    results: &[StrategyResult],
+    counts: fn(&StrategyResult) -> Vec<(&'static str, u64)>,
+) -> String {
     let mut out = String::new();
     let f = &FRAME;
     open(&mut out, f, "Invariant violations per strategy (0 is correct)");
-    let bars: Vec<(String, Vec<(&str, u64)>)> = results
-        .iter()
-        .map(|s| {
-            let mut v = Vec::new();
-            if let Some(c) = &s.claim {
-                v.extend([("double processed", c.double_processed), ("stuck", c.stuck)]);
-            }
-            if let Some(b) = &s.booking {
-                v.extend([("overlapping approvals", b.overlaps), ("disagreements", b.disagreements)]);
-            }
-            if let Some(j) = &s.jobs {
-                v.extend([("missed firings", j.missed_firings), ("firings run twice", j.double_firings)]);
-            }
-            if let Some(a) = &s.api {
-                v.push(("failed requests", a.failures));
-            }
-            (s.strategy.clone(), v)
-        })
-        .collect();
+    let bars: Vec<(String, Vec<(&str, u64)>)> = results.iter().map(|s| (s.strategy.clone(), counts(s))).collect();
     let peak = bars.iter().flat_map(|(_, v)| v.iter().map(|(_, n)| *n)).max().unwrap_or(0);
     if bars.iter().all(|(_, v)| v.is_empty()) {
         empty(&mut out, f, "no results");

@@ -77,7 +77,7 @@ pub(super) fn render(r: &RunReport) -> String {
             Chart::Latency => charts::latency(&r.results),
             Chart::Loss => charts::loss(&r.results),
             Chart::Deliveries => charts::deliveries(&r.results, &faults),
-            Chart::Violations => charts::violations(&r.results),
+            Chart::Violations => charts::violations(&r.results, columns::violations(r)),
         });
         out.push('\n');
     }

@@ -8,6 +8,7 @@ mod charts;
 pub mod columns;
 mod html;
 mod junit;
+pub mod kinds;
 pub mod limits;
 mod markdown;
 mod summary;

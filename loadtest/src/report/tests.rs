@@ -441,3 +441,17 @@ fn booking_and_jobs_results_render_their_own_columns() {
     let md = to_markdown(&report);
     assert!(md.contains("| clustered | 60 | 59 | 1 | 0 | 2.0 |"), "{md}");
 }
+
+#[test]
+fn every_kind_takes_each_limit_once_and_names_a_main_table() {
+    use crate::report::{columns, limits};
+    use crate::scenario::Kind;
+    for kind in Kind::ALL.iter().copied() {
+        let keys = limits::keys_for(kind);
+        let unique: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len(), "{kind} lists a limit twice: {keys:?}");
+        assert!(!keys.is_empty(), "{kind} takes no limit: nothing could fail its runs");
+        let tables = (columns::view(kind).tables)(&[result("s")]);
+        assert_eq!(tables[0].columns[0].header, "strategy", "{kind}'s main table starts with the strategy");
+    }
+}

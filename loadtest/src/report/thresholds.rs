@@ -1,26 +1,25 @@
 //! Judging results against a scenario's `[thresholds]`: one verdict per limit that is set,
 //! each with the measured value, so a failure says by how much.
 
-use super::limits::LIMITS;
+use super::limits;
 use super::{StrategyResult, ThresholdResult};
-use crate::scenario::{Scenario, Thresholds};
+use crate::scenario::{Kind, Scenario, Thresholds};
 
 /// Judges every result against its limits (`[thresholds.all]` overridden by the strategy's
-/// own), sets each result's `passed`, and returns every verdict, in the order of
-/// [`LIMITS`]. An absent limit passes.
+/// own), sets each result's `passed`, and returns every verdict, in the order of the kind's
+/// limits. An absent limit passes.
 pub fn evaluate(scenario: &Scenario, results: &mut [StrategyResult]) -> Vec<ThresholdResult> {
     let mut verdicts = Vec::new();
     for result in results.iter_mut() {
-        let own = judge(&scenario.thresholds_for(&result.strategy), result);
+        let own = judge(scenario.kind(), &scenario.thresholds_for(&result.strategy), result);
         result.passed = own.iter().all(|v| v.passed);
         verdicts.extend(own);
     }
     verdicts
 }
 
-fn judge(t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
-    LIMITS
-        .iter()
+fn judge(kind: Kind, t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
+    limits::of(kind)
         .filter_map(|limit| {
             let value = *t.get(limit.key)?;
             let (passed, detail) = (limit.judge)(value, r);

@@ -128,23 +128,9 @@ string_enum!(
 );
 
 impl Strategy {
-    /// The kinds whose runs can compare this strategy.
-    pub fn kinds(self) -> &'static [Kind] {
-        match self {
-            Self::Local | Self::RedisPubsub => &[Kind::Fanout, Kind::Capacity, Kind::Api, Kind::Chat],
-            Self::RedisStreams | Self::Rabbitmq | Self::Outbox => &[Kind::Fanout, Kind::Capacity, Kind::Api],
-            Self::RedisRecovering => &[Kind::Chat],
-            Self::Naive | Self::Version | Self::SkipLocked | Self::VersionUnfenced | Self::SkipLockedUnfenced => {
-                &[Kind::Claim]
-            }
-            Self::Optimistic => &[Kind::Booking],
-            Self::Clustered => &[Kind::Jobs],
-        }
-    }
-
-    /// The strategies a kind compares, for messages.
+    /// The strategies a kind compares, for messages: those its section's strategy enum holds.
     pub fn for_kind(kind: Kind) -> Vec<Strategy> {
-        Self::ALL.iter().copied().filter(|s| s.kinds().contains(&kind)).collect()
+        Self::ALL.iter().copied().filter(|s| kind.compares(*s)).collect()
     }
 }
 

@@ -15,17 +15,19 @@
 //! three places, and the compiler points at each once the first exists:
 //!
 //! 1. `kinds.rs`: its [`Kind`] value (and, if it compares new strategies, their [`Strategy`]
-//!    values, a `strategies_of!` enum and `Strategy::kinds`).
-//! 2. `scenario/<kind>.rs`: its section type (a field of [`ScenarioFile`], listed in
-//!    `ScenarioFile::sections`), its [`Section`] impl (the sections it reads, its timeline,
-//!    whether faults apply, its strategy enum) and its `validate::Rules` impl; then one line
-//!    in the `workloads!` list of `workload.rs`, which makes the [`Workload`] variant and
-//!    every dispatch from the kind to its section type.
+//!    values and a `strategies_of!` enum: which kinds compare a strategy follows from it).
+//! 2. `scenario/<kind>.rs`: its section type, its [`Section`] impl (the sections it reads, its
+//!    timeline, whether faults apply, its strategy enum) and its `validate::Rules` impl; then
+//!    one line in the `workloads!` list of `workload.rs`, which makes the [`Workload`] variant
+//!    and every dispatch from the kind to its section type. A new section is also a field of
+//!    [`ScenarioFile`] (listed in `ScenarioFile::sections`): the file's schema is declared in
+//!    one struct, so the parser refuses unknown keys and names their line.
 //! 3. `run/<kind>.rs`: the runner, taking its section and one strategy (read-only SQL in
 //!    `run/truth.rs`); one arm in `run::run`.
-//! 4. `report/`: its table and charts, one arm in `columns::view`; its limits, rows of
-//!    `limits::LIMITS` (validation and judging both read that table); its counts in
-//!    `StrategyResult` (the wire struct of `report.json`: add fields, never rename them).
+//! 4. `report/kinds/<kind>.rs`: its view (tables, charts, invariant violations) and its
+//!    limits, which validation and judging both read; one arm in `columns::view`. Its counts
+//!    are a field of `StrategyResult`, the wire struct of `report.json`, declared in one place
+//!    because it is the users' contract (add fields, never rename them).
 //! 5. `scenarios/<name>.toml` and `scenarios/ci/<name>.toml`, documented in
 //!    `scenarios/README.md`, and the CI variant run by `server/tests/scenarios.rs`.
 
@@ -226,9 +228,8 @@ impl Fault {
     }
 }
 
-/// Limits that fail a run, by key (`max_lost = 0`); absent limits pass. Which keys exist,
-/// which kinds accept them and how a result is judged is one table:
-/// [`crate::report::limits::LIMITS`].
+/// Limits that fail a run, by key (`max_lost = 0`); absent limits pass. Which keys a kind
+/// accepts and how a result is judged is its view's list ([`crate::report::limits::of`]).
 pub type Thresholds = BTreeMap<String, f64>;
 
 /// The key of `[thresholds.all]`, whose limits apply to every strategy.

@@ -58,7 +58,7 @@ fn strategies(p: &mut Vec<Problem>, s: &ScenarioFile) {
         p.push(Problem::new("strategies", "is empty: list at least one strategy to run"));
     }
     for (i, strategy) in s.strategies.iter().enumerate() {
-        if !strategy.kinds().contains(&s.kind) {
+        if !s.kind.compares(*strategy) {
             let fits: Vec<&str> = Strategy::for_kind(s.kind).into_iter().map(Strategy::as_str).collect();
             p.push(Problem::new(
                 format!("strategies[{i}]"),
@@ -496,25 +496,23 @@ fn thresholds(p: &mut Vec<Problem>, s: &ScenarioFile) {
         }
         for (name, value) in t {
             let field = format!("thresholds.{key}.{name}");
-            let Some(limit) = limits::find(name) else {
-                p.push(Problem::new(
-                    field,
+            let Some(limit) = limits::find(s.kind, name) else {
+                let takers = limits::kinds_taking(name);
+                let problem = if takers.is_empty() {
                     format!(
                         "is not a limit {} {} scenario takes: expected one of {}",
                         article(s.kind),
                         s.kind,
                         limits::keys_for(s.kind).join(", ")
-                    ),
-                ));
+                    )
+                } else {
+                    let names: Vec<&str> = takers.iter().map(|k| k.as_str()).collect();
+                    format!("does not apply to {} {} scenario: only to {}", article(s.kind), s.kind, names.join(", "))
+                };
+                p.push(Problem::new(field, problem));
                 continue;
             };
-            if !limit.kinds.contains(&s.kind) {
-                let names: Vec<&str> = limit.kinds.iter().map(|k| k.as_str()).collect();
-                p.push(Problem::new(
-                    field,
-                    format!("does not apply to {} {} scenario: only to {}", article(s.kind), s.kind, names.join(", ")),
-                ));
-            } else if let Some(problem) = limit.value.problem(*value) {
+            if let Some(problem) = limit.value.problem(*value) {
                 p.push(Problem::new(field, problem));
             }
         }

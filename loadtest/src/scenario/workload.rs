@@ -134,6 +134,16 @@ macro_rules! workloads {
             }
         }
 
+        impl Kind {
+            /// Whether this kind's runs can compare `strategy`: whether its section's strategy
+            /// enum holds it.
+            pub fn compares(self, strategy: Strategy) -> bool {
+                match self {
+                    $(Kind::$kind => <$section as Section>::Strategy::try_from(strategy).is_ok()),+
+                }
+            }
+        }
+
         /// What a kind's section type says about it.
         pub fn facts(kind: Kind) -> Facts {
             match kind {

@@ -1,0 +1,116 @@
+//! Notification runs, `fanout` and `capacity`: deliveries per (recipient, cause), the
+//! database's word on what was stored, and a capacity run's ramp.
+
+use crate::report::StrategyResult;
+use crate::report::columns::{self, Chart, View};
+use crate::report::limits::{self, Limit, Value, at_most};
+use crate::report::table::{Cell, Column, Table};
+
+pub fn fanout() -> View {
+    View {
+        tables: |r| vec![notifications(r)],
+        charts: &[Chart::Latency, Chart::Loss, Chart::Deliveries],
+        limits: FANOUT,
+        violations: View::NO_VIOLATIONS,
+    }
+}
+
+pub fn capacity() -> View {
+    View {
+        tables: |r| {
+            std::iter::once(notifications(r))
+                .chain(r.iter().filter_map(|s| columns::ramp(s, "events", "notifications")))
+                .collect()
+        },
+        charts: &[Chart::Ramp, Chart::Latency, Chart::Loss, Chart::Deliveries],
+        limits: CAPACITY,
+        violations: View::NO_VIOLATIONS,
+    }
+}
+
+static FANOUT: &[&[Limit]] =
+    &[limits::DELIVERIES, STORED, limits::RESUMES, limits::DELIVERY_P99, limits::DELIVERED_PER_S, limits::LOSS_RATIOS];
+
+static CAPACITY: &[&[Limit]] = &[limits::DELIVERIES, STORED, limits::DELIVERY_P99, SUSTAINED, limits::LOSS_RATIOS];
+
+/// What SQL finds stored after the run, and what a client was sent twice.
+static STORED: &[Limit] = &[
+    Limit {
+        key: "max_stored_twice",
+        value: Value::Count,
+        judge: |max, r| at_most("stored twice", r.stored_twice, max),
+    },
+    Limit {
+        key: "max_same_id_twice",
+        value: Value::Count,
+        judge: |max, r| at_most("same id twice", r.same_id_twice, max),
+    },
+];
+
+static SUSTAINED: &[Limit] = &[Limit {
+    key: "min_sustained_delivered_per_s",
+    value: Value::NonNegative,
+    judge: |min, r| match &r.sustained {
+        Some(s) => {
+            let passed = s.delivered_per_s >= min;
+            let op = if passed { ">=" } else { "<" };
+            (passed, format!("sustained {:.1}/s (at {:.0} events/s) {op} {min}/s", s.delivered_per_s, s.events_per_s))
+        }
+        None => (false, "no step of the ramp was sustained".to_string()),
+    },
+}];
+
+fn notifications(results: &[StrategyResult]) -> Table {
+    let mut t = Table::new(
+        "",
+        vec![
+            Column::text("strategy"),
+            Column::count("expected", "expected"),
+            Column::count("delivered", "delivered"),
+            Column::count("lost", "lost"),
+            Column::figure("lost %"),
+            Column::count("duplicated", "duplicated"),
+            Column::count("same id twice", "same_id_twice"),
+            Column::count("inversions", "inversions"),
+            Column::count("unexpected", "unexpected"),
+            Column::count("misrouted", "misrouted"),
+            Column::count("stored twice", "stored_twice"),
+            Column::count("resumes", "resumes"),
+            Column::figure("throughput/s"),
+            Column::figure("p50 ms"),
+            Column::figure("p90 ms"),
+            Column::figure("p99 ms"),
+            Column::figure("p99.9 ms"),
+            Column::figure("max ms"),
+            Column::text("verdict"),
+        ],
+    );
+    for (i, s) in results.iter().enumerate() {
+        let l = &s.latency_us;
+        t.push(
+            Some(i),
+            vec![
+                columns::strategy(s),
+                Cell::Count(s.expected),
+                Cell::Count(s.delivered),
+                Cell::Count(s.lost),
+                Cell::Percent(s.lost, s.expected),
+                Cell::Count(s.duplicated),
+                Cell::Count(s.same_id_twice),
+                Cell::Count(s.inversions),
+                Cell::Count(s.unexpected),
+                Cell::Count(s.misrouted),
+                Cell::Count(s.stored_twice),
+                Cell::Count(s.resumes),
+                Cell::Number(s.throughput_per_s, 1),
+                Cell::Micros(l.p50),
+                Cell::Micros(l.p90),
+                Cell::Micros(l.p99),
+                Cell::Micros(l.p999),
+                Cell::Micros(l.max),
+                Cell::Verdict(s.passed),
+            ],
+        );
+    }
+    t
+}
