@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::throttle::LoginThrottle;
-use crate::accounts::{PasswordHasher, SessionStore};
+use crate::accounts::{PasswordHasher, SessionStore, StreamTickets};
 use crate::ai::worker::AiWorker;
 use crate::batch::claim::Claimer;
 use crate::batch::embed_job::{EmbedPool, FaultyEmbedder, PoolControl};
@@ -137,6 +137,19 @@ impl App {
             }),
             pool: pool_control,
         };
+        let tickets = {
+            let browser = &settings.browser;
+            match &browser.ticket_secret {
+                Some(secret) => StreamTickets::new(secret.expose().as_bytes(), browser.ticket_ttl),
+                None => {
+                    tracing::warn!(
+                        "SERVER_TICKET_SECRET is not set: stream tickets this instance issues open streams on it \
+                         only; set the same secret on every instance"
+                    );
+                    StreamTickets::new(&rand::random::<[u8; 32]>(), browser.ticket_ttl)
+                }
+            }
+        };
         let chat = {
             let config = &settings.chat;
             let (hub, changes) =
@@ -155,6 +168,7 @@ impl App {
             ChatContext {
                 db: db.clone(),
                 sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
+                tickets: tickets.clone(),
                 hub,
                 relay,
                 metrics: metrics.chat.clone(),
@@ -207,6 +221,8 @@ impl App {
             jobs,
             embedder,
             chat,
+            tickets,
+            browser: Arc::new(settings.browser.clone()),
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await

@@ -51,7 +51,12 @@ impl Modify for BearerScheme {
     fn modify(&self, doc: &mut Document) {
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some("`Authorization: Bearer <token>` with the `token` of `POST /auth/login`"))
+            .description(Some(
+                "`Authorization: Bearer <token>` with the `token` of `POST /auth/login`. A browser may sign in with \
+                 `\"cookie\": true` and send the `session` cookie instead; a POST, PUT, PATCH or DELETE with the \
+                 cookie also sends `X-CSRF-Token` (the login's `csrf_token`). Streams also open with a ticket of \
+                 `POST /auth/stream-ticket`.",
+            ))
             .build();
         doc.components.get_or_insert_with(Default::default).add_security_scheme(BEARER, SecurityScheme::Http(scheme));
     }

@@ -14,6 +14,7 @@ use crate::batch::config::{BatchSettings, EmbedClaimSettings};
 use crate::batch::schedule::Schedule;
 use crate::chat::relay::RelayStrategy;
 use crate::embed::config::EmbedderSetting;
+use crate::http::browser::BrowserSettings;
 use crate::notify::bus::Strategy;
 pub use crate::secret::Secret;
 use crate::telemetry::LogFormat;
@@ -89,6 +90,11 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("chat_outbound_queue", Some("1024")),
     ("chat_max_subscriptions", Some("64")),
     ("chat_max_frame_kib", Some("64")),
+    // Browsers (crate::http::browser): other origins allowed, the session cookie, stream tickets.
+    ("cors_origins", None),
+    ("cookie_secure", Some("false")),
+    ("ticket_secret", None),
+    ("ticket_ttl_s", Some("60")),
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -164,6 +170,7 @@ pub struct Settings {
     pub embedder: EmbedderSetting,
     pub shutdown_grace: Duration,
     pub batch: BatchSettings,
+    pub browser: BrowserSettings,
 }
 
 impl Settings {
@@ -380,6 +387,35 @@ impl Resolver {
             embedder: self.embedder()?,
             shutdown_grace: Duration::from_secs(self.number("shutdown_grace_s", 0u64, 600)?),
             batch: self.batch()?,
+            browser: self.browser()?,
+        })
+    }
+
+    fn browser(&self) -> Result<BrowserSettings, SettingsError> {
+        let mut cors_origins = Vec::new();
+        for raw in self.raw("cors_origins").unwrap_or("").split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let origin = crate::http::browser::parse_origin(raw).map_err(|e| self.err("cors_origins", e))?;
+            cors_origins.push(origin);
+        }
+        let ticket_secret = match self.raw("ticket_secret") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(self.err(
+                    "ticket_secret",
+                    format!(
+                        "is {} characters long: use at least 32 random ones, the same on every instance \
+                         (e.g. `openssl rand -base64 32`)",
+                        secret.len()
+                    ),
+                ));
+            }
+            Some(secret) => Some(Secret::new(secret)),
+            None => None,
+        };
+        Ok(BrowserSettings {
+            cors_origins,
+            cookie_secure: self.flag("cookie_secure", false)?,
+            ticket_secret,
+            ticket_ttl: Duration::from_secs(self.number("ticket_ttl_s", 5u64, 3_600)?),
         })
     }
 

@@ -8,10 +8,11 @@ use sqlx::MySqlPool;
 use tokio::sync::Notify;
 
 use crate::accounts::throttle::LoginThrottle;
-use crate::accounts::{PasswordHasher, SessionStore};
+use crate::accounts::{PasswordHasher, SessionStore, StreamTickets};
 use crate::batch::Jobs;
 use crate::chat::session::ChatContext;
 use crate::embed::Embedder;
+use crate::http::browser::BrowserSettings;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::hub::Hub;
@@ -61,4 +62,8 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Chat's STOMP connections: the hub of this instance's subscribers, the relay, limits.
     pub chat: ChatContext,
+    /// Issues and checks the tickets that open streams from a browser.
+    pub tickets: StreamTickets,
+    /// Cookies, CORS and tickets: what browsers need.
+    pub browser: Arc<BrowserSettings>,
 }

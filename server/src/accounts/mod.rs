@@ -5,9 +5,11 @@ pub mod passwords;
 pub mod roles;
 pub mod sessions;
 pub mod throttle;
+pub mod tickets;
 pub mod users;
 
 pub use email::Email;
 pub use passwords::PasswordHasher;
-pub use sessions::{SessionStore, Token};
+pub use sessions::{SessionId, SessionStore, Token};
+pub use tickets::{Purpose, StreamTickets};
 pub use users::{Role, User};

@@ -32,6 +32,33 @@ impl std::fmt::Debug for SessionStore {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token(pub String);
 
+/// A session's name that is not a credential: the SHA-256 of its token, in hex (also the end
+/// of its Redis key). Tickets carry it, so a stream opened with one ends with its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionId(pub String);
+
+impl SessionId {
+    pub fn of(token: &str) -> Self {
+        let digest = Sha256::digest(token.as_bytes());
+        SessionId(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// 64 lower-case hex digits, as [`SessionId::of`] writes it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| SessionId(raw.to_string()))
+    }
+}
+
+/// The CSRF token of a session: what a page sends as `X-CSRF-Token` with every unsafe request
+/// it authenticates by the session cookie. Derived from the token, which the page's script
+/// cannot read (the cookie is `HttpOnly`) and another site cannot guess, so a forged request
+/// from another site cannot carry it; nothing is stored.
+pub fn csrf_token(token: &str) -> String {
+    let digest = Sha256::new().chain_update(b"csrf-token\0").chain_update(token.as_bytes()).finalize();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
 /// Who a valid token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionUser {
@@ -49,9 +76,11 @@ impl SessionStore {
     }
 
     fn key(&self, token: &str) -> String {
-        let digest = Sha256::digest(token.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}session:{hex}", self.prefix)
+        self.key_of(&SessionId::of(token))
+    }
+
+    fn key_of(&self, id: &SessionId) -> String {
+        format!("{}session:{}", self.prefix, id.0)
     }
 
     fn user_key(&self, user_id: u64) -> String {
@@ -102,8 +131,15 @@ impl SessionStore {
         if token.len() != 43 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Ok(None);
         }
+        self.lookup_id(&SessionId::of(token)).await
+    }
+
+    /// The user of the session `id`, or `None` when it ended (a stream opened with a ticket
+    /// checks its session this way: the ticket names the session, not its token).
+    #[tracing::instrument(skip_all)]
+    pub async fn lookup_id(&self, id: &SessionId) -> redis::RedisResult<Option<SessionUser>> {
         let mut conn = self.redis.clone();
-        let value: Option<String> = conn.get(self.key(token)).await?;
+        let value: Option<String> = conn.get(self.key_of(id)).await?;
         Ok(value.and_then(|v| {
             let (id, role) = v.split_once(':')?;
             Some(SessionUser { user_id: id.parse().ok()?, role: Role::parse(role)? })

@@ -20,7 +20,8 @@ use super::hub::{Connection, Hub, Outbound};
 use super::metrics::ChatMetrics;
 use super::relay::Relay;
 use super::{ChatMessage, ERROR_DESTINATION, MAX_BODY_CHARS, parse_room_destination, rooms, store};
-use crate::accounts::SessionStore;
+use crate::accounts::tickets::TICKET_PREFIX;
+use crate::accounts::{Purpose, SessionId, SessionStore};
 
 /// What every connection of this instance is configured with.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ impl Default for ChatSettings {
 pub struct ChatContext {
     pub db: sqlx::MySqlPool,
     pub sessions: SessionStore,
+    /// Checks the tickets a browser sends as `passcode` (it cannot set a header).
+    pub tickets: crate::accounts::StreamTickets,
     pub hub: Hub,
     pub relay: Arc<dyn Relay>,
     pub metrics: Arc<ChatMetrics>,
@@ -127,7 +130,8 @@ struct Session {
     version: Version,
     connection: Connection,
     user_id: Option<u64>,
-    token: Option<String>,
+    /// The session this connection was opened under, checked now and then.
+    session: Option<SessionId>,
     subscriptions: HashMap<String, Subscription>,
     errors_subscription: Option<String>,
     members: HashMap<u64, bool>,
@@ -153,7 +157,7 @@ pub async fn serve(socket: WebSocket, ctx: ChatContext) {
         version: Version::V1_2,
         connection,
         user_id: None,
-        token: None,
+        session: None,
         subscriptions: HashMap::new(),
         errors_subscription: None,
         members: HashMap::new(),
@@ -249,8 +253,8 @@ impl Session {
                     }
                 }
                 _ = session_check.tick() => {
-                    if let Some(token) = &self.token {
-                        match self.ctx.sessions.lookup(token).await {
+                    if let Some(session) = &self.session {
+                        match self.ctx.sessions.lookup_id(session).await {
                             Ok(Some(_)) => {}
                             Ok(None) => {
                                 return End::error(
@@ -439,22 +443,35 @@ impl Session {
             return Some(End::error(
                 "not authenticated",
                 "send the session token of POST /auth/login as the passcode header of CONNECT (or as \
-                 Authorization: Bearer <token>)",
+                 Authorization: Bearer <token>), or a ticket of POST /auth/stream-ticket (purpose chat)",
                 Some(frame),
             ));
         };
-        let user = match self.ctx.sessions.lookup(&token).await {
-            Ok(Some(user)) => user,
-            Ok(None) => {
-                return Some(End::error(
-                    "not authenticated",
-                    "the session token is unknown or expired: log in again",
-                    Some(frame),
-                ));
+        // A browser's ticket (it cannot set a header, and a page of another site has no cookie
+        // here), else a session token.
+        let (user, session) = if token.starts_with(TICKET_PREFIX) {
+            match self.ctx.tickets.verify(&token, Purpose::Chat) {
+                Ok(ticket) => (ticket.user, ticket.session),
+                Err(e) => return Some(End::error("not authenticated", e.to_string(), Some(frame))),
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "looking up a chat session failed");
-                return Some(End::error("unavailable", "sessions cannot be checked now: retry shortly", Some(frame)));
+        } else {
+            match self.ctx.sessions.lookup(&token).await {
+                Ok(Some(user)) => (user, SessionId::of(&token)),
+                Ok(None) => {
+                    return Some(End::error(
+                        "not authenticated",
+                        "the session token is unknown or expired: log in again",
+                        Some(frame),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking up a chat session failed");
+                    return Some(End::error(
+                        "unavailable",
+                        "sessions cannot be checked now: retry shortly",
+                        Some(frame),
+                    ));
+                }
             }
         };
         let (client_sends, client_wants) = match frame.get("heart-beat") {
@@ -479,7 +496,7 @@ impl Session {
         self.version = version;
         self.decoder.set_version(version);
         self.user_id = Some(user.user_id);
-        self.token = Some(token);
+        self.session = Some(session);
         let connected = Frame::new(Command::Connected)
             .header("version", version.as_str())
             .header("heart-beat", format!("{ours},{ours}"))

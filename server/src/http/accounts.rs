@@ -5,14 +5,18 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiPath, BearerToken, ClientAddr, CurrentUser};
-use crate::accounts::{Email, PasswordHasher, SessionStore, User, users};
+use super::browser::{self, BrowserSettings};
+use super::extract::{ApiJson, ApiPath, ClientAddr, Credential, CurrentUser};
+use crate::accounts::sessions::{SessionUser, csrf_token};
+use crate::accounts::{Email, PasswordHasher, Purpose, SessionId, SessionStore, StreamTickets, Token, User, users};
 use crate::error::{ApiError, violated_constraint};
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::state::{AppState, Guard};
@@ -22,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signup))
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(stream_ticket))
         .routes(routes!(me))
         .routes(routes!(profile))
 }
@@ -44,17 +49,43 @@ struct LoginInput {
     email: String,
     #[schema(format = Password)]
     password: String,
+    /// For a web page: keep the session in an `HttpOnly` cookie instead of handing the token to
+    /// the page's script. The answer then sets the `session` and `csrf` cookies and has no
+    /// `token`; unsafe requests send `X-CSRF-Token: <csrf_token>`. `false` when not given.
+    #[serde(default)]
+    cookie: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 struct LoginOutput {
-    /// Send as `Authorization: Bearer <token>`.
-    token: String,
+    /// Send as `Authorization: Bearer <token>`. Absent when the session went into a cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
     #[schema(example = "Bearer")]
     token_type: &'static str,
     /// Seconds until the session expires.
     expires_in_s: u64,
+    /// What a request authenticated by the session cookie sends as `X-CSRF-Token` (also in the
+    /// `csrf` cookie); a request with the bearer token needs none.
+    csrf_token: String,
     user: User,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TicketInput {
+    /// What the ticket opens: `notifications` (`GET /notifications/stream?ticket=`) or `chat`
+    /// (`GET /ws/chat`, the ticket as CONNECT's `passcode`).
+    purpose: Purpose,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TicketOutput {
+    ticket: String,
+    purpose: Purpose,
+    /// Seconds the ticket opens streams for; a stream opened in time lives as long as its
+    /// session.
+    expires_in_s: u64,
 }
 
 /// What anyone signed in may see of another user.
@@ -109,7 +140,7 @@ async fn signup(
     }
 }
 
-/// Opens a session and returns its bearer token.
+/// Opens a session: returns its bearer token, or with `"cookie": true` sets it as a cookie.
 #[utoipa::path(
     post,
     path = "/auth/login",
@@ -117,7 +148,12 @@ async fn signup(
     tag = "accounts",
     request_body = LoginInput,
     responses(
-        (status = 200, description = "A session", body = LoginOutput),
+        (
+            status = 200,
+            description = "A session. With `\"cookie\": true`: `Set-Cookie` `session` (HttpOnly, SameSite=Lax) and \
+                `csrf`, and no `token` in the body",
+            body = LoginOutput
+        ),
         (status = 400, response = BadRequest),
         (status = 401, description = "`unauthorized`: wrong email or password", body = ErrorBody),
         (
@@ -134,9 +170,10 @@ async fn login(
     State(passwords): State<PasswordHasher>,
     State(sessions): State<SessionStore>,
     State(guard): State<Arc<Guard>>,
+    State(browser): State<Arc<BrowserSettings>>,
     ClientAddr(client): ClientAddr,
     ApiJson(input): ApiJson<LoginInput>,
-) -> Result<Json<LoginOutput>, ApiError> {
+) -> Result<Response, ApiError> {
     let wrong = || ApiError::Unauthorized("wrong email or password".into());
     let email = parse_email(&input.email).map_err(|_| wrong())?;
     guard.logins.admit(&email, client).await?;
@@ -153,11 +190,18 @@ async fn login(
         return Err(wrong());
     };
     guard.logins.succeeded(&email).await?;
-    let token = sessions.create(user.id, user.role).await?;
-    Ok(Json(LoginOutput { token: token.0, token_type: "Bearer", expires_in_s: sessions.ttl().as_secs(), user }))
+    let Token(token) = sessions.create(user.id, user.role).await?;
+    let csrf_token = csrf_token(&token);
+    let expires_in_s = sessions.ttl().as_secs();
+    if input.cookie {
+        let cookies = browser::session_cookies(&token, &csrf_token, sessions.ttl(), browser.cookie_secure);
+        let body = LoginOutput { token: None, token_type: "Bearer", expires_in_s, csrf_token, user };
+        return Ok((AppendHeaders(cookies.map(|c| (SET_COOKIE, c))), Json(body)).into_response());
+    }
+    Ok(Json(LoginOutput { token: Some(token), token_type: "Bearer", expires_in_s, csrf_token, user }).into_response())
 }
 
-/// Ends the session of the token sent.
+/// Ends the session of the token (or cookie) sent; a cookie session's cookies are cleared.
 #[utoipa::path(
     post,
     path = "/auth/logout",
@@ -173,10 +217,44 @@ async fn login(
 async fn logout(
     _user: CurrentUser,
     State(sessions): State<SessionStore>,
-    BearerToken(token): BearerToken,
-) -> Result<StatusCode, ApiError> {
-    sessions.revoke(&token).await?;
-    Ok(StatusCode::NO_CONTENT)
+    State(browser): State<Arc<BrowserSettings>>,
+    credential: Credential,
+) -> Result<Response, ApiError> {
+    sessions.revoke(credential.token()).await?;
+    if let Credential::Cookie(_) = credential {
+        let cleared = browser::cleared_cookies(browser.cookie_secure);
+        return Ok((StatusCode::NO_CONTENT, AppendHeaders(cleared.map(|c| (SET_COOKIE, c)))).into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A short-lived ticket that opens a notification stream or a chat connection of the caller's
+/// session, for a browser that cannot send a header there (`EventSource`, `WebSocket`) and does
+/// not send the session cookie (a page of another site).
+#[utoipa::path(
+    post,
+    path = "/auth/stream-ticket",
+    operation_id = "stream_ticket",
+    tag = "accounts",
+    request_body = TicketInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A ticket, signed: any instance checks it without Redis", body = TicketOutput),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: a cookie session without `X-CSRF-Token`", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn stream_ticket(
+    user: CurrentUser,
+    credential: Credential,
+    State(tickets): State<StreamTickets>,
+    ApiJson(input): ApiJson<TicketInput>,
+) -> Result<Json<TicketOutput>, ApiError> {
+    let session = SessionId::of(credential.token());
+    let ticket = tickets.issue(SessionUser { user_id: user.id, role: user.role }, &session, input.purpose);
+    Ok(Json(TicketOutput { ticket, purpose: input.purpose, expires_in_s: tickets.ttl().as_secs() }))
 }
 
 /// The caller's own account.

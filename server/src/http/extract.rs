@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Query, RawPathParams};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::accounts::sessions::SessionUser;
+use super::browser;
+use crate::accounts::sessions::{self, SessionUser};
 use crate::accounts::{Role, SessionStore};
 use crate::error::ApiError;
 use crate::state::Guard;
@@ -103,7 +104,7 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// The caller, authenticated by `Authorization: Bearer <token>`.
+/// The caller, authenticated by `Authorization: Bearer <token>` or the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurrentUser {
     pub id: u64,
@@ -141,16 +142,24 @@ where
     }
 }
 
-/// The raw bearer token of the request (for logout).
-#[derive(Debug, Clone)]
-pub struct BearerToken(pub String);
+/// How the caller proved who it is: the session token, from `Authorization: Bearer` or from
+/// the session cookie of a browser ([`super::browser`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Bearer(String),
+    Cookie(String),
+}
 
-fn bearer(parts: &Parts) -> Result<String, ApiError> {
-    let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized(
-            "missing Authorization header: send `Authorization: Bearer <token>` from POST /auth/login".into(),
-        )
-    })?;
+impl Credential {
+    pub fn token(&self) -> &str {
+        match self {
+            Credential::Bearer(t) | Credential::Cookie(t) => t,
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
+    let header = headers.get(axum::http::header::AUTHORIZATION)?;
     // The scheme is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`.
     let value = header
         .to_str()
@@ -158,20 +167,59 @@ fn bearer(parts: &Parts) -> Result<String, ApiError> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    match value {
+    Some(match value {
         Some(token) if !token.is_empty() => Ok(token.to_string()),
         _ => Err(ApiError::Unauthorized("Authorization header must be `Bearer <token>`".into())),
-    }
+    })
 }
 
-impl<S> FromRequestParts<S> for BearerToken
+/// The request's credential: the bearer token when an `Authorization` header is sent, else the
+/// session cookie. A request that changes something (any method but GET, HEAD and OPTIONS)
+/// authenticated by the cookie must carry the session's CSRF token in `X-CSRF-Token`: a page of
+/// another site can make a browser send the cookie, but cannot know that value.
+pub fn credential(headers: &HeaderMap, method: &Method) -> Result<Credential, ApiError> {
+    if let Some(token) = bearer(headers) {
+        return token.map(Credential::Bearer);
+    }
+    let Some(token) = browser::cookie(headers, browser::SESSION_COOKIE) else {
+        return Err(ApiError::Unauthorized(
+            "missing Authorization header: send `Authorization: Bearer <token>` from POST /auth/login (a browser \
+             signs in with `\"cookie\": true` and sends the session cookie instead)"
+                .into(),
+        ));
+    };
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let sent = headers.get(browser::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if sent.is_empty() {
+            return Err(ApiError::Forbidden(format!(
+                "{method} with the session cookie needs the X-CSRF-Token header: send the csrf_token of the login \
+                 answer (also in the `csrf` cookie)"
+            )));
+        }
+        if !same(sent.as_bytes(), sessions::csrf_token(&token).as_bytes()) {
+            return Err(ApiError::Forbidden(
+                "X-CSRF-Token does not match the session cookie: send the csrf_token of this session's login answer \
+                 (the `csrf` cookie), or sign in again"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Credential::Cookie(token))
+}
+
+/// Equal, in a time that does not depend on where two values of one length differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl<S> FromRequestParts<S> for Credential
 where
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        bearer(parts).map(BearerToken)
+        credential(&parts.headers, &parts.method)
     }
 }
 
@@ -186,10 +234,10 @@ where
         if let Some(user) = parts.extensions.get::<CurrentUser>() {
             return Ok(*user);
         }
-        let token = bearer(parts)?;
+        let credential = credential(&parts.headers, &parts.method)?;
         let sessions = SessionStore::from_ref(state);
         let SessionUser { user_id, role } = sessions
-            .lookup(&token)
+            .lookup(credential.token())
             .await?
             .ok_or_else(|| ApiError::Unauthorized("session unknown or expired: log in again".into()))?;
         let user = CurrentUser { id: user_id, role };

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod browser;
 pub mod chat;
 pub mod diaries;
 pub mod extract;
@@ -66,13 +67,22 @@ pub fn router(state: AppState) -> Router {
     let (api, _document) = routes().split_for_parts();
     // A WebSocket upgrade, not an operation of the document: described in the `chat` tag.
     let api = api.route("/ws/chat", axum::routing::get(chat::websocket));
+    // The web client's pages: served, not operations of the document.
+    let api = api.merge(browser::web_client());
     let api = api.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
-    api.layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
+    let cors = browser::cors(&state.browser);
+    let api = api
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, REQUEST_TIMEOUT))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(TraceLayer::new_for_http());
+    // Outermost: a preflight is answered before anything else looks at it.
+    let api = match cors {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
+    api.with_state(state)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
@@ -31,8 +32,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiPath, ApiQuery, BearerToken, CurrentUser};
-use crate::accounts::SessionStore;
+use super::extract::{ApiPath, ApiQuery, CurrentUser, credential};
+use crate::accounts::{Purpose, SessionId, SessionStore, StreamTickets};
 use crate::error::ApiError;
 use crate::notify::hub::Hub;
 use crate::notify::stream::{Item, OrderedStream, Start};
@@ -57,6 +58,9 @@ struct StreamQuery {
     /// both are sent.
     #[param(value_type = Option<u64>)]
     last_event_id: Option<String>,
+    /// A ticket of `POST /auth/stream-ticket` (purpose `notifications`), for a page whose
+    /// `EventSource` sends neither a header nor, from another site, the session cookie.
+    ticket: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -143,33 +147,89 @@ fn ready_event(ready: &StreamReady) -> Event {
                 `seq`: the recipient's own sequence, in commit order), `event:` (`diary` or `comment`) and `data:` \
                 (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. The server ends a \
                 stream with a last event without `id:`: `session-ended` when its session is gone (logged out, \
-                expired), `displaced` when its user opened more streams than allowed (the oldest closes). See \
+                expired), `displaced` when its user opened more streams than allowed (the oldest closes): a page \
+                closes its `EventSource` on either. When the stream cannot open now (Redis or the database down) \
+                the answer is still 200: `retry: <ms>`, one `unavailable` event, and the end, so that a browser \
+                comes back by itself (any other status makes `EventSource` give up for good). A real \
+                authentication failure is a 401, which ends it. See \
                 https://html.spec.whatwg.org/multipage/server-sent-events.html",
             content_type = "text/event-stream",
             body = String
         ),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
     )
 )]
 async fn stream(
-    user: CurrentUser,
-    BearerToken(token): BearerToken,
     State(streams): State<Streams>,
+    method: Method,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Streams { db, hub, sessions, session_check } = streams;
-    let last_event_id = parse_last_event_id(&headers, q.last_event_id.as_deref())?;
+) -> Response {
+    match open(streams, &method, &headers, q).await {
+        Ok(stream) => stream.into_response(),
+        Err(e) if e.status().is_server_error() => come_back_later(&e),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// How long a browser waits before it opens a stream again after a passing failure, at least;
+/// each answer adds up to a second more, so a crowd does not come back at once.
+const RETRY_MS: u64 = 2_000;
+
+/// The answer to a stream that cannot open now (Redis or the database is down): `200` with a
+/// `retry:` hint and one `unavailable` event, then the end. A browser's `EventSource` gives up
+/// for good on any other status (the HTML standard: "fail the connection"); on a stream that
+/// ends it reconnects by itself after `retry` ms, with the `Last-Event-ID` it had.
+fn come_back_later(e: &ApiError) -> Response {
+    let retry_ms = RETRY_MS + rand::random_range(0..1_000);
+    let data = serde_json::json!({ "error": "unavailable", "message": e.to_string(), "retry_ms": retry_ms });
+    let body = format!("retry: {retry_ms}\nevent: unavailable\ndata: {data}\n\n");
+    tracing::warn!(error = %e, "a stream could not open; the client is told to come back");
+    ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Who is asking and under which session: a ticket in the query, else the bearer token or the
+/// session cookie.
+async fn caller(
+    streams: &Streams,
+    method: &Method,
+    headers: &HeaderMap,
+    ticket: Option<&str>,
+) -> Result<(u64, SessionId), ApiError> {
+    if let Some(ticket) = ticket {
+        let ticket = streams
+            .tickets
+            .verify(ticket, Purpose::Notifications)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        return Ok((ticket.user.user_id, ticket.session));
+    }
+    let credential = credential(headers, method)?;
+    let user = streams
+        .sessions
+        .lookup(credential.token())
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("session unknown or expired: log in again".into()))?;
+    Ok((user.user_id, SessionId::of(credential.token())))
+}
+
+async fn open(
+    streams: Streams,
+    method: &Method,
+    headers: &HeaderMap,
+    q: StreamQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+    let last_event_id = parse_last_event_id(headers, q.last_event_id.as_deref())?;
+    let (user_id, session) = caller(&streams, method, headers, q.ticket.as_deref()).await?;
+    let Streams { db, hub, sessions, session_check, .. } = streams;
     // Subscribe before reading the database: anything committed from now on reaches us live.
-    let subscription = hub.subscribe(user.id);
+    let subscription = hub.subscribe(user_id);
     let start = match last_event_id {
         Some(seq) => Start::After(seq),
-        None => Start::Head(store::latest_seq(&db, user.id).await?),
+        None => Start::Head(store::latest_seq(&db, user_id).await?),
     };
-    let ordered = OrderedStream::new(db, user.id, subscription, hub.repair(), hub.metrics().clone(), start);
-    let session_gone: SessionGone = Box::pin(session_ends(sessions, token, session_check));
+    let ordered = OrderedStream::new(db, user_id, subscription, hub.repair(), hub.metrics().clone(), start);
+    let session_gone: SessionGone = Box::pin(session_ends(sessions, session, session_check));
     let events = futures::stream::unfold(Some((ordered, session_gone)), |state| async move {
         let (mut ordered, mut session_gone) = state?;
         tokio::select! {
@@ -196,6 +256,7 @@ struct Streams {
     db: MySqlPool,
     hub: Hub,
     sessions: SessionStore,
+    tickets: StreamTickets,
     /// How often the stream checks that its session still exists.
     session_check: Duration,
 }
@@ -206,6 +267,7 @@ impl FromRef<AppState> for Streams {
             db: state.db.clone(),
             hub: state.hub.clone(),
             sessions: state.sessions.clone(),
+            tickets: state.tickets.clone(),
             session_check: state.guard.stream_session_check,
         }
     }
@@ -215,16 +277,16 @@ const DISPLACED: &str =
     "you opened more streams than one user may hold; this one, the oldest, is closed: do not reconnect it";
 const SESSION_ENDED: &str = "your session ended (logged out or expired): log in again, then reconnect";
 
-/// Resolves once the session of `token` no longer exists, checked every `every`. A session
+/// Resolves once the session `session` no longer exists, checked every `every`. A session
 /// store that does not answer keeps the stream open: an outage of Redis must not close every
 /// stream of the instance.
-async fn session_ends(sessions: SessionStore, token: String, every: Duration) {
+async fn session_ends(sessions: SessionStore, session: SessionId, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
-        match sessions.lookup(&token).await {
+        match sessions.lookup_id(&session).await {
             Ok(Some(_)) => {}
             Ok(None) => return,
             Err(e) => tracing::debug!(error = %e, "could not check a stream's session; keeping the stream"),

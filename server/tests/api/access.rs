@@ -85,6 +85,7 @@ const ACCESS: &[(&str, [Access; 3])] = &[
     ("return_reservation", [Y, N, N]),
     ("search_rentals", [Y, Y, Y]),
     ("spend_points", [Y, Y, Y]),
+    ("stream_ticket", [Y, Y, Y]),
     ("stream_notifications", [Y, Y, Y]),
     ("trigger_job", [N, N, N]),
     ("update_diary", [Y, N, N]),
@@ -233,6 +234,7 @@ impl Scene {
             "open_chat_room" => json!({ "item_id": self.item }),
             "add_chat_member" => json!({ "user_id": self.loner.id }),
             "mark_chat_read" => json!({ "seq": 0 }),
+            "stream_ticket" => json!({ "purpose": "notifications" }),
             _ => json!({}),
         }
     }

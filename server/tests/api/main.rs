@@ -10,6 +10,7 @@ mod ai_provider;
 mod bad_input;
 mod batch;
 mod batch_claims;
+mod browser;
 mod chat;
 mod diaries;
 mod embed_provider;

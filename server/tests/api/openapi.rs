@@ -12,10 +12,11 @@ use crate::helpers::{TestApp, TestResult, World};
 
 /// Every route the server has, copied from the `http` modules. A route added there must be
 /// added here and documented, or `the_document_lists_exactly_the_routes_the_server_has` fails.
-const ROUTES: [(&str, &str); 57] = [
+const ROUTES: [(&str, &str); 58] = [
     ("POST", "/auth/signup"),
     ("POST", "/auth/login"),
     ("POST", "/auth/logout"),
+    ("POST", "/auth/stream-ticket"),
     ("GET", "/me"),
     ("GET", "/users/{id}"),
     ("GET", "/friends"),
