@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the clients of the STOMP interop checks (interop/README.md): @stomp/stompjs and ws
-# from interop/package-lock.json into interop/node_modules, and stomp.py from
-# interop/requirements.txt (hashes required) into the virtualenv interop/.venv. Idempotent and
-# quick when done: each step runs again only when its lock file changed since it last ran.
+# Installs the independent clients the tests hold the server to (interop/README.md):
+# @stomp/stompjs, ws and playwright-core from interop/package-lock.json into
+# interop/node_modules, stomp.py from interop/requirements.txt (hashes required) into the
+# virtualenv interop/.venv, and Debian's chromium (the browser the web client is tested in;
+# playwright-core drives it, it never downloads a browser of its own). Idempotent and quick when
+# done: each step runs again only when its lock file changed since it last ran.
 set -euo pipefail
 cd "$(dirname "$0")/../interop"
 
@@ -16,6 +18,15 @@ command -v npm >/dev/null || missing npm "install npm (Debian: apt-get install n
 command -v python3 >/dev/null || missing python3 "install Python 3.10 or newer (Debian: apt-get install python3 python3-venv)"
 
 digest() { sha256sum "$1" | cut -d' ' -f1; }
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup-interop: installing Debian's chromium (apt-get install chromium)" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \
+    || missing chromium "install Debian's chromium (apt-get install chromium): the browser tests run in it"
+fi
 
 # npm ci wipes node_modules, so the stamp inside it goes with it.
 node_stamp=node_modules/.interop-lock.sha256

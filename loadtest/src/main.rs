@@ -50,6 +50,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("export LOADTEST_AMQP_URL='{}'", urls.amqp);
             println!("export LOADTEST_REDIS_URL='{}'", urls.redis);
             println!("export LOADTEST_MYSQL_URL='{}'", urls.mysql);
+            // What one server started by hand needs (`target/release/server`, the web client
+            // at http://127.0.0.1:8080/): its own database on these containers.
+            let database = infra.fresh_database("dev").await?;
+            println!("export SERVER_DATABASE_URL='{database}'");
+            println!("export SERVER_REDIS_URL='{}'", urls.redis);
+            println!("export SERVER_AMQP_URL='{}'", urls.amqp);
             if foreground {
                 eprintln!("press Ctrl-C to remove the containers");
                 tokio::signal::ctrl_c().await?;

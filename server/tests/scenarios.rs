@@ -112,6 +112,22 @@ async fn ci_churn_scenario_resumes_every_stream_exactly_whatever_the_strategy() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_browser_scenario_keeps_every_browser_stream_through_a_session_store_outage() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // notify-browser: clients that give up on any non-200, as EventSource does, churn while
+    // Redis (the sessions) is down; the server tells them to come back instead.
+    let browser = run_ci("notify-browser").await;
+    assert!(browser.passed, "thresholds: {:#?}", browser.thresholds);
+    let stopped = browser.faults.iter().filter(|f| f.action == "stop-service" && f.outcome == "ok").count();
+    assert_eq!(stopped, 2, "Redis was stopped once per strategy: {:#?}", browser.faults);
+    for r in &browser.results {
+        assert!(r.expected > 300, "{}: too little load to judge: {r:?}", r.strategy);
+        assert!(r.resumes >= 20, "{}: the churn did not reconnect the streams: {r:?}", r.strategy);
+        assert_eq!((r.given_up, r.lost, r.same_id_twice, r.unexpected), (0, 0, 0, 0), "{}: {r:?}", r.strategy);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_relay_loses() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // chat-fanout: members of a room on different instances.

@@ -242,12 +242,19 @@ function openRoom(room) {
     heartbeatOutgoing: 10000,
     reconnectDelay: 1000,
     beforeConnect: async () => {
-      const { ticket } = await api('POST', '/auth/stream-ticket', { purpose: 'chat' });
-      client.connectHeaders = { passcode: ticket };
+      // A fresh ticket for each connection; when none can be had now (the session store is
+      // down), the last one, which still opens connections until it expires.
+      try {
+        const { ticket } = await api('POST', '/auth/stream-ticket', { purpose: 'chat' });
+        client.connectHeaders = { passcode: ticket };
+      } catch (e) {
+        say(`chat: ${e.message}`);
+      }
     },
   });
   client.onConnect = () => {
     setText('chat-state', 'open');
+    if (byTestId('status').textContent.startsWith('chat:')) say('');
     const last = Math.max(0, ...[...state.chatSeqs].map(Number));
     client.subscribe(`/rooms/${room}`, onChatMessage, { 'last-seq': String(last) });
     client.subscribe('/user/queue/errors', (m) => say(m.headers.message || m.body));

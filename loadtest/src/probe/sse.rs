@@ -1,7 +1,7 @@
 //! A server-sent events client over reqwest, parsing the event stream format of the HTML
 //! standard (https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
-//! lines of `field: value`, `:` comments, events dispatched on a blank line; `id`, `event`
-//! and multi-line `data` fields.
+//! lines of `field: value`, `:` comments, events dispatched on a blank line; `id`, `event`,
+//! multi-line `data` and `retry` fields.
 
 use futures::{Stream, StreamExt};
 
@@ -18,6 +18,9 @@ pub struct SseEvent {
     /// Empty: a browser fires no event for this dispatch, but its last event id still moves
     /// to `id` (the standard's dispatch step 1 comes before the empty-data check).
     pub data: String,
+    /// The reconnection time the server last set with `retry:`, in milliseconds, as of this
+    /// dispatch: how long a browser waits before it reconnects.
+    pub retry_ms: Option<u64>,
 }
 
 impl SseEvent {
@@ -53,6 +56,8 @@ pub struct Parser {
     last_event_id: Option<String>,
     event: Option<String>,
     data: Vec<String>,
+    /// The standard's "reconnection time", once a `retry:` field set it.
+    retry_ms: Option<u64>,
 }
 
 impl Parser {
@@ -121,6 +126,10 @@ impl Parser {
             "id" if !value.contains('\0') => self.id_buffer = Some(value.to_string()),
             "event" => self.event = Some(value.to_string()),
             "data" => self.data.push(value.to_string()),
+            // Only ASCII digits count; anything else is ignored, as the standard says.
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry_ms = value.parse().ok().or(self.retry_ms);
+            }
             _ => {}
         }
     }
@@ -131,7 +140,12 @@ impl Parser {
         let event = self.event.take();
         if self.data.is_empty() {
             if moved {
-                out.push(SseEvent { id: self.last_event_id.clone(), event: String::new(), data: String::new() });
+                out.push(SseEvent {
+                    id: self.last_event_id.clone(),
+                    event: String::new(),
+                    data: String::new(),
+                    retry_ms: self.retry_ms,
+                });
             }
             return;
         }
@@ -139,6 +153,7 @@ impl Parser {
             id: self.last_event_id.clone(),
             event: event.filter(|e| !e.is_empty()).unwrap_or_else(|| "message".to_string()),
             data: std::mem::take(&mut self.data).join("\n"),
+            retry_ms: self.retry_ms,
         });
     }
 }
@@ -216,7 +231,8 @@ mod tests {
     #[test]
     fn events_split_across_chunks_are_reassembled() {
         let events = parse(&["id: 7\nev", "ent: diary\ndata: {\"a\"", ":1}\n", "\n"]);
-        assert_eq!(events, vec![SseEvent { id: Some("7".into()), event: "diary".into(), data: "{\"a\":1}".into() }]);
+        let want = SseEvent { id: Some("7".into()), event: "diary".into(), data: "{\"a\":1}".into(), retry_ms: None };
+        assert_eq!(events, vec![want]);
     }
 
     #[test]
@@ -250,6 +266,13 @@ mod tests {
     fn a_byte_order_mark_at_the_start_is_skipped() {
         let events = parse(&["\u{FEFF}data: a\n\n"]);
         assert_eq!(events[0].data, "a");
+    }
+
+    #[test]
+    fn retry_sets_the_reconnection_time_and_garbage_does_not() {
+        let events = parse(&["retry: 2500\nevent: unavailable\ndata: {}\n\nretry: 3x\ndata: b\n\n"]);
+        assert_eq!((events[0].event.as_str(), events[0].retry_ms), ("unavailable", Some(2500)));
+        assert_eq!(events[1].retry_ms, Some(2500), "`3x` is not digits: ignored");
     }
 
     #[test]

@@ -104,6 +104,10 @@ pub struct StrategyResult {
     /// instance).
     #[serde(default)]
     pub resumes: u64,
+    /// Streams of `reconnect = "browser"` clients ended for good by an answer other than 200,
+    /// as a browser's `EventSource` ends: what they miss afterwards is lost.
+    #[serde(default)]
+    pub given_up: u64,
     /// (recipient, cause) pairs stored as more than one row, from SQL after the run.
     pub stored_twice: u64,
     /// Diaries and comments the driver created.
@@ -331,6 +335,7 @@ impl StrategyResult {
             same_id_twice: summary.redelivered_same_id,
             inversions: summary.inversions,
             resumes: 0,
+            given_up: 0,
             stored_twice,
             events_caused,
             throughput_per_s,

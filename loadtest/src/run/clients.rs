@@ -25,6 +25,9 @@ use crate::scenario::{Churn, Spread};
 const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
+/// A browser's reconnection time until the server sets one with `retry:` (Chromium's).
+const BROWSER_RETRY: Duration = Duration::from_secs(3);
+
 /// What the clients and the driver tell the ledger collector.
 #[derive(Debug)]
 pub enum LedgerMsg {
@@ -60,6 +63,8 @@ pub struct ClientStats {
     pub resumes: AtomicU64,
     /// Streams a client dropped on purpose during a churn.
     pub churn_drops: AtomicU64,
+    /// Browser clients that gave up for good: an answer other than 200 ends an `EventSource`.
+    pub given_up: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +77,9 @@ pub struct ClientSpec {
     /// Instance indexes in the order this client tries them: its own first.
     pub order: Vec<usize>,
     pub resume_with_last_event_id: bool,
+    /// Behaves as a browser's `EventSource`: waits the server's `retry:` time before it
+    /// reconnects, and gives up for good on an answer other than 200.
+    pub browser: bool,
     /// Where a churned client goes next: the next instance of its order, or a random one.
     pub spread: Spread,
     /// Seeds this client's churn moments and choices.
@@ -103,6 +111,8 @@ pub async fn run_client(
     // Index into `spec.order` of the instance tried first.
     let mut preferred = 0;
     let mut churn_open = true;
+    // A browser's reconnection time: the server's last `retry:`, until then the default.
+    let mut retry = BROWSER_RETRY;
     while !stop.is_cancelled() {
         // The preferred instance if alive, else the next alive one.
         let n = spec.order.len();
@@ -114,7 +124,8 @@ pub async fn run_client(
             continue;
         };
         let url = format!("{}/notifications/stream", spec.bases[pick]);
-        let resume = if spec.resume_with_last_event_id { last_id.clone() } else { None };
+        // An empty last event id sends no header, as in a browser.
+        let resume = if spec.resume_with_last_event_id { last_id.clone().filter(|id| !id.is_empty()) } else { None };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
             c = sse::connect_with_idle_timeout(&http, &url, &spec.token, resume.as_deref(), Some(IDLE_TIMEOUT)) => c,
@@ -161,13 +172,28 @@ pub async fn run_client(
                             }
                         }
                     }
-                    // As a browser does: every dispatch sets the last event id, even to nothing.
-                    last_id = event.id.clone();
+                    // As a browser does: every dispatch sets the last event id, to what the
+                    // stream's `id:` fields left it at. It belongs to the client, not to one
+                    // connection: a connection that sent no `id:` yet (a `retry:` answer)
+                    // leaves it as it was.
+                    if event.id.is_some() {
+                        last_id = event.id.clone();
+                    }
+                    if let Some(ms) = event.retry_ms {
+                        retry = Duration::from_millis(ms);
+                    }
                     let after_event = churn.borrow().map_or(0.0, |c| c.drop_after_event);
                     if event.fires() && after_event > 0.0 && rng.random::<f64>() < after_event {
                         break Ended::Churned;
                     }
                 }
+            }
+            Err(sse::SseError::Status { status, body }) if spec.browser => {
+                // The HTML standard: "fail the connection". The page would have to open a new
+                // EventSource itself; the stream as such is over.
+                tracing::debug!(client = spec.client, status, body, "a browser client gives up");
+                stats.given_up.fetch_add(1, Ordering::Relaxed);
+                return;
             }
             Err(e) => {
                 tracing::debug!(client = spec.client, error = %e, "stream connect failed");
@@ -183,9 +209,10 @@ pub async fn run_client(
                 };
             }
             Ended::Broken => {
+                let pause = if spec.browser { retry } else { RECONNECT_PAUSE };
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         }

@@ -26,6 +26,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let reconnects = rig.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed);
     let resumes = rig.stats.resumes.load(std::sync::atomic::Ordering::Relaxed);
     let churn_drops = rig.stats.churn_drops.load(std::sync::atomic::Ordering::Relaxed);
+    let given_up = rig.stats.given_up.load(std::sync::atomic::Ordering::Relaxed);
     let truth = rig.stage.truth.clone();
     let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
     let (ledger, uncertain) = rig.finish().await?;
@@ -34,6 +35,12 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let stored_twice = truth.stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, drive.seconds);
     result.resumes = resumes;
+    result.given_up = given_up;
+    if given_up > 0 {
+        result.notes.push(format!(
+            "browser clients that gave up for good on an answer other than 200 (EventSource does): {given_up}"
+        ));
+    }
     result.notes.push(format!("stream reconnects: {reconnects} ({resumes} with Last-Event-ID)"));
     if let Some([repairs, repaired]) = repairs.as_deref()
         && *repairs > 0.0

@@ -113,7 +113,8 @@ impl Rig {
                 token: world.users[u].token.clone(),
                 bases: bases.clone(),
                 order: (0..n_instances).map(|k| (own + k) % n_instances).collect(),
-                resume_with_last_event_id: load.reconnect == Reconnect::LastEventId,
+                resume_with_last_event_id: load.reconnect != Reconnect::Fresh,
+                browser: load.reconnect == Reconnect::Browser,
                 spread: load.spread,
                 seed: scn.seed,
             };

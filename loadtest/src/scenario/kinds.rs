@@ -222,6 +222,11 @@ string_enum!(
         LastEventId => "last-event-id",
         /// A new stream without `Last-Event-ID`: whatever was missed stays missed.
         Fresh => "fresh",
+        /// As a browser's `EventSource` does (the HTML standard): resumes with
+        /// `Last-Event-ID`, waits the server's `retry:` time (3 s until one is set) before it
+        /// reconnects, and gives up for good on an answer other than 200: what it misses after
+        /// that is lost.
+        Browser => "browser",
     }
 );
 

@@ -12,6 +12,7 @@ mod batch;
 mod batch_claims;
 mod browser;
 mod chat;
+mod chromium;
 mod diaries;
 mod embed_provider;
 mod interop;

@@ -28,8 +28,19 @@ pub fn capacity() -> View {
     }
 }
 
-static FANOUT: &[&[Limit]] =
-    &[limits::DELIVERIES, STORED, limits::RESUMES, limits::DELIVERY_P99, limits::DELIVERED_PER_S, limits::LOSS_RATIOS];
+static FANOUT: &[&[Limit]] = &[
+    limits::DELIVERIES,
+    STORED,
+    limits::RESUMES,
+    GIVEN_UP,
+    limits::DELIVERY_P99,
+    limits::DELIVERED_PER_S,
+    limits::LOSS_RATIOS,
+];
+
+/// Browser clients (`reconnect = "browser"`) whose stream ended for good.
+static GIVEN_UP: &[Limit] =
+    &[Limit { key: "max_given_up", value: Value::Count, judge: |max, r| at_most("gave up", r.given_up, max) }];
 
 static CAPACITY: &[&[Limit]] = &[limits::DELIVERIES, STORED, limits::DELIVERY_P99, SUSTAINED, limits::LOSS_RATIOS];
 
@@ -76,6 +87,7 @@ fn notifications(results: &[StrategyResult]) -> Table {
             Column::count("misrouted", "misrouted"),
             Column::count("stored twice", "stored_twice"),
             Column::count("resumes", "resumes"),
+            Column::count("gave up", "given_up"),
             Column::figure("throughput/s"),
             Column::figure("p50 ms"),
             Column::figure("p90 ms"),
@@ -102,6 +114,7 @@ fn notifications(results: &[StrategyResult]) -> Table {
                 Cell::Count(s.misrouted),
                 Cell::Count(s.stored_twice),
                 Cell::Count(s.resumes),
+                Cell::Count(s.given_up),
                 Cell::Number(s.throughput_per_s, 1),
                 Cell::Micros(l.p50),
                 Cell::Micros(l.p90),
