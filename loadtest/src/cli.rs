@@ -37,6 +37,10 @@ pub enum Command {
         /// Run only these strategies (comma-separated), e.g. --strategies local,rabbitmq.
         #[arg(long, value_delimiter = ',', value_parser = parse_strategy)]
         strategies: Option<Vec<crate::scenario::Strategy>>,
+        /// Run against the deployment this targets file names (the external runner: no server
+        /// process and no container is started; faults go through its adapters).
+        #[arg(long)]
+        targets: Option<std::path::PathBuf>,
     },
     /// Provision or remove the infrastructure by hand.
     Infra {

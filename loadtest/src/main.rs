@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { scenario, server_bin, reports_dir, strategies } => {
+        Command::Run { scenario, server_bin, reports_dir, strategies, targets } => {
             let opts = loadtest::run::RunOptions {
                 scenario,
                 provision: ProvisionOptions { images: cli.images, ..ProvisionOptions::from_env()? },
@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reports_dir,
                 strategies,
                 command: std::env::args().collect::<Vec<_>>().join(" "),
+                targets,
             };
             let (report, paths) = loadtest::run::run(&opts).await?;
             println!("{}", loadtest::report::to_text(&report));

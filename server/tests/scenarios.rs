@@ -23,6 +23,7 @@ async fn run_ci(name: &str) -> RunReport {
         reports_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reports"),
         strategies: None,
         command: format!("cargo test --test scenarios ({name})"),
+        targets: None,
     };
     let (report, paths) = run(&opts).await.expect("the scenario runs");
     for file in [&paths.json, &paths.markdown, &paths.html, &paths.junit] {

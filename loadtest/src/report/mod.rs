@@ -50,6 +50,10 @@ pub struct RunReport {
     /// Measurements that put the results in context, e.g. the raw broker fan-out rate
     /// measured in the same run. Free-form.
     pub baseline: Option<serde_json::Value>,
+    /// External runs: the targets file the instances were named by (none: the harness ran
+    /// them as processes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<String>,
 }
 
 /// A fault as it happened.
@@ -63,6 +67,9 @@ pub struct FaultRecord {
     pub strategy: String,
     /// `ok`, or what went wrong injecting it.
     pub outcome: String,
+    /// External runs: the adapter command that injected it, its exit status and output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<crate::cluster::AdapterRun>,
 }
 
 /// One limit judged against one strategy's result.

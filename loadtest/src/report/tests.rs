@@ -76,6 +76,7 @@ pub(crate) fn sample_report() -> RunReport {
         target: target.to_string(),
         strategy: strategy.to_string(),
         outcome: "ok".to_string(),
+        adapter: None,
     };
     let mut faults = Vec::new();
     for s in ["local", "rabbitmq", "outbox"] {
@@ -117,6 +118,7 @@ pub(crate) fn sample_report() -> RunReport {
         ],
         results: vec![local, rabbit, outbox],
         baseline: Some(serde_json::json!({ "raw_fanout_msgs_per_s": 84_000 })),
+        targets: None,
     }
 }
 

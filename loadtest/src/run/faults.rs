@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, watch};
 
-use crate::cluster::Cluster;
+use crate::cluster::{AdapterRun, Cluster, ClusterError};
 use crate::infra::{Infra, ServiceFault};
 use crate::report::FaultRecord;
 use crate::scenario::{Churn, Fault, FaultAction, FaultTarget};
@@ -79,9 +79,16 @@ pub async fn run_faults(faults: Vec<Fault>, strategy: String, t0: Instant, targe
 async fn step(strategy: &str, t0: Instant, s: Step, targets: &FaultTargets) -> FaultRecord {
     let (action, target) = (s.action, s.target);
     let started = t0.elapsed().as_secs_f64();
+    let mut adapter = None;
     let outcome = match apply(s, targets).await {
-        Ok(()) => "ok".to_string(),
+        Ok(run) => {
+            adapter = run;
+            "ok".to_string()
+        }
         Err(e) => {
+            if let Some(ClusterError::Adapter { command, status, output, .. }) = e.downcast_ref::<ClusterError>() {
+                adapter = Some(AdapterRun { command: command.clone(), status: status.clone(), output: output.clone() });
+            }
             // The whole error (with the instance's log tail) goes to the console; the report
             // keeps its first line.
             eprintln!("[{strategy}] fault {} {} failed:\n{e:#}", action.as_str(), target);
@@ -96,10 +103,13 @@ async fn step(strategy: &str, t0: Instant, s: Step, targets: &FaultTargets) -> F
         target: target.to_string(),
         strategy: strategy.to_string(),
         outcome,
+        adapter,
     }
 }
 
-async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<()> {
+/// Injects one step; returns what the adapter did when an external deployment's adapter
+/// injected it.
+async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<Option<AdapterRun>> {
     let (action, target) = (s.action, s.target);
     if target == FaultTarget::Clients {
         let switch = targets.churn.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no SSE clients to churn"))?;
@@ -112,33 +122,35 @@ async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<()> {
             }
             other => anyhow::bail!("{} does not act on the clients", other.as_str()),
         }
-        return Ok(());
+        return Ok(None);
     }
     if let Some(n) = target.instance() {
         let index = n as usize;
         let flag = targets.alive.get(index - 1).ok_or_else(|| anyhow::anyhow!("no instance {n}"))?;
         let mut cluster = targets.cluster.lock().await;
-        match action {
+        let run = match action {
             FaultAction::KillInstance => {
                 flag.store(false, Ordering::Relaxed);
-                cluster.kill(index).await?;
+                cluster.kill(index).await?
             }
             FaultAction::RestartInstance => {
-                cluster.restart(index).await?;
+                let run = cluster.restart(index).await?;
                 flag.store(true, Ordering::Relaxed);
+                run
             }
             FaultAction::PauseInstance => {
                 // Marked dead first: the driver stops sending it requests that would hang.
                 flag.store(false, Ordering::Relaxed);
-                cluster.pause(index)?;
+                cluster.pause(index).await?
             }
             FaultAction::ResumeInstance => {
-                cluster.resume(index)?;
+                let run = cluster.resume(index).await?;
                 flag.store(true, Ordering::Relaxed);
+                run
             }
             other => anyhow::bail!("{} does not act on an instance", other.as_str()),
-        }
-        return Ok(());
+        };
+        return Ok(run);
     }
     let kind = target.service().ok_or_else(|| anyhow::anyhow!("fault without a target"))?;
     let fault = match action {
@@ -149,6 +161,10 @@ async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<()> {
         FaultAction::RestartService => ServiceFault::Restart,
         other => anyhow::bail!("{} does not act on a service", other.as_str()),
     };
+    // An external deployment's services are its own: its adapter acts on them.
+    if let Some(run) = targets.cluster.lock().await.service_adapter(action.as_str(), kind).await {
+        return Ok(Some(run?));
+    }
     targets.infra.service(kind).apply(fault).await?;
-    Ok(())
+    Ok(None)
 }

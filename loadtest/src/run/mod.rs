@@ -23,8 +23,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::cluster::Targets;
 use crate::infra::{Infra, ProvisionOptions};
 use crate::report::{self, FaultRecord, ReportPaths, RunReport, StrategyResult};
+use crate::scenario::Runner;
 use crate::scenario::{Delivery, Plan, Scenario, Strategy, Workload};
 
 /// What one strategy's run produced.
@@ -40,6 +42,8 @@ pub struct RunContext<'a> {
     pub infra: Arc<Infra>,
     pub server_bin: PathBuf,
     pub report_dir: PathBuf,
+    /// The external runner's deployment; `None`: the harness runs the instances as processes.
+    pub targets: Option<Arc<Targets>>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,27 @@ pub struct RunOptions {
     pub strategies: Option<Vec<Strategy>>,
     /// The command line, recorded in the report.
     pub command: String,
+    /// A targets file: run against that deployment (the external runner) instead of starting
+    /// processes. The scenario's own `[cluster] targets` when `None`.
+    pub targets: Option<PathBuf>,
+}
+
+/// The external runner's targets, checked against the scenario before anything starts:
+/// `--targets`, else the scenario's `[cluster] targets` (relative to the scenario file).
+fn external_targets(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Option<Arc<Targets>>> {
+    let path = match (&opts.targets, &scenario.cluster.targets) {
+        (Some(path), _) => path.clone(),
+        (None, Some(relative)) => opts.scenario.parent().unwrap_or(std::path::Path::new(".")).join(relative),
+        (None, None) if scenario.cluster.runner == Runner::External => anyhow::bail!(
+            "{}: cluster.runner is \"external\" but no targets file is named: set [cluster] targets = \"FILE\" or pass \
+             --targets FILE",
+            opts.scenario.display()
+        ),
+        (None, None) => return Ok(None),
+    };
+    let targets = Targets::load(&path)?;
+    targets.check(scenario, &opts.provision.external_urls)?;
+    Ok(Some(Arc::new(targets)))
 }
 
 /// Runs the scenario and writes its reports; the report says whether it passed.
@@ -65,13 +90,23 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     let report_dir = opts.reports_dir.join(format!("{}-{}", scenario.name, started_at.format("%Y%m%d-%H%M%S")));
     std::fs::create_dir_all(&report_dir)?;
     eprintln!("scenario {} ({}), reports in {}", scenario.name, scenario.kind().as_str(), report_dir.display());
-    let infra = Arc::new(Infra::provision(&opts.provision).await?);
+    let targets = external_targets(opts, &scenario)?;
+    let mut provision = opts.provision.clone();
+    if let Some(targets) = &targets {
+        // The deployment's own services: nothing is started, the URLs come from the targets
+        // file (or LOADTEST_*_URL).
+        provision.images = crate::infra::ImageSetChoice::External;
+        provision.external_urls.extend(targets.services.iter().map(|(k, v)| (*k, v.clone())));
+        eprintln!("external runner: {} instance(s) from {}", targets.instances.len(), targets.path.display());
+    }
+    let infra = Arc::new(Infra::provision(&provision).await?);
     eprintln!("infrastructure up (image set {})", infra.image_set());
     let ctx = RunContext {
         scenario: &scenario,
         infra: infra.clone(),
         server_bin: opts.server_bin.clone(),
         report_dir: report_dir.clone(),
+        targets: targets.clone(),
     };
 
     // The broker's own fan-out rate, before any strategy runs, as the yardstick of the report.
@@ -176,6 +211,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             (None, Some(raw)) => Some(serde_json::json!({ "raw_single_row_updates": raw })),
             (None, None) => None,
         },
+        targets: targets.as_ref().map(|t| t.path.display().to_string()),
     };
     let paths = report::write(&report_dir, &report)?;
     drop(ctx);

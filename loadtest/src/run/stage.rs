@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, watch};
 use super::RunContext;
 use super::faults::{FaultTargets, run_faults};
 use super::truth::Truth;
-use crate::cluster::{Cluster, ClusterSpec};
+use crate::cluster::{Cluster, ClusterSpec, External};
 use crate::infra::unique_name;
 use crate::report::FaultRecord;
 use crate::scenario::{Churn, Strategy};
@@ -31,7 +31,21 @@ impl Stage {
     /// A fresh database and the instances, started with the run's settings plus `env`.
     pub async fn start(ctx: &RunContext<'_>, strategy: Strategy, env: &[(&str, &str)]) -> anyhow::Result<Stage> {
         let database_url = ctx.infra.fresh_database(&format!("{}_{}", ctx.scenario.name, strategy.as_str())).await?;
-        let cluster = start_cluster(ctx, strategy, server_env(ctx, &database_url, env)).await?;
+        let env = server_env(ctx, &database_url, env);
+        let cluster = match &ctx.targets {
+            None => start_cluster(ctx, strategy, env).await?,
+            // The deployment is (re)deployed with the settings the processes would have had.
+            Some(targets) => {
+                let log_dir = ctx.report_dir.join("logs").join(strategy.as_str());
+                let (external, deployed) =
+                    External::deploy(targets.clone(), env, log_dir, strategy.as_str(), Duration::from_secs(120))
+                        .await?;
+                if let Some(run) = deployed {
+                    eprintln!("[{}] deployed: `{}` ({})", strategy.as_str(), run.command, run.status);
+                }
+                Cluster::External(external)
+            }
+        };
         let bases = cluster.urls();
         let alive = Arc::new((0..bases.len()).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
         Ok(Stage {

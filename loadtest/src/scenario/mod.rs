@@ -98,11 +98,36 @@ pub struct ScenarioFile {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
-    /// Server processes, 1..=16.
+    /// Server instances, 1..=16.
     pub instances: u32,
     /// Extra environment for every instance, on top of what the runner sets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub server_env: BTreeMap<String, String>,
+    /// Who runs the instances: the harness (`process`, the default) or a deployment named by
+    /// a targets file (`external`).
+    #[serde(default, skip_serializing_if = "Runner::is_process")]
+    pub runner: Runner,
+    /// The targets file of `runner = "external"`, relative to the scenario file (or
+    /// `loadtest run --targets FILE`, which also selects `external`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<std::path::PathBuf>,
+}
+
+/// Who runs a scenario's server instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runner {
+    /// The harness starts the `server` binary as processes on this machine.
+    #[default]
+    Process,
+    /// A deployment the harness did not start, reached and controlled through a targets file.
+    External,
+}
+
+impl Runner {
+    fn is_process(&self) -> bool {
+        *self == Runner::Process
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -95,6 +95,12 @@ fn cluster(p: &mut Vec<Problem>, s: &ScenarioFile) {
             ));
         }
     }
+    if s.cluster.targets.is_some() && s.cluster.runner != super::Runner::External {
+        p.push(Problem::new(
+            "cluster.targets",
+            "is read by the external runner only: set runner = \"external\", or remove it",
+        ));
+    }
 }
 
 /// Each kind reads its own sections (`wanted`, and `optional` ones when present); any other

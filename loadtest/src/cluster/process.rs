@@ -1,4 +1,4 @@
-//! N processes of the real `server` binary on 127.0.0.1: start, wait until ready, SIGKILL and
+//! The process runner: N processes of the real `server` binary on 127.0.0.1: start, wait until ready, SIGKILL and
 //! restart, SIGSTOP/SIGCONT, stop gracefully. Each instance's stdout and stderr go to its own
 //! log file, kept in the report folder.
 //!
@@ -14,23 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    #[error(
-        "the server binary {0} does not exist: build it with `cargo build --release -p server` (scripts/loadtest does), or pass --server-bin"
-    )]
-    NoBinary(PathBuf),
-    #[error("instance {index} did not start: {reason}\n--- last lines of {log} ---\n{tail}")]
-    StartFailed { index: usize, reason: String, log: String, tail: String },
-    #[error("instance {index}: {action} failed: {cause}")]
-    Signal { index: usize, action: &'static str, cause: String },
-    #[error("no instance {0}")]
-    NoInstance(usize),
-    #[error("`server {command}` failed ({status}): {stderr}")]
-    Command { command: String, status: String, stderr: String },
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
+use super::ClusterError;
 
 /// How to run the instances.
 #[derive(Debug, Clone)]
@@ -53,15 +37,15 @@ struct Instance {
     paused: bool,
 }
 
-pub struct Cluster {
+pub struct Processes {
     spec: ClusterSpec,
     instances: Vec<Instance>,
     http: reqwest::Client,
 }
 
-impl std::fmt::Debug for Cluster {
+impl std::fmt::Debug for Processes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("instances", &self.urls()).finish()
+        f.debug_struct("Processes").field("instances", &self.urls()).finish()
     }
 }
 
@@ -79,9 +63,9 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-impl Cluster {
+impl Processes {
     /// Starts every instance at once and returns when all answer `/readyz` with 200.
-    pub async fn start(spec: ClusterSpec) -> Result<Cluster, ClusterError> {
+    pub async fn start(spec: ClusterSpec) -> Result<Processes, ClusterError> {
         if !spec.server_bin.is_file() {
             return Err(ClusterError::NoBinary(spec.server_bin.clone()));
         }
@@ -97,7 +81,7 @@ impl Cluster {
             })
             .collect();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(std::io::Error::other)?;
-        let mut cluster = Cluster { spec, instances, http };
+        let mut cluster = Processes { spec, instances, http };
         let mut starts = Vec::new();
         for i in 0..cluster.instances.len() {
             starts.push(cluster.spawn(i, None).await?);
