@@ -15,7 +15,14 @@ fn repo() -> PathBuf {
 }
 
 async fn run_ci(name: &str) -> RunReport {
+    run_ci_against(name, None).await
+}
+
+/// Runs a CI scenario, against the deployment of a targets file when given (the external
+/// runner) or as processes.
+async fn run_ci_against(name: &str, targets: Option<PathBuf>) -> RunReport {
     server::install_crypto_provider();
+    let external = targets.is_some();
     let opts = RunOptions {
         scenario: repo().join("scenarios/ci").join(format!("{name}.toml")),
         provision: ProvisionOptions::from_env().expect("provisioning settings"),
@@ -23,14 +30,15 @@ async fn run_ci(name: &str) -> RunReport {
         reports_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reports"),
         strategies: None,
         command: format!("cargo test --test scenarios ({name})"),
-        targets: None,
+        targets,
     };
     let (report, paths) = run(&opts).await.expect("the scenario runs");
     for file in [&paths.json, &paths.markdown, &paths.html, &paths.junit] {
         assert!(file.is_file(), "{} was not written", file.display());
     }
-    let logs = paths.json.parent().expect("report dir").join("logs");
-    assert!(logs.join(report.results[0].strategy.as_str()).join("instance-1.log").is_file(), "instance logs are kept");
+    let logs = paths.json.parent().expect("report dir").join("logs").join(report.results[0].strategy.as_str());
+    let kept = if external { "adapters.log" } else { "instance-1.log" };
+    assert!(logs.join(kept).is_file(), "{kept} is kept in {}", logs.display());
     for api in report.results.iter().filter_map(|r| r.api.as_ref()) {
         let goose_html = paths.json.with_file_name(&api.goose_report);
         assert!(goose_html.is_file(), "goose's own report {} was not written", goose_html.display());
@@ -49,14 +57,7 @@ fn result<'a>(report: &'a RunReport, strategy: &str) -> &'a StrategyResult {
 async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_strategy_loses_under_faults() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // notify-fanout: the seed's claim on 3 instances.
-    let fanout = run_ci("notify-fanout").await;
-    assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
-    let local = result(&fanout, "local");
-    let rabbit = result(&fanout, "rabbitmq");
-    assert!(local.expected > 100 && rabbit.expected > 100, "too little load to judge: {local:?} {rabbit:?}");
-    // A stream sits on one instance of three: about 2/3 of local pushes go nowhere.
-    assert!((0.5..0.85).contains(&local.lost_ratio()), "local lost {:.2}", local.lost_ratio());
-    assert_eq!((rabbit.lost, rabbit.duplicated, rabbit.unexpected, rabbit.stored_twice), (0, 0, 0, 0), "{rabbit:?}");
+    check_fanout(&run_ci("notify-fanout").await);
 
     // notify-capacity: a rate ramp per strategy, each step judged on its own requests.
     let capacity = run_ci("notify-capacity").await;
@@ -72,7 +73,23 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
     assert!(sustained.events_per_s >= 10.0 && sustained.delivered_per_s > 0.0, "{sustained:?}");
 
     // notify-faults: every strategy under a kill, a broker outage, a Redis restart, a pause.
-    let faults = run_ci("notify-faults").await;
+    check_faults(&run_ci("notify-faults").await);
+}
+
+/// notify-fanout's verdicts: the seed's claim on 3 instances.
+fn check_fanout(fanout: &RunReport) {
+    assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
+    let local = result(fanout, "local");
+    let rabbit = result(fanout, "rabbitmq");
+    assert!(local.expected > 100 && rabbit.expected > 100, "too little load to judge: {local:?} {rabbit:?}");
+    // A stream sits on one instance of three: about 2/3 of local pushes go nowhere.
+    assert!((0.5..0.85).contains(&local.lost_ratio()), "local lost {:.2}", local.lost_ratio());
+    assert_eq!((rabbit.lost, rabbit.duplicated, rabbit.unexpected, rabbit.stored_twice), (0, 0, 0, 0), "{rabbit:?}");
+}
+
+/// notify-faults' verdicts: every strategy under a kill, a broker outage, a Redis restart, a
+/// pause.
+fn check_faults(faults: &RunReport) {
     assert!(faults.passed, "thresholds: {:#?}", faults.thresholds);
     assert_eq!(faults.results.len(), 5);
     for r in &faults.results {
@@ -80,13 +97,95 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
         assert_eq!(r.unexpected, 0, "{}: misrouted or invented notifications", r.strategy);
         assert_eq!(r.stored_twice, 0, "{}: stored twice", r.strategy);
     }
-    assert_eq!(result(&faults, "outbox").lost, 0, "the outbox loses nothing, even with the broker down at write time");
+    assert_eq!(result(faults, "outbox").lost, 0, "the outbox loses nothing, even with the broker down at write time");
     let failed: Vec<_> = faults.faults.iter().filter(|f| f.outcome != "ok").collect();
     assert!(failed.is_empty(), "faults that could not be injected: {failed:#?}");
     // Each target keeps its own timeline: the broker's slow start does not push the Redis
     // restart (5 s) and the pause (5.5 s) past the end of the load (7 s).
     let late: Vec<_> = faults.faults.iter().filter(|f| f.target != "rabbitmq" && f.at_s > 7.0).collect();
     assert!(late.is_empty(), "faults that slipped past the load: {late:#?}");
+}
+
+/// Three ports in a row that are free now: the docker deployment's instances listen on
+/// base + 1..=3.
+fn free_port_run() -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    (0..200).map(|k| 21_000 + k * 37).find(|base| (1..=3).all(|i| free(base + i))).expect("three free ports in a row")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_external_runner_reaches_the_process_runners_verdicts_on_a_docker_deployment() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    server::install_crypto_provider();
+    // The server image, from this build's binary, without a registry.
+    let tag = "loadtest/server:test";
+    let built = std::process::Command::new("bash")
+        .arg(repo().join("scripts/build-server-image.sh"))
+        .arg(env!("CARGO_BIN_EXE_server"))
+        .arg(tag)
+        .output()
+        .expect("bash runs");
+    assert!(built.status.success(), "building the image failed: {}", String::from_utf8_lossy(&built.stderr));
+
+    // The services this test owns; the deployment and its adapters are described to the
+    // harness by a targets file only.
+    let infra = loadtest::infra::Infra::provision(&ProvisionOptions::from_env().expect("settings"))
+        .await
+        .expect("the services start");
+    let urls = infra.urls();
+    let base = free_port_run();
+    let prefix = loadtest::infra::unique_name("ext");
+    let docker = repo().join("deploy/docker");
+    let pid = std::process::id();
+    let env = format!("APP_IMAGE={tag} APP_PREFIX={prefix} APP_BASE_PORT={base}");
+    let adapters = [
+        ("deploy", format!("{env} {}/deploy.sh", docker.display())),
+        ("teardown", format!("{env} {}/teardown.sh", docker.display())),
+        ("kill-instance", format!("docker kill {prefix}-{{index}}")),
+        ("restart-instance", format!("docker start {prefix}-{{index}}")),
+        ("pause-instance", format!("docker pause {prefix}-{{index}}")),
+        ("resume-instance", format!("docker unpause {prefix}-{{index}}")),
+        ("stop-service", format!("{}/service.sh stop {{service}} {pid}", docker.display())),
+        ("start-service", format!("{}/service.sh start {{service}} {pid}", docker.display())),
+        ("restart-service", format!("{}/service.sh restart {{service}} {pid}", docker.display())),
+    ];
+    let mut text = format!(
+        "instances = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         [services]\namqp_url = \"{}\"\nredis_url = \"{}\"\nmysql_url = \"{}\"\n[adapters]\n",
+        base + 1,
+        base + 2,
+        base + 3,
+        urls.amqp,
+        urls.redis,
+        urls.mysql
+    );
+    for (key, command) in adapters {
+        text.push_str(&format!("{key} = {}\n", toml::Value::String(command)));
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&prefix);
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let targets = dir.join("targets.toml");
+    std::fs::write(&targets, text).expect("the targets file");
+
+    let fanout = run_ci_against("notify-fanout", Some(targets.clone())).await;
+    check_fanout(&fanout);
+    let faults = run_ci_against("notify-faults", Some(targets.clone())).await;
+    check_faults(&faults);
+    // Every fault on an instance or a service went through its adapter, which said so.
+    let injected: Vec<_> = faults.faults.iter().filter(|f| f.target != "clients").collect();
+    assert!(!injected.is_empty());
+    for f in injected {
+        let adapter = f.adapter.as_ref().unwrap_or_else(|| panic!("no adapter record: {f:?}"));
+        assert_eq!(adapter.status, "exit 0", "{f:?}");
+        assert!(adapter.command.contains("docker") || adapter.command.contains("service.sh"), "{f:?}");
+    }
+    assert_eq!(faults.targets.as_deref(), Some(targets.display().to_string().as_str()));
+    // The teardown adapter removed the containers.
+    let left = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("name={prefix}-")])
+        .output()
+        .expect("docker ps");
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "containers left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
