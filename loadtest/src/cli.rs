@@ -41,6 +41,27 @@ pub enum Command {
         /// process and no container is started; faults go through its adapters).
         #[arg(long)]
         targets: Option<std::path::PathBuf>,
+        /// A report folder (or report.json) of an earlier run of this scenario: the run fails
+        /// (exit 1) when a figure is worse beyond --max-regression, or a broken invariant
+        /// appears; compare.md/.html/.json are written beside the report.
+        #[arg(long)]
+        baseline: Option<std::path::PathBuf>,
+        /// How much worse a latency or a throughput may be than the baseline's: 10% or 0.1.
+        #[arg(long, default_value = "10%", value_parser = crate::compare::parse_share)]
+        max_regression: f64,
+    },
+    /// Two runs of one scenario side by side: each strategy's figures, their difference and
+    /// ratio, and which are worse beyond --max-regression. Writes compare.md, compare.html and
+    /// compare.json into --out (default: B's folder when B is a folder, else the current one).
+    Compare {
+        /// The earlier run: a report folder or its report.json.
+        a: std::path::PathBuf,
+        /// The later run.
+        b: std::path::PathBuf,
+        #[arg(long, default_value = "10%", value_parser = crate::compare::parse_share)]
+        max_regression: f64,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Provision or remove the infrastructure by hand.
     Infra {

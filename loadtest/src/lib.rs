@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod infra;
 pub mod ledger;
 pub mod probe;

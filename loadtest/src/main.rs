@@ -28,7 +28,12 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { scenario, server_bin, reports_dir, strategies, targets } => {
+        Command::Run { scenario, server_bin, reports_dir, strategies, targets, baseline, max_regression } => {
+            // Read before the run: a wrong path fails now, not after minutes of load.
+            let baseline = match baseline {
+                Some(path) => Some((loadtest::compare::load(&path)?, path.display().to_string())),
+                None => None,
+            };
             let opts = loadtest::run::RunOptions {
                 scenario,
                 provision: ProvisionOptions { images: cli.images, ..ProvisionOptions::from_env()? },
@@ -40,8 +45,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let (report, paths) = loadtest::run::run(&opts).await?;
             println!("{}", loadtest::report::to_text(&report));
-            eprintln!("reports: {}", paths.html.parent().map(|d| d.display().to_string()).unwrap_or_default());
-            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let dir = paths.json.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            eprintln!("reports: {}", dir.display());
+            let mut passed = report.passed;
+            if let Some((base, name)) = baseline {
+                let c = loadtest::compare::compare(&base, &name, &report, &dir.display().to_string(), max_regression)?;
+                c.write(&dir)?;
+                println!("against the baseline {name}:\n{}", c.to_text());
+                if !c.regressions().is_empty() {
+                    eprintln!("FAIL: worse than the baseline (compare.md in {})", dir.display());
+                    passed = false;
+                }
+            }
+            Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Compare { a, b, max_regression, out } => {
+            let (ra, rb) = (loadtest::compare::load(&a)?, loadtest::compare::load(&b)?);
+            let c = loadtest::compare::compare(
+                &ra,
+                &a.display().to_string(),
+                &rb,
+                &b.display().to_string(),
+                max_regression,
+            )?;
+            let out = out.unwrap_or_else(|| if b.is_dir() { b.clone() } else { std::path::PathBuf::from(".") });
+            c.write(&out)?;
+            print!("{}", c.to_text());
+            eprintln!("written: {}", out.join("compare.html").display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Infra { action: InfraAction::Up { foreground } } => {
             let opts = ProvisionOptions { images: cli.images, detached: !foreground, ..ProvisionOptions::from_env()? };

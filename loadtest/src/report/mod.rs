@@ -17,7 +17,7 @@ pub mod text;
 pub mod thresholds;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,21 @@ pub enum Align {
     Right,
 }
 
+/// What a higher value of a column means when two runs are compared (`loadtest compare`, the
+/// `--baseline` gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sense {
+    /// Neither better nor worse: what was offered, expected, sent.
+    Neutral,
+    /// A broken invariant, counted (lost, duplicated, double processed): more is a regression.
+    Violation,
+    /// Latency: lower is better.
+    LowerIsBetter,
+    /// Throughput: higher is better.
+    HigherIsBetter,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     pub header: String,
@@ -21,22 +36,39 @@ pub struct Column {
     /// The JUnit property name of the column's value (`<strategy>.<key>`), for the columns a
     /// CI page should show; `None` for the others.
     pub key: Option<&'static str>,
+    pub sense: Sense,
 }
 
 impl Column {
     /// A left-aligned text column.
     pub fn text(header: &str) -> Self {
-        Self { header: header.to_string(), align: Align::Left, key: None }
+        Self { header: header.to_string(), align: Align::Left, key: None, sense: Sense::Neutral }
     }
 
     /// A right-aligned figure.
     pub fn figure(header: &str) -> Self {
-        Self { header: header.to_string(), align: Align::Right, key: None }
+        Self { header: header.to_string(), align: Align::Right, key: None, sense: Sense::Neutral }
     }
 
     /// A right-aligned count, also a JUnit property under `key`.
     pub fn count(header: &str, key: &'static str) -> Self {
-        Self { header: header.to_string(), align: Align::Right, key: Some(key) }
+        Self { header: header.to_string(), align: Align::Right, key: Some(key), sense: Sense::Neutral }
+    }
+
+    /// The column counts broken invariants.
+    pub fn violation(mut self) -> Self {
+        self.sense = Sense::Violation;
+        self
+    }
+
+    pub fn lower_is_better(mut self) -> Self {
+        self.sense = Sense::LowerIsBetter;
+        self
+    }
+
+    pub fn higher_is_better(mut self) -> Self {
+        self.sense = Sense::HigherIsBetter;
+        self
     }
 }
 
@@ -60,6 +92,19 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The cell's number, for comparing runs: a count, a figure, milliseconds for a latency,
+    /// a percentage; `None` for text, verdicts and a percentage of nothing.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Cell::Count(n) => Some(*n as f64),
+            Cell::Number(v, _) => Some(*v),
+            Cell::Micros(us) => Some(*us as f64 / 1000.0),
+            Cell::Percent(_, 0) => None,
+            Cell::Percent(part, whole) => Some(*part as f64 * 100.0 / *whole as f64),
+            Cell::Text(_) | Cell::Verdict(_) | Cell::Judged(..) | Cell::Link(_) => None,
+        }
+    }
+
     /// The cell as plain text: what the terminal, Markdown and HTML (escaped) show.
     pub fn plain(&self) -> String {
         match self {

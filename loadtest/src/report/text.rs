@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 /// Escapes text for HTML and SVG content and attribute values.
-pub(super) fn html(text: &str) -> String {
+pub(crate) fn html(text: &str) -> String {
     xml(text)
 }
 
@@ -30,7 +30,7 @@ pub(super) fn xml(text: &str) -> String {
 /// Makes text safe inside one Markdown table cell or list item: no column breaks, no line
 /// breaks, no HTML tags. A `<` is escaped only where it could open a tag (before a letter,
 /// `/`, `!` or `?`): `lost 0 <= 0` and `p99 3 > 0` must read well where Markdown is read raw.
-pub(super) fn md_cell(text: &str) -> String {
+pub(crate) fn md_cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {

@@ -49,9 +49,9 @@ fn jobs(results: &[StrategyResult]) -> Table {
             Column::text("strategy"),
             Column::count("firings due", "firings"),
             Column::count("runs", "runs"),
-            Column::count("missed", "missed_firings"),
-            Column::count("run twice", "double_firings"),
-            Column::figure("longest gap s"),
+            Column::count("missed", "missed_firings").violation(),
+            Column::count("run twice", "double_firings").violation(),
+            Column::figure("longest gap s").lower_is_better(),
             Column::text("verdict"),
         ],
     );
