@@ -49,6 +49,11 @@ pub enum Command {
         /// How much worse a latency or a throughput may be than the baseline's: 10% or 0.1.
         #[arg(long, default_value = "10%", value_parser = crate::compare::parse_share)]
         max_regression: f64,
+        /// Run every strategy this many times (fresh instances and database each time, in
+        /// rounds); the report gives each figure's median, min and max, and a limit that fails
+        /// in any round fails.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        repeat: u32,
     },
     /// Two runs of one scenario side by side: each strategy's figures, their difference and
     /// ratio, and which are worse beyond --max-regression. Writes compare.md, compare.html and

@@ -13,8 +13,10 @@
 //!   worse by more than the allowed share (`--max-regression`, 10% by default);
 //! * anything else (expected, sent) is shown, not judged.
 //!
-//! Each run is one sample: the difference is not tested against the runs' own noise, and the
-//! output says so ("one run each").
+//! With repeated runs on both sides (`--repeat`), medians are compared, and a worsening beyond
+//! the allowance counts only where the two runs' min-max ranges do not overlap: a difference
+//! the runs themselves show from round to round is noise. With one run each, the difference
+//! is not tested against noise, and the output says so ("one run each").
 
 use std::path::{Path, PathBuf};
 
@@ -122,7 +124,30 @@ pub fn compare(
         for (i, column) in tb.columns.iter().enumerate() {
             let Some(ia) = ta.columns.iter().position(|c| c.header == column.header) else { continue };
             let (Some(va), Some(vb)) = (row_a.cells[ia].value(), row_b.cells[i].value()) else { continue };
-            figures.push(judge(&strategy, column, va, vb, max_regression));
+            // Repeated runs on both sides: medians, and their ranges as the noise.
+            let find = |spread: &[crate::report::spread::Spread]| {
+                spread.iter().position(|s| s.strategy == strategy && s.figure == column.header)
+            };
+            let figure = match (find(&a.spread).map(|i| &a.spread[i]), find(&b.spread).map(|i| &b.spread[i])) {
+                (Some(sa), Some(sb)) => {
+                    let mut f = judge(&strategy, column, sa.median, sb.median, max_regression);
+                    // Overlapping ranges: the difference is within what the runs themselves vary.
+                    if f.verdict == Verdict::Regression && sa.min.max(sb.min) <= sa.max.min(sb.max) {
+                        f.verdict = Verdict::Worse;
+                        f.detail = format!(
+                            "{} (medians); within the runs' own spread: A {}..{}, B {}..{}",
+                            f.detail.split(": ").next().unwrap_or_default(),
+                            number(sa.min),
+                            number(sa.max),
+                            number(sb.min),
+                            number(sb.max)
+                        );
+                    }
+                    f
+                }
+                _ => judge(&strategy, column, va, vb, max_regression),
+            };
+            figures.push(figure);
         }
     }
     for row_a in &ta.rows {
@@ -139,9 +164,15 @@ pub fn compare(
         max_regression,
         figures,
         unmatched,
-        noise: "one run each: differences are not tested against the runs' own noise (repeat runs before reading \
-                a small one)"
-            .into(),
+        noise: match (a.repeats.len(), b.repeats.len()) {
+            (ra, rb) if ra > 1 && rb > 1 => format!(
+                "{ra} runs (A) and {rb} runs (B): medians compared; a worsening counts only where the two min-max \
+                 ranges do not overlap"
+            ),
+            _ => "one run each: differences are not tested against the runs' own noise (repeat runs with --repeat \
+                  before reading a small one)"
+                .into(),
+        },
     })
 }
 
@@ -381,6 +412,31 @@ mod tests {
         assert_eq!(c.regressions(), ["rabbitmq: lost 0 -> 1: a broken invariant that was not broken before"]);
         let local_lost = c.figures.iter().find(|f| f.strategy == "local" && f.figure == "lost").unwrap();
         assert_eq!(local_lost.verdict, Verdict::Worse, "{local_lost:?}");
+    }
+
+    #[test]
+    fn with_repeated_runs_only_a_difference_beyond_both_ranges_is_a_regression() {
+        let rounds = |p99s: &[u64]| -> Vec<Vec<crate::report::StrategyResult>> {
+            p99s.iter().map(|p| vec![rabbit(0, *p, 500.0)]).collect()
+        };
+        let repeated = |p99s: &[u64]| {
+            let rounds = rounds(p99s);
+            let mut r = report(rounds[0].clone());
+            r.spread = crate::report::spread::of(Kind::Fanout, &rounds);
+            r.repeats = rounds;
+            r
+        };
+        // Medians 20 -> 24 ms (+20%), but B's range overlaps A's: noise.
+        let noisy =
+            compare(&repeated(&[18_000, 20_000, 26_000]), "a", &repeated(&[19_000, 24_000, 25_000]), "b", 0.1).unwrap();
+        let p99 = verdict(&noisy, "p99 ms");
+        assert_eq!(p99.verdict, Verdict::Worse, "{p99:?}");
+        assert!(p99.detail.contains("within the runs' own spread: A 18..26, B 19..25"), "{}", p99.detail);
+        assert!(noisy.noise.starts_with("3 runs (A) and 3 runs (B)"), "{}", noisy.noise);
+        // Medians 20 -> 40 ms, ranges apart: a regression.
+        let slowed =
+            compare(&repeated(&[18_000, 20_000, 22_000]), "a", &repeated(&[38_000, 40_000, 45_000]), "b", 0.1).unwrap();
+        assert_eq!(verdict(&slowed, "p99 ms").verdict, Verdict::Regression);
     }
 
     #[test]

@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { scenario, server_bin, reports_dir, strategies, targets, baseline, max_regression } => {
+        Command::Run { scenario, server_bin, reports_dir, strategies, targets, baseline, max_regression, repeat } => {
             // Read before the run: a wrong path fails now, not after minutes of load.
             let baseline = match baseline {
                 Some(path) => Some((loadtest::compare::load(&path)?, path.display().to_string())),
@@ -42,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 strategies,
                 command: std::env::args().collect::<Vec<_>>().join(" "),
                 targets,
+                repeat,
             };
             let (report, paths) = loadtest::run::run(&opts).await?;
             println!("{}", loadtest::report::to_text(&report));

@@ -21,6 +21,10 @@ async fn run_ci(name: &str) -> RunReport {
 /// Runs a CI scenario, against the deployment of a targets file when given (the external
 /// runner) or as processes.
 async fn run_ci_against(name: &str, targets: Option<PathBuf>) -> RunReport {
+    run_ci_with(name, targets, 1).await
+}
+
+async fn run_ci_with(name: &str, targets: Option<PathBuf>, repeat: u32) -> RunReport {
     server::install_crypto_provider();
     let external = targets.is_some();
     let opts = RunOptions {
@@ -31,6 +35,7 @@ async fn run_ci_against(name: &str, targets: Option<PathBuf>) -> RunReport {
         strategies: None,
         command: format!("cargo test --test scenarios ({name})"),
         targets,
+        repeat,
     };
     let (report, paths) = run(&opts).await.expect("the scenario runs");
     for file in [&paths.json, &paths.markdown, &paths.html, &paths.junit] {
@@ -74,6 +79,28 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
 
     // notify-faults: every strategy under a kill, a broker outage, a Redis restart, a pause.
     check_faults(&run_ci("notify-faults").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_repeated_runs_give_each_figure_its_range_and_a_run_is_not_a_regression_of_itself() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let repeated = run_ci_with("notify-fanout", None, 2).await;
+    check_fanout(&repeated);
+    assert_eq!(repeated.repeats.len(), 2, "both rounds are kept");
+    assert_eq!(repeated.repeats[0], repeated.results, "the first round is the results");
+    let second: Vec<_> = repeated.thresholds.iter().filter(|t| t.name.ends_with("#2")).collect();
+    assert!(!second.is_empty(), "the second round is judged too: {:#?}", repeated.thresholds);
+    let p99 = repeated
+        .spread
+        .iter()
+        .find(|s| s.strategy == "rabbitmq" && s.figure == "p99 ms")
+        .expect("rabbitmq's p99 over the rounds");
+    assert_eq!(p99.values.len(), 2);
+    assert!(p99.min <= p99.median && p99.median <= p99.max, "{p99:?}");
+    // Compared with itself, nothing regresses, and the comparison says it used the ranges.
+    let c = loadtest::compare::compare(&repeated, "A", &repeated, "B", 0.1).expect("comparable");
+    assert!(c.regressions().is_empty(), "{:?}", c.regressions());
+    assert!(c.noise.starts_with("2 runs (A) and 2 runs (B)"), "{}", c.noise);
 }
 
 /// notify-fanout's verdicts: the seed's claim on 3 instances.

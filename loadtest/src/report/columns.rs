@@ -40,9 +40,12 @@ pub fn view(kind: Kind) -> View {
     }
 }
 
-/// The tables of a report's results, rendered alike by every format.
+/// The tables of a report's results, rendered alike by every format: the kind's, then the
+/// figures over every round of a repeated run.
 pub fn tables(report: &RunReport) -> Vec<Table> {
-    (view(report.kind).tables)(&report.results)
+    let mut tables = (view(report.kind).tables)(&report.results);
+    tables.extend(super::spread::table(&report.spread));
+    tables
 }
 
 /// The charts a report draws, in order: its kind's, without a ramp chart when no result has a

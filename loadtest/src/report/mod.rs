@@ -11,6 +11,7 @@ mod junit;
 pub mod kinds;
 pub mod limits;
 mod markdown;
+pub mod spread;
 mod summary;
 pub mod table;
 pub mod text;
@@ -54,6 +55,13 @@ pub struct RunReport {
     /// them as processes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<String>,
+    /// `--repeat N`: every round's results, the first being `results` (whose `passed` says
+    /// whether the strategy passed in every round). Empty for one run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<Vec<StrategyResult>>,
+    /// `--repeat N`: each strategy's figures over the rounds: median, min, max.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<spread::Spread>,
 }
 
 /// A fault as it happened.

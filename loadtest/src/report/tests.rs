@@ -119,6 +119,8 @@ pub(crate) fn sample_report() -> RunReport {
         results: vec![local, rabbit, outbox],
         baseline: Some(serde_json::json!({ "raw_fanout_msgs_per_s": 84_000 })),
         targets: None,
+        repeats: Vec::new(),
+        spread: Vec::new(),
     }
 }
 

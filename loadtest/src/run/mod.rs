@@ -59,6 +59,9 @@ pub struct RunOptions {
     /// A targets file: run against that deployment (the external runner) instead of starting
     /// processes. The scenario's own `[cluster] targets` when `None`.
     pub targets: Option<PathBuf>,
+    /// Runs of every strategy (each with fresh instances and database), in rounds: strategy
+    /// after strategy, then again. 1: one run.
+    pub repeat: u32,
 }
 
 /// The external runner's targets, checked against the scenario before anything starts:
@@ -153,47 +156,80 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         None
     };
     // Each runner gets its own kind's section and strategies: nothing to unwrap at run time.
-    let runs = match &scenario.workload {
-        Workload::Fanout(p) => each(&p.strategies, |s| fanout::run(&ctx, &p.section.load, s)).await?,
-        Workload::Capacity(p) => {
-            each(&p.strategies, |s| capacity::run(&ctx, &p.section.load, &p.section.ramp, s)).await?
-        }
-        Workload::Claim(p) => each(&p.strategies, |s| claim::run(&ctx, &p.section, s)).await?,
-        Workload::Booking(p) => each(&p.strategies, |s| booking::run(&ctx, &p.section, s)).await?,
-        Workload::Jobs(p) => each(&p.strategies, |s| jobs::run(&ctx, &p.section, s)).await?,
-        Workload::Api(p) => each(&p.strategies, |s| api::run(&ctx, &p.section, s)).await?,
-        Workload::Chat(p) => each(&p.strategies, |s| chat::run(&ctx, &p.section, s)).await?,
-    };
-    let mut results = Vec::new();
+    // Repeated runs go in rounds (every strategy, then again), so that a machine that slows
+    // down during the run slows every strategy alike.
+    let repeat = opts.repeat.max(1);
+    let mut rounds: Vec<Vec<StrategyResult>> = Vec::new();
     let mut faults = Vec::new();
-    for run in runs {
-        let mut result = run.result;
-        if let Some(raw) = &baseline {
-            // A ramp's figure of merit is its sustained rate, not the average over its steps.
-            let (what, rate) = match &result.sustained {
-                Some(s) => ("sustained", s.delivered_per_s),
-                None => ("delivered", result.throughput_per_s),
-            };
-            result.notes.push(format!(
-                "{what} {rate:.0}/s = {:.1}% of the broker's raw fan-out rate ({:.0}/s)",
-                100.0 * rate / raw.deliveries_per_s.max(f64::EPSILON),
-                raw.deliveries_per_s
-            ));
+    for round in 1..=repeat {
+        if repeat > 1 {
+            eprintln!("round {round} of {repeat}");
         }
-        if let Some(raw) = &update_baseline {
-            result.notes.push(format!(
-                "{:.0} posts/s = {:.1}% of the database's raw single-row UPDATE rate ({:.0}/s, {} connections)",
-                result.throughput_per_s,
-                100.0 * result.throughput_per_s / raw.updates_per_s.max(f64::EPSILON),
-                raw.updates_per_s,
-                raw.connections
-            ));
+        let runs = match &scenario.workload {
+            Workload::Fanout(p) => each(&p.strategies, |s| fanout::run(&ctx, &p.section.load, s)).await?,
+            Workload::Capacity(p) => {
+                each(&p.strategies, |s| capacity::run(&ctx, &p.section.load, &p.section.ramp, s)).await?
+            }
+            Workload::Claim(p) => each(&p.strategies, |s| claim::run(&ctx, &p.section, s)).await?,
+            Workload::Booking(p) => each(&p.strategies, |s| booking::run(&ctx, &p.section, s)).await?,
+            Workload::Jobs(p) => each(&p.strategies, |s| jobs::run(&ctx, &p.section, s)).await?,
+            Workload::Api(p) => each(&p.strategies, |s| api::run(&ctx, &p.section, s)).await?,
+            Workload::Chat(p) => each(&p.strategies, |s| chat::run(&ctx, &p.section, s)).await?,
+        };
+        let mut results = Vec::new();
+        for run in runs {
+            let mut result = run.result;
+            if let Some(raw) = &baseline {
+                // A ramp's figure of merit is its sustained rate, not the average over its steps.
+                let (what, rate) = match &result.sustained {
+                    Some(s) => ("sustained", s.delivered_per_s),
+                    None => ("delivered", result.throughput_per_s),
+                };
+                result.notes.push(format!(
+                    "{what} {rate:.0}/s = {:.1}% of the broker's raw fan-out rate ({:.0}/s)",
+                    100.0 * rate / raw.deliveries_per_s.max(f64::EPSILON),
+                    raw.deliveries_per_s
+                ));
+            }
+            if let Some(raw) = &update_baseline {
+                result.notes.push(format!(
+                    "{:.0} posts/s = {:.1}% of the database's raw single-row UPDATE rate ({:.0}/s, {} connections)",
+                    result.throughput_per_s,
+                    100.0 * result.throughput_per_s / raw.updates_per_s.max(f64::EPSILON),
+                    raw.updates_per_s,
+                    raw.connections
+                ));
+            }
+            results.push(result);
+            // Faults of later rounds are named by their round: `rabbitmq#2`.
+            faults.extend(run.faults.into_iter().map(|mut f| {
+                if round > 1 {
+                    f.strategy = format!("{}#{round}", f.strategy);
+                }
+                f
+            }));
         }
-        results.push(result);
-        faults.extend(run.faults);
+        rounds.push(results);
     }
-    let thresholds = report::thresholds::evaluate(&scenario, &mut results);
+    // Every round is judged; a limit that fails in any round fails the run and its strategy.
+    let mut thresholds = Vec::new();
+    for (k, round) in rounds.iter_mut().enumerate() {
+        let verdicts = report::thresholds::evaluate(&scenario, round);
+        thresholds.extend(verdicts.into_iter().map(|mut v| {
+            if k > 0 {
+                v.name = format!("{}#{}", v.name, k + 1);
+            }
+            v
+        }));
+    }
+    let mut results = rounds[0].clone();
+    for r in &mut results {
+        r.passed = thresholds.iter().filter(|t| t.strategy == r.strategy).all(|t| t.passed);
+    }
     let passed = thresholds.iter().all(|t| t.passed);
+    let kind = scenario.kind();
+    let (repeats, spread) =
+        if rounds.len() > 1 { (rounds.clone(), report::spread::of(kind, &rounds)) } else { (Vec::new(), Vec::new()) };
     let report = RunReport {
         scenario: scenario.name.clone(),
         kind: scenario.kind(),
@@ -212,6 +248,8 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             (None, None) => None,
         },
         targets: targets.as_ref().map(|t| t.path.display().to_string()),
+        repeats,
+        spread,
     };
     let paths = report::write(&report_dir, &report)?;
     drop(ctx);
