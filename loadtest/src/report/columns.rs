@@ -94,6 +94,7 @@ pub(crate) fn ramp(s: &StrategyResult, offered: &str, delivered: &str) -> Option
             Column::figure("p50 ms"),
             Column::figure("p99 ms"),
             Column::figure("max ms"),
+            Column::text("how"),
             Column::text("step"),
         ],
     )
@@ -114,6 +115,7 @@ pub(crate) fn ramp(s: &StrategyResult, offered: &str, delivered: &str) -> Option
                 Cell::Micros(l.p50),
                 Cell::Micros(l.p99),
                 Cell::Micros(l.max),
+                Cell::Text(if step.bisect { "bisect" } else { "ramp" }.to_string()),
                 Cell::Judged(step.sustained, step.verdict.clone()),
             ],
         );

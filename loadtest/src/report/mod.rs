@@ -296,7 +296,7 @@ pub struct JobCounts {
 }
 
 /// One step of a capacity ramp, counted over the expectations of the requests sent in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RampStep {
     /// Events per second the driver was asked to cause.
     pub offered_per_s: f64,
@@ -315,6 +315,10 @@ pub struct RampStep {
     pub sustained: bool,
     /// Why the step is not sustained; empty when it is.
     pub verdict: String,
+    /// A step between the last sustained rate and the first failed one, narrowing the limit
+    /// down (`[ramp] bisect_steps`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bisect: bool,
 }
 
 /// The highest step of a ramp that was sustained.

@@ -359,6 +359,7 @@ fn ramp_step(offered: f64, delivered_per_s: f64, lost: u64) -> RampStep {
         latency_us: Percentiles { p50: 1_000, p90: 2_000, p99: 5_000, p999: 6_000, max: 7_000 },
         sustained: lost == 0,
         verdict: if lost == 0 { String::new() } else { format!("lost {lost} of 100 (x)") },
+        bisect: false,
     }
 }
 

@@ -38,7 +38,9 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Deliv
         tokio::time::sleep(Duration::from_secs_f64(ramp.step_drain_s)).await;
         let summary = rig.window(drive.started, drive.ended).await?;
         let failed_now: u64 = rig.driver.failures().values().sum();
-        ramping.record(judge_step(rate, &drive, &summary, failed_now - failed_before, ramp));
+        let mut step = judge_step(rate, &drive, &summary, failed_now - failed_before, ramp);
+        step.bisect = ramping.bisecting();
+        ramping.record(step);
         failed_before = failed_now;
     }
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
@@ -92,5 +94,6 @@ fn judge_step(rate: f64, drive: &Drive, s: &LedgerSummary, failed: u64, ramp: &R
         latency_us: s.latency_us,
         sustained: why.is_empty(),
         verdict: why.join("; "),
+        bisect: false,
     }
 }

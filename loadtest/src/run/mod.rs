@@ -155,6 +155,31 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     } else {
         None
     };
+    // The yardstick of a capacity ramp: the same pipeline on one instance with `local`
+    // delivery (nothing crosses an instance, nothing is lost), the ceiling that each
+    // strategy's sustained rate is a share of. Not for a deployment the harness did not start.
+    let yardstick = match &scenario.workload {
+        Workload::Capacity(p) if p.section.ramp.yardstick != Some(false) && targets.is_none() => {
+            let mut single = scenario.clone();
+            single.cluster.instances = 1;
+            let one = RunContext {
+                scenario: &single,
+                infra: infra.clone(),
+                server_bin: opts.server_bin.clone(),
+                report_dir: report_dir.join("yardstick"),
+                targets: None,
+            };
+            eprintln!("yardstick: the same ramp on one instance with local delivery");
+            match capacity::run(&one, &p.section.load, &p.section.ramp, Delivery::Local).await {
+                Ok(run) => Some(run.result),
+                Err(e) => {
+                    eprintln!("yardstick not measured: {e:#}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     // Each runner gets its own kind's section and strategies: nothing to unwrap at run time.
     // Repeated runs go in rounds (every strategy, then again), so that a machine that slows
     // down during the run slows every strategy alike.
@@ -189,6 +214,21 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
                     "{what} {rate:.0}/s = {:.1}% of the broker's raw fan-out rate ({:.0}/s)",
                     100.0 * rate / raw.deliveries_per_s.max(f64::EPSILON),
                     raw.deliveries_per_s
+                ));
+            }
+            if let Some(one) = yardstick.as_ref().and_then(|y| y.sustained.as_ref()) {
+                let share = match &result.sustained {
+                    Some(s) => {
+                        format!("{:.0}% of it", 100.0 * s.delivered_per_s / one.delivered_per_s.max(f64::EPSILON))
+                    }
+                    None => "no step sustained".to_string(),
+                };
+                result.notes.push(format!(
+                    "single-instance ceiling (one instance, local delivery, the same ramp): {:.0} events/s = {:.0} \
+                     notifications/s (p99 {} ms); {share}",
+                    one.events_per_s,
+                    one.delivered_per_s,
+                    report::text::ms(one.p99_us)
                 ));
             }
             if let Some(raw) = &update_baseline {
@@ -242,10 +282,27 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         faults,
         thresholds,
         results,
-        baseline: match (baseline, update_baseline) {
-            (Some(raw), _) => Some(serde_json::json!({ "raw_broker_fanout": raw })),
-            (None, Some(raw)) => Some(serde_json::json!({ "raw_single_row_updates": raw })),
-            (None, None) => None,
+        baseline: {
+            let mut yardsticks = serde_json::Map::new();
+            if let Some(raw) = baseline {
+                yardsticks.insert("raw_broker_fanout".into(), serde_json::json!(raw));
+            }
+            if let Some(raw) = update_baseline {
+                yardsticks.insert("raw_single_row_updates".into(), serde_json::json!(raw));
+            }
+            if let Some(one) = &yardstick {
+                yardsticks.insert(
+                    "single_instance_local".into(),
+                    serde_json::json!({
+                        "instances": 1,
+                        "delivery": "local",
+                        "sustained": one.sustained,
+                        "ramp": one.ramp,
+                        "note": one.notes.first(),
+                    }),
+                );
+            }
+            (!yardsticks.is_empty()).then_some(serde_json::Value::Object(yardsticks))
         },
         targets: targets.as_ref().map(|t| t.path.display().to_string()),
         repeats,

@@ -3,7 +3,7 @@
 //! report. Each runner drives its own steps and judges them; this decides the rest.
 
 use crate::report::{RampStep, Sustained, text};
-use crate::scenario::Ramp;
+use crate::scenario::{BISECT_PRECISION, Ramp};
 
 /// What a kind's ramp offers and what it counts, for messages: `("events", "notifications")`.
 pub type Units = (&'static str, &'static str);
@@ -14,6 +14,9 @@ pub struct Ramping<'a> {
     units: Units,
     rate: f64,
     stopped: bool,
+    /// After the first failure: the highest sustained rate and the lowest failed one, and the
+    /// bisection steps left.
+    bisect: Option<(f64, f64, u32)>,
     pub steps: Vec<RampStep>,
     pub sustained: Option<Sustained>,
 }
@@ -21,11 +24,23 @@ pub struct Ramping<'a> {
 impl<'a> Ramping<'a> {
     /// A ramp from `start` per second; `label` prefixes the progress lines (the strategy).
     pub fn new(ramp: &'a Ramp, start: f64, label: impl Into<String>, units: Units) -> Self {
-        Self { ramp, label: label.into(), units, rate: start, stopped: false, steps: Vec::new(), sustained: None }
+        Self {
+            ramp,
+            label: label.into(),
+            units,
+            rate: start,
+            stopped: false,
+            bisect: None,
+            steps: Vec::new(),
+            sustained: None,
+        }
     }
 
     /// The rate of the next step; `None` when the ramp is over.
     pub fn next_rate(&self) -> Option<f64> {
+        if let Some((low, high, left)) = self.bisect {
+            return (left > 0 && (high - low) / low > BISECT_PRECISION).then_some((low + high) / 2.0);
+        }
         (!self.stopped && self.steps.len() < self.ramp.max_steps as usize).then_some(self.rate)
     }
 
@@ -43,23 +58,49 @@ impl<'a> Ramping<'a> {
             text::ms(step.latency_us.p99),
             if step.sustained { "sustained" } else { step.verdict.as_str() }
         );
-        if step.sustained {
+        // The fastest step sustained, wherever it came in the ramp.
+        if step.sustained && self.sustained.as_ref().is_none_or(|s| rate > s.events_per_s) {
             self.sustained = Some(Sustained {
                 events_per_s: rate,
                 delivered_per_s: step.delivered_per_s,
                 p99_us: step.latency_us.p99,
             });
         }
-        let stop = (!step.sustained && !self.ramp.continue_after_failure) || rate >= self.ramp.max_rate_per_s;
+        let sustained = step.sustained;
         self.steps.push(step);
-        self.stopped |= stop;
+        if let Some((low, high, left)) = self.bisect {
+            self.bisect = Some(if sustained { (rate, high, left - 1) } else { (low, rate, left - 1) });
+            return;
+        }
+        let failed_here = !sustained && !self.ramp.continue_after_failure;
+        // The first failure after a sustained step: narrow the limit down between the two.
+        if failed_here && self.ramp.bisect_steps > 0 {
+            if let Some(s) = &self.sustained {
+                self.bisect = Some((s.events_per_s, rate, self.ramp.bisect_steps));
+                return;
+            }
+        }
+        self.stopped |= failed_here || rate >= self.ramp.max_rate_per_s;
         self.rate = (rate * self.ramp.factor).min(self.ramp.max_rate_per_s);
+    }
+
+    /// Whether the steps from now on bisect (for the report's step column).
+    pub fn bisecting(&self) -> bool {
+        self.bisect.is_some()
     }
 
     /// What the ramp found, for the result's notes.
     pub fn note(&self) -> String {
         let (offered, delivered) = self.units;
-        match (&self.sustained, self.steps.iter().find(|s| !s.sustained)) {
+        // The slowest failed step above the sustained rate: the limit lies between the two.
+        let above = |s: &&RampStep| self.sustained.as_ref().is_none_or(|x| s.offered_per_s > x.events_per_s);
+        let next = self
+            .steps
+            .iter()
+            .filter(|s| !s.sustained)
+            .filter(above)
+            .min_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
+        match (&self.sustained, next) {
             (Some(s), Some(next)) => format!(
                 "sustained without loss: {:.0} {offered}/s = {:.0} {delivered}/s (p99 {} ms); {:.0} {offered}/s was not: {}",
                 s.events_per_s,
@@ -80,5 +121,63 @@ impl<'a> Ramping<'a> {
             }
             (None, None) => "no step ran".to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(bisect_steps: u32) -> Ramp {
+        Ramp {
+            factor: 1.5,
+            max_rate_per_s: 10_000.0,
+            max_steps: 10,
+            step_drain_s: 1.0,
+            max_p99_ms: 100.0,
+            continue_after_failure: false,
+            bisect_steps,
+            yardstick: None,
+        }
+    }
+
+    fn step(rate: f64, limit: f64) -> RampStep {
+        RampStep {
+            offered_per_s: rate,
+            sustained: rate <= limit,
+            verdict: if rate <= limit { String::new() } else { "p99 too high".into() },
+            ..RampStep::default()
+        }
+    }
+
+    /// Runs a ramp against a system that sustains exactly `limit`.
+    fn run(r: &Ramp, limit: f64) -> Ramping<'_> {
+        let mut ramping = Ramping::new(r, 100.0, "t", ("events", "notifications"));
+        while let Some(rate) = ramping.next_rate() {
+            ramping.record(step(rate, limit));
+        }
+        ramping
+    }
+
+    #[test]
+    fn after_the_first_failure_the_limit_is_bisected_to_within_five_percent() {
+        let r = ramp(4);
+        let done = run(&r, 1_300.0);
+        let rates: Vec<f64> = done.steps.iter().map(|s| s.offered_per_s).collect();
+        // x1.5: 100 .. 1139.1 sustained (7 steps), 1708.6 failed; then 4 halve the gap.
+        assert_eq!(rates.len(), 8 + 4, "{rates:?}");
+        assert!(done.steps[8..].iter().all(|s| s.offered_per_s > 1_139.0 && s.offered_per_s < 1_709.0));
+        let found = done.sustained.as_ref().unwrap().events_per_s;
+        let failed = done.steps.iter().filter(|s| !s.sustained).map(|s| s.offered_per_s).fold(f64::MAX, f64::min);
+        assert!(found <= 1_300.0 && (failed - found) / found <= 0.05, "{found} .. {failed}: {rates:?}");
+        assert!(done.note().contains(&format!("{found:.0} events/s")), "{}", done.note());
+    }
+
+    #[test]
+    fn without_bisection_the_ramp_stops_at_the_first_failure() {
+        let r = ramp(0);
+        let done = run(&r, 1_300.0);
+        assert_eq!(done.steps.len(), 8);
+        assert_eq!(done.sustained.unwrap().events_per_s, 100.0 * 1.5f64.powi(6));
     }
 }

@@ -202,7 +202,25 @@ pub struct Ramp {
     /// rate, like `local`, is then still measured at each rate).
     #[serde(default)]
     pub continue_after_failure: bool,
+    /// After the first step not sustained, at most this many steps halve the gap between the
+    /// last sustained rate and it, until the gap is within 5% of the sustained rate: the x1.5
+    /// steps alone cannot tell apart strategies within 30% of each other.
+    #[serde(default = "default_bisect_steps")]
+    pub bisect_steps: u32,
+    /// Capacity runs: also ramp one instance with `local` delivery (nothing crosses an
+    /// instance, nothing is lost), the yardstick that each strategy's ceiling is a share of.
+    /// Default: true for capacity; chat takes no yardstick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yardstick: Option<bool>,
 }
+
+fn default_bisect_steps() -> u32 {
+    4
+}
+
+/// How close to the limit a bisection gets: the gap between the sustained rate and the next
+/// one that failed, as a share of the sustained one.
+pub const BISECT_PRECISION: f64 = 0.05;
 
 /// One fault, at a time measured from the start of the warm-up.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

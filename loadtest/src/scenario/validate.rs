@@ -347,6 +347,18 @@ impl Rules for Ramp {
         }
         non_negative(p, "ramp.step_drain_s", r.step_drain_s, "a wait must be >= 0");
         positive(p, "ramp.max_p99_ms", r.max_p99_ms, "a step above this latency is not sustained");
+        if r.bisect_steps > 10 {
+            p.push(Problem::new(
+                "ramp.bisect_steps",
+                format!("{} is out of range: 0 to 10 (4 narrow a x1.5 step to within 5%)", r.bisect_steps),
+            ));
+        }
+        if r.yardstick.is_some() && s.kind != Kind::Capacity {
+            p.push(Problem::new(
+                "ramp.yardstick",
+                format!("applies to capacity scenarios only, not {}: remove it", s.kind),
+            ));
+        }
         if s.total_s() > MAX_RAMP_S {
             p.push(Problem::new(
             "ramp.max_steps",

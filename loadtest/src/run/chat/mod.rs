@@ -148,7 +148,9 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
                     let l = ledger.lock().await;
                     (l.summary_between(step.started, step.ended), l.duplicated() - duplicated_before)
                 };
-                ramping.record(judge_step(rate, &step, &summary, duplicated, ramp.max_p99_ms));
+                let mut judged = judge_step(rate, &step, &summary, duplicated, ramp.max_p99_ms);
+                judged.bisect = ramping.bisecting();
+                ramping.record(judged);
             }
             seconds
         }
@@ -339,6 +341,7 @@ fn judge_step(rate: f64, step: &Scheduled, s: &ChatSummary, duplicated: u64, max
         latency_us: s.latency_us,
         sustained: why.is_empty(),
         verdict: why.join("; "),
+        bisect: false,
     }
 }
 
