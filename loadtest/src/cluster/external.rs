@@ -31,13 +31,22 @@ pub struct AdapterRun {
     pub output: String,
 }
 
-/// The instances of a deployment, for one strategy's run.
-pub struct External {
+/// Runs a targets file's adapters for one strategy's run. Cheap to clone: a service fault
+/// runs its adapter without holding the instances, whose own faults keep their times.
+#[derive(Clone)]
+pub struct Adapters {
     targets: Arc<Targets>,
     /// The run's `SERVER_*` settings and the `LOADTEST_*` facts, for every command.
-    env: Vec<(String, String)>,
+    env: Arc<Vec<(String, String)>>,
     log: PathBuf,
     strategy: String,
+}
+
+/// The instances of a deployment, for one strategy's run.
+pub struct External {
+    adapters: Adapters,
+    targets: Arc<Targets>,
+    log: PathBuf,
     /// Instances the harness took down or froze.
     down: Vec<bool>,
     http: reqwest::Client,
@@ -74,12 +83,15 @@ impl External {
         env.push(("LOADTEST_STRATEGY".into(), strategy.to_string()));
         env.push(("LOADTEST_INSTANCES".into(), targets.instances.len().to_string()));
         env.push(("LOADTEST_INSTANCE_URLS".into(), targets.instances.join(" ")));
+        env.push(("LOADTEST_LOG_DIR".into(), log_dir.display().to_string()));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(std::io::Error::other)?;
         let down = vec![false; targets.instances.len()];
-        let external =
-            External { targets, env, log: log_dir.join("adapters.log"), strategy: strategy.to_string(), down, http };
+        let log = log_dir.join("adapters.log");
+        let adapters =
+            Adapters { targets: targets.clone(), env: Arc::new(env), log: log.clone(), strategy: strategy.to_string() };
+        let external = External { adapters, targets, log, down, http };
         let deployed = match external.targets.adapter("deploy", None) {
-            Some(template) => Some(external.run("deploy", template, &[], DEPLOY_TIMEOUT).await?),
+            Some(template) => Some(external.adapters.run("deploy", template, &[], DEPLOY_TIMEOUT).await?),
             None => None,
         };
         for index in 1..=external.targets.instances.len() {
@@ -100,6 +112,81 @@ impl External {
         self.targets.instances.get(index.wrapping_sub(1)).map(String::as_str).ok_or(ClusterError::NoInstance(index))
     }
 
+    /// The adapter of `action` on instance `index`, run.
+    async fn instance(&mut self, action: &str, index: usize) -> Result<AdapterRun, ClusterError> {
+        let url = self.url(index)?.to_string();
+        let template = self
+            .targets
+            .adapter(action, Some(&index.to_string()))
+            .ok_or_else(|| ClusterError::MissingAdapter { key: action.to_string(), file: self.targets.path.clone() })?
+            .to_string();
+        self.adapters.run(action, &template, &[("index", index.to_string()), ("url", url)], COMMAND_TIMEOUT).await
+    }
+
+    pub async fn kill(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
+        let run = self.instance("kill-instance", index).await?;
+        self.down[index - 1] = true;
+        Ok(run)
+    }
+
+    /// Runs `restart-instance`, then waits until the instance serves HTTP (`/healthz`: its
+    /// dependencies may be down on purpose during a fault).
+    pub async fn restart(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
+        let run = self.instance("restart-instance", index).await?;
+        self.await_answer(index, "/healthz", Duration::from_secs(60)).await?;
+        self.down[index - 1] = false;
+        Ok(run)
+    }
+
+    pub async fn pause(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
+        let run = self.instance("pause-instance", index).await?;
+        self.down[index - 1] = true;
+        Ok(run)
+    }
+
+    pub async fn resume(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
+        let run = self.instance("resume-instance", index).await?;
+        self.down[index - 1] = false;
+        Ok(run)
+    }
+
+    /// What runs the adapters, to run one without holding the instances.
+    pub fn adapters(&self) -> Adapters {
+        self.adapters.clone()
+    }
+
+    /// `server <args>` on the deployment, through the `operator` adapter; returns its output.
+    pub async fn operator_command(&self, args: &[&str]) -> Result<String, ClusterError> {
+        self.adapters.operator_command(args).await
+    }
+
+    /// Runs the `teardown` adapter, if any; a failure is logged, not raised (the run is over).
+    pub async fn stop(self) {
+        self.adapters.teardown().await;
+    }
+
+    async fn await_answer(&self, index: usize, path: &str, timeout: Duration) -> Result<(), ClusterError> {
+        let url = format!("{}{path}", self.url(index)?);
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer");
+        while Instant::now() < deadline {
+            match self.http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("{} answered {}", url, r.status()),
+                Err(e) => last = format!("{url}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(ClusterError::StartFailed {
+            index,
+            reason: format!("not ready within {} s: {last}", timeout.as_secs()),
+            log: self.log.display().to_string(),
+            tail: std::fs::read_to_string(&self.log).map(|t| last_lines(&t, 20)).unwrap_or_default(),
+        })
+    }
+}
+
+impl Adapters {
     /// Runs `template` for `action` with its placeholders replaced; an exit status other than
     /// 0 is an error carrying the output.
     async fn run(
@@ -157,44 +244,6 @@ impl External {
         Ok(run)
     }
 
-    /// The adapter of `action` on instance `index`, run.
-    async fn instance(&mut self, action: &str, index: usize) -> Result<AdapterRun, ClusterError> {
-        let url = self.url(index)?.to_string();
-        let template = self
-            .targets
-            .adapter(action, Some(&index.to_string()))
-            .ok_or_else(|| ClusterError::MissingAdapter { key: action.to_string(), file: self.targets.path.clone() })?
-            .to_string();
-        self.run(action, &template, &[("index", index.to_string()), ("url", url)], COMMAND_TIMEOUT).await
-    }
-
-    pub async fn kill(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
-        let run = self.instance("kill-instance", index).await?;
-        self.down[index - 1] = true;
-        Ok(run)
-    }
-
-    /// Runs `restart-instance`, then waits until the instance serves HTTP (`/healthz`: its
-    /// dependencies may be down on purpose during a fault).
-    pub async fn restart(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
-        let run = self.instance("restart-instance", index).await?;
-        self.await_answer(index, "/healthz", Duration::from_secs(60)).await?;
-        self.down[index - 1] = false;
-        Ok(run)
-    }
-
-    pub async fn pause(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
-        let run = self.instance("pause-instance", index).await?;
-        self.down[index - 1] = true;
-        Ok(run)
-    }
-
-    pub async fn resume(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
-        let run = self.instance("resume-instance", index).await?;
-        self.down[index - 1] = false;
-        Ok(run)
-    }
-
     /// The adapter of a service fault (`stop-service` on `redis`).
     pub async fn service(&self, action: &str, kind: ServiceKind) -> Result<AdapterRun, ClusterError> {
         let template = self
@@ -217,31 +266,11 @@ impl External {
     }
 
     /// Runs the `teardown` adapter, if any; a failure is logged, not raised (the run is over).
-    pub async fn stop(self) {
+    pub async fn teardown(&self) {
         if let Some(template) = self.targets.adapter("teardown", None)
             && let Err(e) = self.run("teardown", template, &[], DEPLOY_TIMEOUT).await
         {
             eprintln!("[{}] teardown failed: {e}", self.strategy);
         }
-    }
-
-    async fn await_answer(&self, index: usize, path: &str, timeout: Duration) -> Result<(), ClusterError> {
-        let url = format!("{}{path}", self.url(index)?);
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("no answer");
-        while Instant::now() < deadline {
-            match self.http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => last = format!("{} answered {}", url, r.status()),
-                Err(e) => last = format!("{url}: {e}"),
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        Err(ClusterError::StartFailed {
-            index,
-            reason: format!("not ready within {} s: {last}", timeout.as_secs()),
-            log: self.log.display().to_string(),
-            tail: std::fs::read_to_string(&self.log).map(|t| last_lines(&t, 20)).unwrap_or_default(),
-        })
     }
 }

@@ -9,11 +9,9 @@ pub mod targets;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use external::{AdapterRun, External};
+pub use external::{AdapterRun, Adapters, External};
 pub use process::{ClusterSpec, Processes, default_server_bin};
 pub use targets::{Targets, TargetsError};
-
-use crate::infra::ServiceKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -103,12 +101,13 @@ impl Cluster {
         }
     }
 
-    /// A service fault through the targets' adapter; `None` for the process runner, whose
-    /// services are the harness's own containers (the caller acts on them).
-    pub async fn service_adapter(&self, action: &str, kind: ServiceKind) -> Option<Result<AdapterRun, ClusterError>> {
+    /// What runs an external deployment's adapters (its service faults, run without holding
+    /// the instances); `None` for the process runner, whose services are the harness's own
+    /// containers.
+    pub fn adapters(&self) -> Option<Adapters> {
         match self {
             Cluster::Process(_) => None,
-            Cluster::External(e) => Some(e.service(action, kind).await),
+            Cluster::External(e) => Some(e.adapters()),
         }
     }
 

@@ -15,7 +15,9 @@
 //!
 //! # Shell commands (`sh -c`, in this file's folder), one per action. `{index}`, `{url}`,
 //! # `{service}`, `{strategy}` and `{args}` are replaced; the run's `SERVER_*` settings and
-//! # LOADTEST_STRATEGY, LOADTEST_INSTANCES, LOADTEST_INSTANCE_URLS are in the environment.
+//! # LOADTEST_STRATEGY, LOADTEST_INSTANCES, LOADTEST_INSTANCE_URLS and LOADTEST_LOG_DIR (where
+//! # the instances' logs belong) are in the environment. A service's start and restart
+//! # should return once it serves again: the drain starts after the last fault step.
 //! [adapters]
 //! deploy = "./deploy.sh"                       # before each strategy: (re)deploy with SERVER_*
 //! teardown = "./teardown.sh"                   # after each strategy

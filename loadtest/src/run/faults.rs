@@ -161,9 +161,11 @@ async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<Option<Adapter
         FaultAction::RestartService => ServiceFault::Restart,
         other => anyhow::bail!("{} does not act on a service", other.as_str()),
     };
-    // An external deployment's services are its own: its adapter acts on them.
-    if let Some(run) = targets.cluster.lock().await.service_adapter(action.as_str(), kind).await {
-        return Ok(Some(run?));
+    // An external deployment's services are its own: its adapter acts on them, without
+    // holding the instances (whose faults keep their own times meanwhile).
+    let adapters = targets.cluster.lock().await.adapters();
+    if let Some(adapters) = adapters {
+        return Ok(Some(adapters.service(action.as_str(), kind).await?));
     }
     targets.infra.service(kind).apply(fault).await?;
     Ok(None)
