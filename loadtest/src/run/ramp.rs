@@ -74,11 +74,12 @@ impl<'a> Ramping<'a> {
         }
         let failed_here = !sustained && !self.ramp.continue_after_failure;
         // The first failure after a sustained step: narrow the limit down between the two.
-        if failed_here && self.ramp.bisect_steps > 0 {
-            if let Some(s) = &self.sustained {
-                self.bisect = Some((s.events_per_s, rate, self.ramp.bisect_steps));
-                return;
-            }
+        if failed_here
+            && self.ramp.bisect_steps > 0
+            && let Some(s) = &self.sustained
+        {
+            self.bisect = Some((s.events_per_s, rate, self.ramp.bisect_steps));
+            return;
         }
         self.stopped |= failed_here || rate >= self.ramp.max_rate_per_s;
         self.rate = (rate * self.ramp.factor).min(self.ramp.max_rate_per_s);
