@@ -63,10 +63,10 @@ impl App {
             );
         }
         let metrics = Metrics::new(settings.notify_delivery.as_str(), settings.chat.relay.as_str());
-        let repair = match settings.notify_delivery {
+        let repair = settings.notify_gap_repair.unwrap_or(match settings.notify_delivery {
             bus::Strategy::Local => GapRepair::Skip,
             _ => GapRepair::FromDatabase,
-        };
+        });
         let hub = Hub::new(metrics.notify.clone(), repair, settings.guard.streams_per_user);
         let alert = match &settings.alert_webhook_url {
             Some(url) => Some(AlertSink::new(url.clone(), Duration::from_secs(5), 3)?),

@@ -16,6 +16,7 @@ use crate::chat::relay::RelayStrategy;
 use crate::embed::config::EmbedderSetting;
 use crate::http::browser::BrowserSettings;
 use crate::notify::bus::Strategy;
+use crate::notify::hub::GapRepair;
 pub use crate::secret::Secret;
 use crate::telemetry::LogFormat;
 
@@ -28,6 +29,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("amqp_url", None),
     ("namespace", Some("diary:")),
     ("notify_delivery", Some("rabbitmq")),
+    ("notify_gap_repair", Some("auto")),
     ("alert_webhook_url", None),
     ("ai_enabled", Some("true")),
     ("log_format", Some("text")),
@@ -153,6 +155,9 @@ pub struct Settings {
     /// instances that share one must share it; tests and tenants use their own.
     pub namespace: String,
     pub notify_delivery: Strategy,
+    /// What a stream does with a live notification ahead of one it has not sent; `None`
+    /// (`auto`): read the gap from the database, except for `local`, the naive baseline.
+    pub notify_gap_repair: Option<GapRepair>,
     pub chat: ChatConfig,
     /// Slack-compatible webhook that dead-lettered notifications are reported to.
     pub alert_webhook_url: Option<url::Url>,
@@ -342,6 +347,20 @@ impl Resolver {
             notify_delivery: {
                 let raw = self.text("notify_delivery");
                 raw.parse().map_err(|e: String| self.err("notify_delivery", e))?
+            },
+            notify_gap_repair: match self.text("notify_gap_repair") {
+                "auto" => None,
+                "database" => Some(GapRepair::FromDatabase),
+                "skip" => Some(GapRepair::Skip),
+                other => {
+                    return Err(self.err(
+                        "notify_gap_repair",
+                        format!(
+                            "`{other}` is not one of auto, database, skip (auto: database for every strategy but \
+                             local)"
+                        ),
+                    ));
+                }
             },
             chat: ChatConfig {
                 relay: {
@@ -687,6 +706,17 @@ mod tests {
         }
         let s = Settings::from_sources(None, env(&[("SERVER_EMBED_FAIL_RATE", "0.25")])).unwrap();
         assert!((s.batch.embed.fail_rate - 0.25).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn gap_repair_is_auto_unless_asked_and_names_its_values() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.notify_gap_repair, None);
+        let s = Settings::from_sources(None, env(&[("SERVER_NOTIFY_GAP_REPAIR", "database")])).unwrap();
+        assert_eq!(s.notify_gap_repair, Some(GapRepair::FromDatabase));
+        let err = Settings::from_sources(None, env(&[("SERVER_NOTIFY_GAP_REPAIR", "always")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_NOTIFY_GAP_REPAIR");
+        assert!(err.message.contains("not one of auto, database, skip"), "{}", err.message);
     }
 
     #[test]

@@ -162,6 +162,10 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         Workload::Capacity(p) if p.section.ramp.yardstick != Some(false) && targets.is_none() => {
             let mut single = scenario.clone();
             single.cluster.instances = 1;
+            // The same stream logic as the brokered strategies: on one instance, a live
+            // notification that overtakes another (commits finish out of order under load) is
+            // repaired from the database, as theirs are; only the broker is missing.
+            single.cluster.server_env.insert("SERVER_NOTIFY_GAP_REPAIR".into(), "database".into());
             let one = RunContext {
                 scenario: &single,
                 infra: infra.clone(),

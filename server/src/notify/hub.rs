@@ -35,7 +35,9 @@ pub enum GapRepair {
     FromDatabase,
     /// Send it and never the ones below it: `local`, the naive baseline, whose streams only
     /// ever hear of what their own instance raised. Repairing its gaps would turn it into a
-    /// database-polling strategy and hide exactly what it exists to show.
+    /// database-polling strategy and hide exactly what it exists to show. (A capacity run's
+    /// single-instance yardstick repairs them, `SERVER_NOTIFY_GAP_REPAIR=database`: on one
+    /// instance nothing else differs from the brokered pipeline but the broker.)
     Skip,
 }
 
