@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use loadtest::infra::{Infra, ProvisionOptions, ServiceKind, unique_name};
+use loadtest::infra::{Infra, ProvisionOptions, ServiceKind};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
@@ -14,21 +14,6 @@ use crate::helpers::{TestApp, TestResult, World, assert_error};
 use crate::notifications::wait_ready;
 
 const SECRET: &str = "a ticket secret every instance of this test shares";
-
-/// Signs up; returns the e-mail.
-async fn account(app: &TestApp, name: &str) -> String {
-    let email = format!("{}@example.test", unique_name(name));
-    let (status, body) = app
-        .call(
-            "POST",
-            "/auth/signup",
-            None,
-            Some(json!({ "email": email, "password": "correct horse", "display_name": name })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    email
-}
 
 /// A browser's sign-in: the `Set-Cookie` headers and the body.
 async fn cookie_login(app: &TestApp, email: &str) -> (Vec<String>, Value) {
@@ -87,7 +72,7 @@ fn diary() -> Value {
 async fn a_cookie_session_works_everywhere_a_token_does_and_changes_need_the_csrf_token() -> TestResult {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    let email = account(&app, "browser").await;
+    let email = app.account("browser").await;
     let (cookies, body) = cookie_login(&app, &email).await;
 
     // The token stays in an HttpOnly cookie, out of the page's reach; the CSRF token is readable.
@@ -108,7 +93,7 @@ async fn a_cookie_session_works_everywhere_a_token_does_and_changes_need_the_csr
     let (status, body, _) = with_cookie(&app, "POST", "/diaries", &cookie, None, Some(diary())).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
     assert!(body["message"].as_str().unwrap().contains("X-CSRF-Token"), "{body}");
-    let (_, other) = cookie_login(&app, &account(&app, "other").await).await;
+    let (_, other) = cookie_login(&app, &app.account("other").await).await;
     let (status, body, _) =
         with_cookie(&app, "POST", "/diaries", &cookie, other["csrf_token"].as_str(), Some(diary())).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");

@@ -154,7 +154,8 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    pub async fn signup(&self, name: &str) -> Session {
+    /// Signs up a new account (password `correct horse`); returns its e-mail.
+    pub async fn account(&self, name: &str) -> String {
         let email = format!("{}@example.test", unique_name(name));
         let (status, body) = self
             .call(
@@ -165,6 +166,11 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "signup: {body}");
+        email
+    }
+
+    pub async fn signup(&self, name: &str) -> Session {
+        let email = self.account(name).await;
         let (status, body) =
             self.call("POST", "/auth/login", None, Some(json!({ "email": email, "password": "correct horse" }))).await;
         assert_eq!(status, StatusCode::OK, "login: {body}");
