@@ -54,6 +54,48 @@ pub enum Command {
         /// in any round fails.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
         repeat: u32,
+        /// Run one slice of a prepared world (several load machines): shard I of N, counted
+        /// from 0 (Kubernetes: $(JOB_COMPLETION_INDEX)/N). Needs --world and --out; writes
+        /// what it saw, unjudged, for `loadtest merge`.
+        #[arg(long, requires_all = ["world", "out"], conflicts_with_all = ["baseline", "strategies", "targets"])]
+        shard: Option<crate::shard::Slice>,
+        /// The world file `loadtest prepare` wrote (with --shard).
+        #[arg(long, requires = "shard")]
+        world: Option<std::path::PathBuf>,
+        /// The shard's output folder (with --shard): one per shard and run.
+        #[arg(long, requires = "shard")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Prepare a sharded run against a deployment (see --targets): deploy with a fresh
+    /// database, build the world (users, sessions, friends) once and write it to --out for
+    /// every `loadtest run --shard I/N --world FILE`. The deployment is left running.
+    Prepare {
+        /// A fan-out scenario without faults, e.g. scenarios/notify-fanout.toml.
+        scenario: std::path::PathBuf,
+        /// The deployment's targets file (else the scenario's [cluster] targets).
+        #[arg(long)]
+        targets: Option<std::path::PathBuf>,
+        /// The strategy the deployment runs, when the scenario compares several.
+        #[arg(long, value_parser = parse_strategy)]
+        strategy: Option<crate::scenario::Strategy>,
+        /// Where the world file is written.
+        #[arg(long, default_value = "world.json")]
+        out: std::path::PathBuf,
+        /// Seconds from now until every shard starts the schedule: time to start them all and
+        /// open their streams.
+        #[arg(long, default_value_t = 30.0)]
+        start_in: f64,
+    },
+    /// One ledger and one report from the shards of a prepared world: lost, duplicated and
+    /// unexpected exact across shards, latency measured only within one machine's clock.
+    /// Exit 1 if a threshold failed.
+    Merge {
+        /// Every shard's --out folder.
+        #[arg(required = true)]
+        dirs: Vec<std::path::PathBuf>,
+        /// Where the merged report's folder is written.
+        #[arg(long, default_value = "reports")]
+        reports_dir: std::path::PathBuf,
     },
     /// Two runs of one scenario side by side: each strategy's figures, their difference and
     /// ratio, and which are worse beyond --max-regression. Writes compare.md, compare.html and

@@ -31,6 +31,12 @@
 //!   writes down what it sent): the two are matched at summary time and the latency is 0.
 //!
 //! Receipts are de-duplicated by (client, id) before anything else is counted.
+//!
+//! **Clocks.** A ledger merged from several load machines (`loadtest merge`) holds causes and
+//! receipts timed by different clocks: each expectation and each receipt carries the
+//! [`Clock`] it was timed by, and a latency is only ever measured where the cause and its
+//! receipt share one (`cross_clock` counts the deliveries that did not). One process, one
+//! clock: [`Ledger::expect`] and [`Ledger::observe`] use clock 0.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -41,6 +47,9 @@ use serde::{Deserialize, Serialize};
 
 /// One SSE client session: a user's client, the same across its reconnects.
 pub type ClientId = u64;
+
+/// The clock an instant was read from: a load machine (a shard), 0 for a single process.
+pub type Clock = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,6 +111,10 @@ pub struct LedgerSummary {
     /// Receipts for causes of failed or timed-out requests that committed anyway.
     #[serde(default)]
     pub indeterminate: u64,
+    /// Delivered pairs whose cause and receipt were timed by different clocks (caused by one
+    /// shard, received by another): counted everywhere except in the latency.
+    #[serde(default)]
+    pub cross_clock: u64,
     /// Every observation, before any de-duplication.
     pub received: u64,
     pub latency_us: Percentiles,
@@ -122,6 +135,8 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 struct Receipts {
     /// Earliest receipt: observations may be recorded out of order by concurrent clients.
     first_at: Instant,
+    /// The clock of the recipient's client (one client, one clock).
+    clock: Clock,
     /// Distinct notification ids; almost always one, so a vector beats a set.
     ids: Vec<u64>,
 }
@@ -132,7 +147,7 @@ pub struct Ledger {
     t0: Instant,
     /// Earliest expectation per pair: the harness may cause the same pair twice only by a
     /// bug of its own, and then the earlier send time is the honest start of the latency.
-    expected: HashMap<(u64, Cause), Instant>,
+    expected: HashMap<(u64, Cause), (Instant, Clock)>,
     received: HashMap<(u64, Cause), Receipts>,
     /// (client, notification id) already received: the client-side de-duplication.
     seen: HashSet<(ClientId, u64)>,
@@ -174,7 +189,19 @@ impl Ledger {
     /// The harness caused `cause` at `at` (request send time) and, from the friend graph it
     /// built, expects `recipient` to be notified.
     pub fn expect(&mut self, recipient: u64, cause: Cause, at: Instant) {
-        self.expected.entry((recipient, cause)).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+        self.expect_on(0, recipient, cause, at);
+    }
+
+    /// [`Ledger::expect`], timed by `clock`.
+    pub fn expect_on(&mut self, clock: Clock, recipient: u64, cause: Cause, at: Instant) {
+        self.expected
+            .entry((recipient, cause))
+            .and_modify(|t| {
+                if at < t.0 {
+                    *t = (at, clock);
+                }
+            })
+            .or_insert((at, clock));
     }
 
     /// A client of user `client_user` received notification `id` whose payload says
@@ -184,6 +211,22 @@ impl Ledger {
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
+        client: ClientId,
+        client_user: u64,
+        id: u64,
+        recipient: u64,
+        cause: Cause,
+        at: Instant,
+        event_id: Option<u64>,
+    ) {
+        self.observe_on(0, client, client_user, id, recipient, cause, at, event_id);
+    }
+
+    /// [`Ledger::observe`], timed by `clock` (the clock of the client's machine).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_on(
+        &mut self,
+        clock: Clock,
         client: ClientId,
         client_user: u64,
         id: u64,
@@ -207,7 +250,8 @@ impl Ledger {
             self.misrouted += 1;
             return;
         }
-        let receipts = self.received.entry((recipient, cause)).or_insert(Receipts { first_at: at, ids: Vec::new() });
+        let receipts =
+            self.received.entry((recipient, cause)).or_insert(Receipts { first_at: at, clock, ids: Vec::new() });
         receipts.first_at = receipts.first_at.min(at);
         if !receipts.ids.contains(&id) {
             receipts.ids.push(id);
@@ -238,7 +282,7 @@ impl Ledger {
 
     fn summary_of(&self, include: impl Fn(Instant) -> bool) -> LedgerSummary {
         let mut s = LedgerSummary {
-            expected: self.expected.values().filter(|at| include(**at)).count() as u64,
+            expected: self.expected.values().filter(|(at, _)| include(*at)).count() as u64,
             misrouted: self.misrouted,
             redelivered_same_id: self.redelivered_same_id,
             inversions: self.inversions,
@@ -247,16 +291,20 @@ impl Ledger {
         };
         let mut latency = latency_histogram();
         let mut lost = Vec::new();
-        for (pair, expected_at) in self.expected.iter().filter(|(_, at)| include(**at)) {
+        for (pair, (expected_at, clock)) in self.expected.iter().filter(|(_, (at, _))| include(*at)) {
             let Some(receipts) = self.received.get(pair) else {
                 lost.push(*pair);
                 continue;
             };
             s.delivered += 1;
             s.duplicated += receipts.ids.len() as u64 - 1;
-            // Zero when the receipt was recorded before the expectation.
-            let micros = receipts.first_at.saturating_duration_since(*expected_at).as_micros();
-            latency.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+            if receipts.clock == *clock {
+                // Zero when the receipt was recorded before the expectation.
+                let micros = receipts.first_at.saturating_duration_since(*expected_at).as_micros();
+                latency.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+            } else {
+                s.cross_clock += 1;
+            }
             let second = receipts.first_at.saturating_duration_since(self.t0).as_secs() as usize;
             if s.deliveries_per_second.len() <= second {
                 s.deliveries_per_second.resize(second + 1, 0);
@@ -442,6 +490,25 @@ mod tests {
         let s = ledger.summary();
         assert_eq!(s.expected, 1);
         assert!((20_000..=20_020).contains(&s.latency_us.max), "{:?}", s.latency_us);
+    }
+
+    #[test]
+    fn a_delivery_across_clocks_counts_but_is_never_timed() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        // Shard 0 caused both; shard 1's client received the second one a "negative" 5 s
+        // later on shard 0's clock: that difference says nothing about the system.
+        ledger.expect_on(0, 10, Cause::diary(1), at(t0, 100));
+        ledger.expect_on(0, 11, Cause::diary(2), at(t0, 6_000));
+        ledger.observe_on(0, 1, 10, 500, 10, Cause::diary(1), at(t0, 130), None);
+        ledger.observe_on(1, 2, 11, 501, 11, Cause::diary(2), at(t0, 1_000), None);
+        let s = ledger.summary();
+        assert_eq!((s.expected, s.delivered, s.lost, s.cross_clock), (2, 2, 0, 1));
+        assert!(
+            (30_000..=30_050).contains(&s.latency_us.max),
+            "only the same-clock delivery is timed: {:?}",
+            s.latency_us
+        );
     }
 
     #[test]

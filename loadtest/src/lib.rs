@@ -2,6 +2,8 @@
 //! server, drives load and faults, and counts every notification and claim.
 //!
 //! Data flows one way: scenario file -> runner -> (infra, cluster, probes) -> ledger -> report.
+//! Split over several load machines (`shard`): prepare -> shards (journals) -> merge -> ledger
+//! -> report.
 
 pub mod cli;
 pub mod cluster;
@@ -12,4 +14,5 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod tls;

@@ -28,7 +28,29 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { scenario, server_bin, reports_dir, strategies, targets, baseline, max_regression, repeat } => {
+        Command::Run { scenario, shard: Some(slice), world: Some(world), out: Some(out), .. } => {
+            let opts = loadtest::shard::run::ShardOptions {
+                scenario,
+                world,
+                slice,
+                out: out.clone(),
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            loadtest::shard::run::run(&opts).await?;
+            eprintln!("shard {slice} written to {}; merge every shard's folder with `loadtest merge`", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            scenario,
+            server_bin,
+            reports_dir,
+            strategies,
+            targets,
+            baseline,
+            max_regression,
+            repeat,
+            ..
+        } => {
             // Read before the run: a wrong path fails now, not after minutes of load.
             let baseline = match baseline {
                 Some(path) => Some((loadtest::compare::load(&path)?, path.display().to_string())),
@@ -59,6 +81,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Prepare { scenario, targets, strategy, out, start_in } => {
+            if !(0.0..=86_400.0).contains(&start_in) {
+                anyhow::bail!("--start-in {start_in}: give the seconds until the shards start, 0 to 86400");
+            }
+            let opts = loadtest::shard::prepare::PrepareOptions {
+                scenario,
+                targets,
+                provision: ProvisionOptions { images: cli.images, ..ProvisionOptions::from_env()? },
+                strategy,
+                out: out.clone(),
+                start_in: std::time::Duration::from_secs_f64(start_in),
+            };
+            let world = loadtest::shard::prepare::prepare(&opts).await?;
+            eprintln!(
+                "world {} written to {}: {} users on {} instance(s), strategy {}; the shards start the schedule at {}",
+                world.world_id,
+                out.display(),
+                world.world.users.len(),
+                world.instances.len(),
+                world.strategy,
+                chrono::DateTime::<chrono::Utc>::from(world.start_at()).to_rfc3339()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge { dirs, reports_dir } => {
+            let opts = loadtest::shard::merge::MergeOptions {
+                dirs,
+                reports_dir,
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            let (report, paths) = loadtest::shard::merge::merge(&opts).await?;
+            println!("{}", loadtest::report::to_text(&report));
+            eprintln!("reports: {}", paths.json.parent().map(|d| d.display().to_string()).unwrap_or_default());
+            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Compare { a, b, max_regression, out } => {
             let (ra, rb) = (loadtest::compare::load(&a)?, loadtest::compare::load(&b)?);

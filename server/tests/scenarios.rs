@@ -372,3 +372,216 @@ async fn a_server_that_fails_to_start_is_reported_with_the_tail_of_its_log() {
     assert!(message.contains("exited"), "{message}");
     assert!(message.contains("SERVER_DATABASE_URL"), "the log tail names the bad setting: {message}");
 }
+
+/// The `loadtest` binary of this build: `cargo test --workspace` (the README's test command)
+/// builds it beside `server`.
+fn loadtest_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_server")).with_file_name("loadtest");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p loadtest` (or the whole workspace's tests)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the real `loadtest` binary; returns its exit code and stderr.
+async fn loadtest(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = tokio::process::Command::new(loadtest_bin())
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("loadtest runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The merged report a `loadtest merge` wrote under `reports`.
+fn merged_report(reports: &Path) -> RunReport {
+    let dir = std::fs::read_dir(reports)
+        .expect("the reports folder")
+        .map(|e| e.expect("an entry").path())
+        .find(|p| p.join("report.json").is_file())
+        .expect("a merged report folder");
+    for file in ["report.json", "report.md", "report.html", "junit.xml"] {
+        assert!(dir.join(file).is_file(), "{file} was not written in {}", dir.display());
+    }
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).expect("report.json")).expect("a report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_two_shards_and_a_merge_count_exactly_what_one_whole_run_counts() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    server::install_crypto_provider();
+    // A deployment of 3 server processes this test's targets file starts and stops through
+    // deploy/local's adapters, as the harness would drive VMs.
+    let infra = loadtest::infra::Infra::provision(&ProvisionOptions::from_env().expect("settings"))
+        .await
+        .expect("the services start");
+    let urls = infra.urls();
+    let base = free_port_run();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(loadtest::infra::unique_name("shards"));
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let local = repo().join("deploy/local");
+    let env = format!("APP_BIN={} APP_RUN={}", env!("CARGO_BIN_EXE_server"), dir.join("run").display());
+    let targets = dir.join("targets.toml");
+    let text = format!(
+        "instances = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\n\
+         [services]\namqp_url = \"{}\"\nredis_url = \"{}\"\nmysql_url = \"{}\"\n[adapters]\ndeploy = {}\nteardown = {}\n",
+        base + 1,
+        base + 2,
+        base + 3,
+        urls.amqp,
+        urls.redis,
+        urls.mysql,
+        toml::Value::String(format!("{env} {}/deploy.sh", local.display())),
+        toml::Value::String(format!("{env} {}/teardown.sh", local.display())),
+    );
+    std::fs::write(&targets, text).expect("the targets file");
+    let scenario = repo().join("scenarios/ci/notify-fanout.toml");
+
+    // The whole run, one process, against the deployment.
+    let (whole, _) = run(&RunOptions {
+        scenario: scenario.clone(),
+        provision: ProvisionOptions::from_env().expect("settings"),
+        server_bin: PathBuf::from(env!("CARGO_BIN_EXE_server")),
+        reports_dir: dir.join("whole"),
+        strategies: Some(vec![loadtest::scenario::Strategy::Rabbitmq]),
+        command: "cargo test --test scenarios (whole)".into(),
+        targets: Some(targets.clone()),
+        repeat: 1,
+    })
+    .await
+    .expect("the whole run runs");
+    assert!(whole.passed, "{:#?}", whole.thresholds);
+    let w = result(&whole, "rabbitmq").clone();
+
+    // The same scenario as two load machines would run it: prepare, two shard processes at
+    // once, merge.
+    let world = dir.join("world.json");
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (code, err) = loadtest(&[
+        &os("prepare"),
+        scenario.as_os_str(),
+        &os("--targets"),
+        targets.as_os_str(),
+        &os("--strategy"),
+        &os("rabbitmq"),
+        &os("--out"),
+        world.as_os_str(),
+        &os("--start-in"),
+        &os("6"),
+    ])
+    .await;
+    assert_eq!(code, 0, "prepare: {err}");
+    let shard_dirs = [dir.join("shard-0"), dir.join("shard-1")];
+    let shard = |i: usize| {
+        let out = shard_dirs[i].clone();
+        let (scenario, world) = (scenario.clone(), world.clone());
+        async move {
+            let slice = os(&format!("{i}/2"));
+            loadtest(&[
+                &os("run"),
+                scenario.as_os_str(),
+                &os("--world"),
+                world.as_os_str(),
+                &os("--shard"),
+                &slice,
+                &os("--out"),
+                out.as_os_str(),
+            ])
+            .await
+        }
+    };
+    let ((c0, e0), (c1, e1)) = tokio::join!(shard(0), shard(1));
+    assert_eq!((c0, c1), (0, 0), "shard 0: {e0}\nshard 1: {e1}");
+    let reports = dir.join("merged");
+    let (code, err) = loadtest(&[
+        &os("merge"),
+        shard_dirs[0].as_os_str(),
+        shard_dirs[1].as_os_str(),
+        &os("--reports-dir"),
+        reports.as_os_str(),
+    ])
+    .await;
+    assert_eq!(code, 0, "merge: {err}");
+    let merged = merged_report(&reports);
+    assert!(merged.passed, "{:#?}", merged.thresholds);
+    let m = result(&merged, "rabbitmq");
+
+    // The same schedule was caused, and nothing was lost, repeated or invented either way.
+    assert_eq!(m.events_caused, w.events_caused, "whole {w:?}\nmerged {m:?}");
+    for r in [&w, m] {
+        assert!(r.expected > 100, "too little load to judge: {r:?}");
+        assert_eq!((r.lost, r.duplicated, r.unexpected, r.stored_twice, r.same_id_twice), (0, 0, 0, 0, 0), "{r:?}");
+        assert_eq!(r.delivered, r.expected);
+    }
+    // Exact across shards: every notification the database stored for a streaming user was
+    // expected once by the merged ledger, whichever shard caused it and whichever held the stream.
+    let world_file = loadtest::shard::world_file::WorldFile::load(&world).expect("the world");
+    let users: Vec<u64> = world_file.world.users.iter().map(|u| u.id).collect();
+    let truth = loadtest::run::truth::Truth::new(&world_file.database_url)
+        .of_users(&users, world_file.world.sse_clients)
+        .await
+        .expect("the truth");
+    assert_eq!(m.expected, truth.notifications, "the merged ledger expects what the database stored");
+    assert_eq!(truth.causes.len() as u64, m.events_caused, "every cause the shards created, and no other");
+    // Comments land on a diary of their own shard's, so the split may turn a few early comment
+    // events into diaries; the whole and the split schedule differ by those alone.
+    let diff = m.expected.abs_diff(w.expected);
+    assert!(diff * 10 <= w.expected, "whole expected {} vs merged {}", w.expected, m.expected);
+    // Half of the deliveries cross machines: counted, but timed only where one clock saw both.
+    assert!(m.cross_shard > 0 && m.cross_shard < m.delivered, "{m:?}");
+    assert!(m.latency_us.p99 > 0, "{m:?}");
+    assert_eq!(merged.generators.len(), 2, "each shard's CPU: {:?}", merged.generators);
+    assert!(merged.generators.iter().all(|g| !g.cpu.samples.is_empty()), "{:?}", merged.generators);
+
+    // The merge refuses an incomplete set, and catches a shard whose receipts went missing.
+    let (code, err) =
+        loadtest(&[&os("merge"), shard_dirs[0].as_os_str(), &os("--reports-dir"), reports.as_os_str()]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("shard(s) 1/2 missing"), "{err}");
+    let cut = dir.join("shard-1-cut");
+    std::fs::create_dir_all(&cut).expect("a folder");
+    for file in ["shard.json", "world.json"] {
+        std::fs::copy(shard_dirs[1].join(file), cut.join(file)).expect("copied");
+    }
+    let journal = std::fs::read_to_string(shard_dirs[1].join("journal.jsonl")).expect("the journal");
+    let kept: Vec<&str> = journal.lines().filter(|l| !l.starts_with("{\"observe\"")).collect();
+    std::fs::write(cut.join("journal.jsonl"), kept.join("\n")).expect("written");
+    let (code, err) = loadtest(&[
+        &os("merge"),
+        shard_dirs[0].as_os_str(),
+        cut.as_os_str(),
+        &os("--reports-dir"),
+        reports.as_os_str(),
+    ])
+    .await;
+    assert_eq!(code, 2, "a journal that does not match its summary is refused: {err}");
+    assert!(err.contains("cut short"), "{err}");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cut.join("shard.json")).expect("read")).expect("json");
+    summary["journal_lines"] = serde_json::json!(kept.len());
+    std::fs::write(cut.join("shard.json"), serde_json::to_vec(&summary).expect("json")).expect("written");
+    let lost_reports = dir.join("merged-lost");
+    let (code, err) = loadtest(&[
+        &os("merge"),
+        shard_dirs[0].as_os_str(),
+        cut.as_os_str(),
+        &os("--reports-dir"),
+        lost_reports.as_os_str(),
+    ])
+    .await;
+    assert_eq!(code, 1, "receipts missing are losses, and the thresholds fail: {err}");
+    let lost = merged_report(&lost_reports);
+    let l = result(&lost, "rabbitmq");
+    assert!(l.lost > 0 && l.lost < l.expected && l.expected == m.expected, "{l:?}");
+
+    let down = std::process::Command::new("bash")
+        .arg(local.join("teardown.sh"))
+        .env("APP_RUN", dir.join("run"))
+        .output()
+        .expect("teardown runs");
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    drop(infra);
+}

@@ -12,6 +12,9 @@
 //! amqp_url = "amqp://guest:guest@10.0.0.5:5672/%2f"
 //! redis_url = "redis://10.0.0.6:6379/"
 //! mysql_url = "mysql://root:secret@10.0.0.7:3306"
+//! # Without a `deploy` adapter the harness cannot hand the instances a fresh database: name the
+//! # one they use, and the truth is read from it (read-only access is enough).
+//! # database_url = "mysql://reader:secret@10.0.0.7:3306/app"
 //!
 //! # Shell commands (`sh -c`, in this file's folder), one per action. `{index}`, `{url}`,
 //! # `{service}`, `{strategy}` and `{args}` are replaced; the run's `SERVER_*` settings and
@@ -55,6 +58,7 @@ struct Services {
     amqp_url: Option<String>,
     redis_url: Option<String>,
     mysql_url: Option<String>,
+    database_url: Option<String>,
 }
 
 /// A loaded targets file.
@@ -65,6 +69,8 @@ pub struct Targets {
     pub instances: Vec<String>,
     /// The services' URLs the file names.
     pub services: HashMap<ServiceKind, String>,
+    /// The database the instances use, when no `deploy` adapter gives them a fresh one.
+    pub database_url: Option<String>,
     adapters: BTreeMap<String, String>,
 }
 
@@ -111,6 +117,7 @@ impl Targets {
                 ));
             }
         }
+        let database_url = file.services.database_url;
         let mut services = HashMap::new();
         for (kind, url) in [
             (ServiceKind::RabbitMq, file.services.amqp_url),
@@ -121,7 +128,7 @@ impl Targets {
                 services.insert(kind, url);
             }
         }
-        Ok(Targets { path: path.to_path_buf(), instances, services, adapters: file.adapters })
+        Ok(Targets { path: path.to_path_buf(), instances, services, database_url, adapters: file.adapters })
     }
 
     /// The folder the adapters run in: the targets file's.
@@ -160,6 +167,15 @@ impl Targets {
                 "services.mysql_url".into(),
                 "is missing (and LOADTEST_MYSQL_URL is not set): each strategy's run needs a fresh database, and \
                  the truth after the run (stored twice, double processed, overlaps) is read from it"
+                    .into(),
+            ));
+        }
+        if self.adapter("deploy", None).is_none() && self.database_url.is_none() {
+            return Err(err(
+                "services.database_url".into(),
+                "is missing: without a deploy adapter the harness cannot give the instances a fresh database, so it \
+                 must read the truth after the run from the one they use; name it (read-only access is enough), or \
+                 add a deploy adapter"
                     .into(),
             ));
         }
@@ -234,7 +250,8 @@ mod tests {
     }
 
     const TWO: &str = "instances = [\"http://127.0.0.1:1/\", \"http://127.0.0.1:2\"]\n\
-                       [services]\nmysql_url = \"mysql://root:x@127.0.0.1:3\"\n";
+                       [services]\nmysql_url = \"mysql://root:x@127.0.0.1:3\"\n\
+                       database_url = \"mysql://root:x@127.0.0.1:3/app\"\n";
 
     #[test]
     fn a_fault_without_its_adapter_is_refused_naming_the_fault_and_the_key() {
@@ -267,6 +284,18 @@ mod tests {
         let (_dir, path) = write("instances = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n");
         let err = Targets::load(&path).unwrap().check(&scenario(""), &HashMap::new()).unwrap_err().to_string();
         assert!(err.contains("services.mysql_url: is missing"), "{err}");
+
+        // No deploy adapter: the instances keep their database, which must be named.
+        let (_dir, path) = write(
+            "instances = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n[services]\nmysql_url = \"mysql://r@h:3\"\n",
+        );
+        let err = Targets::load(&path).unwrap().check(&scenario(""), &HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("services.database_url: is missing: without a deploy adapter"), "{err}");
+        let (_dir, path) = write(
+            "instances = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n[services]\nmysql_url = \"mysql://r@h:3\"\n\
+             [adapters]\ndeploy = \"./deploy.sh\"\n",
+        );
+        Targets::load(&path).unwrap().check(&scenario(""), &HashMap::new()).unwrap();
 
         let (_dir, path) = write(&format!("{TWO}[adapters]\nkil-instance = \"x\"\n"));
         let err = Targets::load(&path).unwrap_err().to_string();

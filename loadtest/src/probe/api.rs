@@ -41,7 +41,7 @@ impl ApiCallError {
 }
 
 /// A signed-up, logged-in user.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: u64,
     pub token: String,

@@ -117,6 +117,9 @@ pub(super) fn render(r: &RunReport) -> String {
         list(&mut out, "Notes", &s.notes);
     }
 
+    let generators: Vec<String> = r.generators.iter().map(|g| g.cpu.describe(&g.name)).collect();
+    list(&mut out, "Load generators", &generators);
+
     if let Some(baseline) = &r.baseline {
         let json = serde_json::to_string_pretty(baseline).unwrap_or_default();
         let _ = writeln!(out, "<h2>Baseline</h2>\n<pre>{}</pre>", html(&json));

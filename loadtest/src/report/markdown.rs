@@ -87,6 +87,13 @@ pub(super) fn render(r: &RunReport) -> String {
         }
     }
 
+    if !r.generators.is_empty() {
+        out.push_str("\n## Load generators\n\n");
+        for g in &r.generators {
+            let _ = writeln!(out, "- {}", md_cell(&g.cpu.describe(&g.name)));
+        }
+    }
+
     if let Some(baseline) = &r.baseline {
         let json = serde_json::to_string_pretty(baseline).unwrap_or_default();
         let _ = writeln!(out, "\n## Baseline\n\n```json\n{}\n```", json.replace("```", "'''"));

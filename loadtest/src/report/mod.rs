@@ -62,6 +62,17 @@ pub struct RunReport {
     /// `--repeat N`: each strategy's figures over the rounds: median, min, max.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<spread::Spread>,
+    /// The load generators' own CPU: one per shard of a merged run. A saturated one is
+    /// flagged: its latencies describe the generator, not the system under test.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generators: Vec<Generator>,
+}
+
+/// One load generator (a shard's machine) and its CPU over the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    pub name: String,
+    pub cpu: crate::run::cpu::CpuProfile,
 }
 
 /// A fault as it happened.
@@ -123,6 +134,10 @@ pub struct StrategyResult {
     /// as a browser's `EventSource` ends: what they miss afterwards is lost.
     #[serde(default)]
     pub given_up: u64,
+    /// A run merged from shards: deliveries caused on one load machine and received on
+    /// another, counted but not timed (two clocks).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cross_shard: u64,
     /// (recipient, cause) pairs stored as more than one row, from SQL after the run.
     pub stored_twice: u64,
     /// Diaries and comments the driver created.
@@ -329,6 +344,10 @@ pub struct Sustained {
     pub p99_us: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl StrategyResult {
     /// The result of one strategy's run. `run_seconds` is the time over which events were
     /// caused (the load's `duration_s`); it divides `delivered` into `throughput_per_s`.
@@ -355,6 +374,7 @@ impl StrategyResult {
             inversions: summary.inversions,
             resumes: 0,
             given_up: 0,
+            cross_shard: summary.cross_clock,
             stored_twice,
             events_caused,
             throughput_per_s,

@@ -31,5 +31,8 @@ pub(super) fn render(r: &RunReport) -> String {
     for f in failed_faults {
         let _ = writeln!(out, "fault {} {} at {} ({}): {}", f.action, f.target, seconds(f.at_s), f.strategy, f.outcome);
     }
+    for g in r.generators.iter().filter(|g| g.cpu.saturated) {
+        let _ = writeln!(out, "warning: {}", g.cpu.describe(&g.name));
+    }
     out
 }

@@ -20,6 +20,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         inversions: 0,
         resumes: 0,
         given_up: 0,
+        cross_shard: 0,
         stored_twice: 0,
         events_caused: 40,
         throughput_per_s: 10.0,
@@ -121,6 +122,7 @@ pub(crate) fn sample_report() -> RunReport {
         targets: None,
         repeats: Vec::new(),
         spread: Vec::new(),
+        generators: Vec::new(),
     }
 }
 

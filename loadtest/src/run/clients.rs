@@ -84,6 +84,10 @@ pub struct ClientSpec {
     pub spread: Spread,
     /// Seeds this client's churn moments and choices.
     pub seed: u64,
+    /// The stream position the first connection resumes from, whatever `reconnect` says: a
+    /// shard's clients start from the position their user had when the world was prepared,
+    /// so what another shard caused before this one's streams were up is replayed, not lost.
+    pub start_after: Option<String>,
 }
 
 /// Why a connection ended.
@@ -125,7 +129,13 @@ pub async fn run_client(
         };
         let url = format!("{}/notifications/stream", spec.bases[pick]);
         // An empty last event id sends no header, as in a browser.
-        let resume = if spec.resume_with_last_event_id { last_id.clone().filter(|id| !id.is_empty()) } else { None };
+        let resume = if first && spec.start_after.is_some() {
+            spec.start_after.clone()
+        } else if spec.resume_with_last_event_id {
+            last_id.clone().filter(|id| !id.is_empty())
+        } else {
+            None
+        };
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
             c = sse::connect_with_idle_timeout(&http, &url, &spec.token, resume.as_deref(), Some(IDLE_TIMEOUT)) => c,

@@ -1,6 +1,10 @@
 //! The event driver of a fan-out rig: causes diaries and comments at a steady rate on random
 //! live instances (open loop: a slow server does not slow the schedule down, it shows as
 //! requests in flight), and tells the ledger what each must notify, from the friend graph.
+//!
+//! Event `n` of the schedule is decided by the seed and `n` alone (instance, diary or
+//! comment, author), so a schedule split over several load machines (`--shard I/N`: event `n`
+//! is shard `n mod N`'s) causes the events the whole schedule would.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,7 +47,12 @@ pub struct Driver {
     alive: Arc<Vec<AtomicBool>>,
     ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
     diary_share: f64,
-    rng: StdMutex<StdRng>,
+    seed: u64,
+    /// (index, count): this driver causes the events `n` with `n mod count == index`.
+    slice: (u64, u64),
+    /// Events of the schedule passed so far, over every call of `drive`: event numbers go on
+    /// from one capacity step to the next.
+    scheduled: AtomicU64,
     /// Events created (diaries and comments whose request succeeded).
     pub caused: Arc<AtomicU64>,
     /// (recipient, cause) pairs expected so far.
@@ -73,7 +82,9 @@ impl Driver {
             alive,
             ledger_tx,
             diary_share: diary_share.clamp(0.0, 1.0),
-            rng: StdMutex::new(StdRng::seed_from_u64(seed ^ 0xd71e)),
+            seed,
+            slice: (0, 1),
+            scheduled: AtomicU64::new(0),
             caused: Arc::default(),
             expected: Arc::default(),
             failures: Arc::default(),
@@ -83,17 +94,35 @@ impl Driver {
         }
     }
 
+    /// Causes only the events `n` of the schedule with `n mod count == index`.
+    pub fn with_slice(mut self, index: u64, count: u64) -> Self {
+        self.slice = (index, count.max(1));
+        self
+    }
+
     /// Causes events at `rate_per_s` for `duration` (at most `max_events`), then waits up to
     /// 30 s for the requests still in flight.
     pub async fn drive(&self, rate_per_s: f64, duration: Duration, max_events: u64) -> Drive {
+        self.drive_from(Instant::now(), rate_per_s, duration, max_events).await
+    }
+
+    /// [`Driver::drive`] with the schedule starting at `started` (several machines share one
+    /// schedule by starting it at one wall-clock time).
+    pub async fn drive_from(&self, started: Instant, rate_per_s: f64, duration: Duration, max_events: u64) -> Drive {
         let interval = Duration::from_secs_f64(1.0 / rate_per_s);
-        let started = Instant::now();
         let end = started + duration;
         let (mut sent, mut skipped) = (0u64, 0u64);
-        for n in 0..max_events {
-            let due = started + interval.mul_f64(n as f64);
+        let first = self.scheduled.load(Ordering::Relaxed);
+        let mut passed = 0;
+        for k in 0..max_events {
+            let due = started + interval.mul_f64(k as f64);
             if due >= end {
                 break;
+            }
+            passed = k + 1;
+            let n = first + k;
+            if n % self.slice.1 != self.slice.0 {
+                continue;
             }
             tokio::time::sleep_until(due.into()).await;
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
@@ -101,12 +130,12 @@ impl Driver {
                 continue;
             };
             let (instance, diary_event, author, pick) = {
-                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                let mut rng = StdRng::seed_from_u64(self.seed ^ 0xd71e ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 let live: Vec<usize> =
                     (0..self.bases.len()).filter(|&i| self.alive[i].load(Ordering::Relaxed)).collect();
                 let Some(&instance) = live.get(rng.random_range(0..live.len().max(1))) else { continue };
                 let diary_event = rng.random_bool(self.diary_share);
-                (instance, diary_event, self.world.random_author(&mut *rng), rng.random::<u64>())
+                (instance, diary_event, self.world.random_author(&mut rng), rng.random::<u64>())
             };
             sent += 1;
             let event = Event {
@@ -125,6 +154,7 @@ impl Driver {
                 event.cause(diary_event, author, pick, n).await;
             });
         }
+        self.scheduled.fetch_add(passed, Ordering::Relaxed);
         let seconds = started.elapsed().as_secs_f64().min(duration.as_secs_f64()).max(f64::EPSILON);
         // Let in-flight requests finish (the permits come back), then hand them out again.
         if let Ok(all) =

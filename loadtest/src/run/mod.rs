@@ -8,6 +8,7 @@ pub mod capacity;
 pub mod chat;
 pub mod claim;
 pub mod clients;
+pub mod cpu;
 pub mod driver;
 pub mod fanout;
 pub mod faults;
@@ -66,20 +67,39 @@ pub struct RunOptions {
 
 /// The external runner's targets, checked against the scenario before anything starts:
 /// `--targets`, else the scenario's `[cluster] targets` (relative to the scenario file).
-fn external_targets(opts: &RunOptions, scenario: &Scenario) -> anyhow::Result<Option<Arc<Targets>>> {
-    let path = match (&opts.targets, &scenario.cluster.targets) {
+pub(crate) fn external_targets(
+    scenario_path: &std::path::Path,
+    targets: Option<&PathBuf>,
+    scenario: &Scenario,
+    external_urls: &std::collections::HashMap<crate::infra::ServiceKind, String>,
+) -> anyhow::Result<Option<Arc<Targets>>> {
+    let path = match (targets, &scenario.cluster.targets) {
         (Some(path), _) => path.clone(),
-        (None, Some(relative)) => opts.scenario.parent().unwrap_or(std::path::Path::new(".")).join(relative),
+        (None, Some(relative)) => scenario_path.parent().unwrap_or(std::path::Path::new(".")).join(relative),
         (None, None) if scenario.cluster.runner == Runner::External => anyhow::bail!(
             "{}: cluster.runner is \"external\" but no targets file is named: set [cluster] targets = \"FILE\" or pass \
              --targets FILE",
-            opts.scenario.display()
+            scenario_path.display()
         ),
         (None, None) => return Ok(None),
     };
     let targets = Targets::load(&path)?;
-    targets.check(scenario, &opts.provision.external_urls)?;
+    targets.check(scenario, external_urls)?;
     Ok(Some(Arc::new(targets)))
+}
+
+/// Provisions what a run uses: the containers, or with `targets` nothing (the deployment's
+/// own services, whose URLs the targets file or `LOADTEST_*_URL` give).
+pub(crate) async fn provision(opts: &ProvisionOptions, targets: Option<&Targets>) -> anyhow::Result<Arc<Infra>> {
+    let mut provision = opts.clone();
+    if let Some(targets) = targets {
+        provision.images = crate::infra::ImageSetChoice::External;
+        provision.external_urls.extend(targets.services.iter().map(|(k, v)| (*k, v.clone())));
+        eprintln!("external runner: {} instance(s) from {}", targets.instances.len(), targets.path.display());
+    }
+    let infra = Arc::new(Infra::provision(&provision).await?);
+    eprintln!("infrastructure up (image set {})", infra.image_set());
+    Ok(infra)
 }
 
 /// Runs the scenario and writes its reports; the report says whether it passed.
@@ -90,20 +110,12 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     }
     let started = Instant::now();
     let started_at = chrono::Utc::now();
+    let cpu = cpu::CpuSampler::start();
     let report_dir = opts.reports_dir.join(format!("{}-{}", scenario.name, started_at.format("%Y%m%d-%H%M%S")));
     std::fs::create_dir_all(&report_dir)?;
     eprintln!("scenario {} ({}), reports in {}", scenario.name, scenario.kind().as_str(), report_dir.display());
-    let targets = external_targets(opts, &scenario)?;
-    let mut provision = opts.provision.clone();
-    if let Some(targets) = &targets {
-        // The deployment's own services: nothing is started, the URLs come from the targets
-        // file (or LOADTEST_*_URL).
-        provision.images = crate::infra::ImageSetChoice::External;
-        provision.external_urls.extend(targets.services.iter().map(|(k, v)| (*k, v.clone())));
-        eprintln!("external runner: {} instance(s) from {}", targets.instances.len(), targets.path.display());
-    }
-    let infra = Arc::new(Infra::provision(&provision).await?);
-    eprintln!("infrastructure up (image set {})", infra.image_set());
+    let targets = external_targets(&opts.scenario, opts.targets.as_ref(), &scenario, &opts.provision.external_urls)?;
+    let infra = provision(&opts.provision, targets.as_deref()).await?;
     let ctx = RunContext {
         scenario: &scenario,
         infra: infra.clone(),
@@ -311,6 +323,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         targets: targets.as_ref().map(|t| t.path.display().to_string()),
         repeats,
         spread,
+        generators: vec![report::Generator { name: "harness".into(), cpu: cpu.stop().await }],
     };
     let paths = report::write(&report_dir, &report)?;
     drop(ctx);

@@ -52,16 +52,20 @@ pub struct Rig {
     progress: tokio::task::JoinHandle<()>,
 }
 
+/// The servers' settings of a fan-out run with `strategy`.
+pub fn settings(strategy: Strategy) -> [(&'static str, &'static str); 2] {
+    [
+        ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
+        // The notification path alone is measured: no AI comments competing for the CPU.
+        ("SERVER_AI_ENABLED", "false"),
+    ]
+}
+
 impl Rig {
     pub async fn start(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<Rig> {
         let scn = ctx.scenario;
         let strategy = Strategy::from(delivery);
-        let settings = [
-            ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
-            // The notification path alone is measured: no AI comments competing for the CPU.
-            ("SERVER_AI_ENABLED", "false"),
-        ];
-        let stage = Stage::start(ctx, strategy, &settings).await?;
+        let stage = Stage::start(ctx, strategy, &settings(strategy)).await?;
         let bases = Arc::new(stage.bases.clone());
         let n_instances = bases.len();
         let http = reqwest::Client::builder()
@@ -117,6 +121,7 @@ impl Rig {
                 browser: load.reconnect == Reconnect::Browser,
                 spread: load.spread,
                 seed: scn.seed,
+                start_after: None,
             };
             client_tasks.push(tokio::spawn(run_client(
                 spec,

@@ -30,7 +30,14 @@ pub struct Stage {
 impl Stage {
     /// A fresh database and the instances, started with the run's settings plus `env`.
     pub async fn start(ctx: &RunContext<'_>, strategy: Strategy, env: &[(&str, &str)]) -> anyhow::Result<Stage> {
-        let database_url = ctx.infra.fresh_database(&format!("{}_{}", ctx.scenario.name, strategy.as_str())).await?;
+        // A deployment the harness does not (re)deploy keeps its own database: the truth is read
+        // from it. Otherwise every strategy's run gets a fresh one.
+        let own =
+            ctx.targets.as_ref().filter(|t| t.adapter("deploy", None).is_none()).and_then(|t| t.database_url.clone());
+        let database_url = match own {
+            Some(url) => url,
+            None => ctx.infra.fresh_database(&format!("{}_{}", ctx.scenario.name, strategy.as_str())).await?,
+        };
         let env = server_env(ctx, &database_url, env);
         let cluster = match &ctx.targets {
             None => start_cluster(ctx, strategy, env).await?,

@@ -10,6 +10,14 @@ use sqlx::{Connection, MySqlConnection};
 use crate::ledger::Cause;
 use crate::report::ClaimCounts;
 
+/// See [`Truth::of_users`].
+#[derive(Debug, Clone, Default)]
+pub struct UsersTruth {
+    pub causes: Vec<Cause>,
+    pub notifications: u64,
+    pub stored_twice: u64,
+}
+
 /// A run's database, read with one short-lived connection per question.
 #[derive(Debug, Clone)]
 pub struct Truth {
@@ -67,6 +75,46 @@ impl Truth {
         let comments: Vec<u64> = sqlx::query_scalar("SELECT id FROM comments").fetch_all(&mut conn).await?;
         let _ = conn.close().await;
         Ok(diaries.into_iter().map(Cause::diary).chain(comments.into_iter().map(Cause::comment)).collect())
+    }
+
+    /// What a world's users did and got, in a database that may hold other runs too (a
+    /// deployment's own): the diaries and comments `users` wrote, the notification rows stored
+    /// for the first `streaming` of them, and their (recipient, cause) pairs stored twice.
+    pub async fn of_users(&self, users: &[u64], streaming: usize) -> anyhow::Result<UsersTruth> {
+        let mut conn = self.connect().await?;
+        let mut truth = UsersTruth::default();
+        for (k, chunk) in users.chunks(1_000).enumerate() {
+            // Whole numbers only: nothing to escape.
+            let list = chunk.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let diaries: Vec<u64> = sqlx::query_scalar(&format!("SELECT id FROM diaries WHERE author_id IN ({list})"))
+                .fetch_all(&mut conn)
+                .await?;
+            let comments: Vec<u64> =
+                sqlx::query_scalar(&format!("SELECT id FROM comments WHERE author_id IN ({list})"))
+                    .fetch_all(&mut conn)
+                    .await?;
+            truth.causes.extend(diaries.into_iter().map(Cause::diary).chain(comments.into_iter().map(Cause::comment)));
+            let first = k * 1_000;
+            let streamers = &chunk[..streaming.saturating_sub(first).min(chunk.len())];
+            if streamers.is_empty() {
+                continue;
+            }
+            let list = streamers.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let stored: i64 =
+                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM notifications WHERE recipient_id IN ({list})"))
+                    .fetch_one(&mut conn)
+                    .await?;
+            let twice: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM notifications WHERE recipient_id IN ({list}) \
+                 GROUP BY recipient_id, kind, cause_id HAVING COUNT(*) > 1) t"
+            ))
+            .fetch_one(&mut conn)
+            .await?;
+            truth.notifications += stored as u64;
+            truth.stored_twice += twice as u64;
+        }
+        let _ = conn.close().await;
+        Ok(truth)
     }
 
     /// (recipient, cause) pairs stored as more than one row.

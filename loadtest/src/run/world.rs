@@ -15,7 +15,7 @@ use crate::probe::api::{ApiCallError, ApiClient, User};
 /// Requests in flight while building the world.
 const SETUP_CONCURRENCY: usize = 16;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct World {
     pub users: Vec<User>,
     /// friends[i]: indexes of user i's friends.
