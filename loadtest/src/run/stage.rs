@@ -35,7 +35,16 @@ impl Stage {
         let own =
             ctx.targets.as_ref().filter(|t| t.adapter("deploy", None).is_none()).and_then(|t| t.database_url.clone());
         let database_url = match own {
-            Some(url) => url,
+            Some(url) => {
+                if !ctx.scenario.cluster.server_env.is_empty() {
+                    eprintln!(
+                        "[{}] warning: the scenario's [cluster] server_env is not applied: the targets file has no deploy \
+                         adapter, so the deployment runs with its own settings",
+                        strategy.as_str()
+                    );
+                }
+                url
+            }
             None => ctx.infra.fresh_database(&format!("{}_{}", ctx.scenario.name, strategy.as_str())).await?,
         };
         let env = server_env(ctx, &database_url, env);
