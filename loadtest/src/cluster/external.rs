@@ -79,6 +79,8 @@ impl External {
         ready_timeout: Duration,
     ) -> Result<(External, Option<AdapterRun>), ClusterError> {
         std::fs::create_dir_all(&log_dir)?;
+        // Adapters run in the targets file's folder: a relative folder would land there.
+        let log_dir = std::path::absolute(&log_dir)?;
         let mut env = server_env;
         env.push(("LOADTEST_STRATEGY".into(), strategy.to_string()));
         env.push(("LOADTEST_INSTANCES".into(), targets.instances.len().to_string()));
