@@ -2,15 +2,20 @@
 //! (the query is embedded beforehand with the hashing embedder), for
 //!
 //! * `vector`: nearest items through the VECTOR INDEX, no filters;
-//! * `vector_filtered`: the same with a category and a price range (index candidates, then
-//!   the filters, then an exact scan if too few survive: see `server::search::vector`);
-//! * `exact_filtered`: that exact scan alone (the category index, then every distance);
+//! * `vector_filtered`: a category and a price range (~4% of the items kept: the planner
+//!   chooses the exact path, see `server::search::vector`);
+//! * `vector_category`: a category alone (~12.5% kept: the index path, over-fetching);
+//! * `vector_price`: a price range alone (~30% kept: the index path);
+//! * `exact_filtered`: the exact path alone, with the category and price range;
 //! * `text`: the text fallback over every item (`LIKE` per word: a full scan);
 //! * `api`: everything `GET /rentals/search` does besides HTTP: embed, vector, text of the
 //!   not-yet-embedded items, merge.
 //!
 //! Criterion reports each distribution; the bench also times 200 queries of varied text per
-//! case itself and prints p50/p99. Run: `cargo bench -p server --bench search`.
+//! case itself and prints p50/p99, and for every vector case its recall@20 against the exact
+//! answer (the same filters, every distance computed) over 50 queries: a hit counts when its
+//! distance is within the exact 20th's, so ties are not misses. Run:
+//! `cargo bench -p server --bench search`.
 //! Set `BENCH_MYSQL_URL=mysql://user:pass@host:port` to use a running MariaDB instead of a
 //! container; `BENCH_ITEMS` to change the item count.
 
@@ -30,6 +35,7 @@ use sqlx::MySqlPool;
 const ITEM_ROWS_PER_INSERT: usize = 1_000;
 const VECTOR_ROWS_PER_INSERT: usize = 250;
 const TIMED_QUERIES: usize = 200;
+const RECALL_QUERIES: usize = 50;
 const LIMIT: u32 = 20;
 
 const ADJECTIVES: &[&str] = &[
@@ -203,28 +209,74 @@ fn filtered() -> SearchFilter {
     SearchFilter { category: Some(Category::Tools), min_price: Some(10_000), max_price: Some(40_000), available: None }
 }
 
+fn category() -> SearchFilter {
+    SearchFilter { category: Some(Category::Tools), ..SearchFilter::default() }
+}
+
+fn price() -> SearchFilter {
+    SearchFilter { min_price: Some(10_000), max_price: Some(40_000), ..SearchFilter::default() }
+}
+
 #[derive(Clone, Copy)]
 enum Case {
     Vector,
     VectorFiltered,
+    VectorCategory,
+    VectorPrice,
     ExactFiltered,
     Text,
     Api,
 }
 
-async fn run(db: &MySqlPool, case: Case, q: &str) -> usize {
+impl Case {
+    /// The filters of a vector case, for its exact answer; `None` for the others.
+    fn filter(self) -> Option<SearchFilter> {
+        match self {
+            Case::Vector => Some(SearchFilter::default()),
+            Case::VectorFiltered | Case::ExactFiltered => Some(filtered()),
+            Case::VectorCategory => Some(category()),
+            Case::VectorPrice => Some(price()),
+            Case::Text | Case::Api => None,
+        }
+    }
+}
+
+async fn hits(db: &MySqlPool, case: Case, q: &str) -> Vec<server::search::SearchHit> {
     let v = HashingEmbedder::embed_one(q);
     let hits = match case {
-        Case::Vector => vector::search(db, "hashing", &v, &SearchFilter::default(), LIMIT).await,
-        Case::VectorFiltered => vector::search(db, "hashing", &v, &filtered(), LIMIT).await,
+        Case::Vector | Case::VectorFiltered | Case::VectorCategory | Case::VectorPrice => {
+            vector::search(db, "hashing", &v, &case.filter().unwrap_or_default(), LIMIT).await
+        }
         Case::ExactFiltered => vector::exact(db, "hashing", &to_vector_bytes(&v), &filtered(), LIMIT).await,
         Case::Text => text::search(db, Scope::All, q, &SearchFilter::default(), LIMIT).await,
         Case::Api => {
             let req = SearchRequest { q: q.to_string(), filter: SearchFilter::default(), limit: LIMIT };
-            return search_api::search(db, &HashingEmbedder, &req).await.expect("search").hits.len();
+            return search_api::search(db, &HashingEmbedder, &req).await.expect("search").hits;
         }
     };
-    hits.expect("search").len()
+    hits.expect("search")
+}
+
+async fn run(db: &MySqlPool, case: Case, q: &str) -> usize {
+    hits(db, case, q).await.len()
+}
+
+/// Mean recall@20 of `case` over `queries` against the exact answer with the same filters.
+async fn recall(db: &MySqlPool, case: Case, queries: &[String]) -> Option<f64> {
+    let filter = case.filter()?;
+    let mut sum = 0.0;
+    for q in queries {
+        let v = to_vector_bytes(&HashingEmbedder::embed_one(q));
+        let truth = vector::exact(db, "hashing", &v, &filter, LIMIT).await.expect("exact");
+        let Some(kth) = truth.last().map(|h| 1.0 - h.score) else {
+            sum += 1.0;
+            continue;
+        };
+        let got = hits(db, case, q).await;
+        let good = got.iter().filter(|h| 1.0 - h.score <= kth + 1e-6).count().min(truth.len());
+        sum += good as f64 / truth.len() as f64;
+    }
+    Some(sum / queries.len().max(1) as f64)
 }
 
 async fn explain(db: &MySqlPool) {
@@ -241,6 +293,31 @@ async fn explain(db: &MySqlPool) {
     for r in rows {
         let col = |name: &str| r.try_get::<Option<String>, _>(name).ok().flatten().unwrap_or_default();
         println!("EXPLAIN candidates: type={} key={}", col("type"), col("key"));
+    }
+    let sql = format!(
+        "EXPLAIN SELECT e.item_id, VEC_DISTANCE_COSINE(e.embedding, ?) AS distance FROM rental_items i JOIN \
+         rental_embeddings e ON e.item_id = i.id WHERE e.content_version = i.content_version AND i.embed_status = \
+         'DONE' AND e.embedder = 'hashing'{} ORDER BY distance, e.item_id LIMIT 20",
+        filtered().sql()
+    );
+    let q = sqlx::query(&sql).bind(to_vector_bytes(&HashingEmbedder::embed_one("portable camera")));
+    for r in filtered().bind(q).fetch_all(db).await.expect("explain") {
+        let col = |name: &str| r.try_get::<Option<String>, _>(name).ok().flatten().unwrap_or_default();
+        println!(
+            "EXPLAIN exact: table={} type={} key={} extra={}",
+            col("table"),
+            col("type"),
+            col("key"),
+            col("Extra")
+        );
+    }
+    for (name, filter) in [
+        ("none", SearchFilter::default()),
+        ("category+price", filtered()),
+        ("category", category()),
+        ("price", price()),
+    ] {
+        println!("plan for {name}: {:?}", vector::plan(db, &filter, LIMIT).await.expect("plan"));
     }
 }
 
@@ -259,14 +336,16 @@ fn main() {
     let cases = [
         ("vector", Case::Vector),
         ("vector_filtered", Case::VectorFiltered),
+        ("vector_category", Case::VectorCategory),
+        ("vector_price", Case::VectorPrice),
         ("exact_filtered", Case::ExactFiltered),
         ("text", Case::Text),
         ("api", Case::Api),
     ];
-    // Warm the caches (InnoDB pages, MariaDB's HNSW graph cache) so that the first case timed
-    // does not pay for every case's cold start.
+    // Warm the caches (InnoDB pages, MariaDB's HNSW graph cache) with every query of every case,
+    // so that the timed runs measure a warm server, as the criterion samples after them do.
     for (_, case) in cases {
-        for q in queries.iter().take(20) {
+        for q in &queries {
             rt.block_on(run(&db, case, q));
         }
     }
@@ -282,6 +361,11 @@ fn main() {
         percentiles(name, times);
         if empty > 0 {
             println!("{name:>16}: {empty} of {} queries found nothing", queries.len());
+        }
+    }
+    for (name, case) in cases {
+        if let Some(r) = rt.block_on(recall(&db, case, &queries[..RECALL_QUERIES])) {
+            println!("{name:>16}: recall@{LIMIT} {r:.3} over {RECALL_QUERIES} queries");
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use sqlx::MySql;
 use sqlx::mysql::MySqlArguments;
-use sqlx::query::Query;
+use sqlx::query::{Query, QueryAs};
 
 use crate::error::ApiError;
 use crate::rental::Category;
@@ -122,7 +122,8 @@ impl SearchFilter {
     }
 
     /// `AND ...` conditions on the items alias `i`; bind with [`SearchFilter::bind`].
-    pub fn sql(&self) -> String {
+    /// The category and price conditions alone: what an index serves and can count.
+    pub fn indexed_sql(&self) -> String {
         let mut sql = String::new();
         if self.category.is_some() {
             sql.push_str(" AND i.category = ?");
@@ -133,6 +134,12 @@ impl SearchFilter {
         if self.max_price.is_some() {
             sql.push_str(" AND i.price_per_day <= ?");
         }
+        sql
+    }
+
+    /// Every condition, as ` AND ...` on the items aliased `i`; bind with [`SearchFilter::bind`].
+    pub fn sql(&self) -> String {
+        let mut sql = self.indexed_sql();
         if self.available.is_some() {
             sql.push_str(
                 " AND NOT EXISTS (SELECT 1 FROM rental_reservations r WHERE r.item_id = i.id \
@@ -142,22 +149,79 @@ impl SearchFilter {
         sql
     }
 
-    /// Binds the values of [`SearchFilter::sql`], in its order.
-    pub fn bind<'q>(&self, mut query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
-        if let Some(c) = self.category {
-            query = query.bind(c.as_str());
+    /// The values of [`SearchFilter::sql`] (or of `indexed_sql` alone), in order.
+    fn values(&self, indexed_only: bool) -> Vec<Value> {
+        let mut values = Vec::new();
+        values.extend(self.category.map(|c| Value::Text(c.as_str())));
+        values.extend(self.min_price.map(Value::Number));
+        values.extend(self.max_price.map(Value::Number));
+        if let Some(range) = self.available.filter(|_| !indexed_only) {
+            values.extend([Value::Date(range.end), Value::Date(range.start)]);
         }
-        if let Some(p) = self.min_price {
-            query = query.bind(p);
-        }
-        if let Some(p) = self.max_price {
-            query = query.bind(p);
-        }
-        if let Some(range) = self.available {
-            query = query.bind(range.end).bind(range.start);
+        values
+    }
+
+    pub fn bind<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
+        self.bind_values(query, false)
+    }
+
+    /// The values of [`SearchFilter::indexed_sql`].
+    pub fn bind_indexed_values<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
+        self.bind_values(query, true)
+    }
+
+    fn bind_values<'q>(
+        &self,
+        mut query: Query<'q, MySql, MySqlArguments>,
+        indexed_only: bool,
+    ) -> Query<'q, MySql, MySqlArguments> {
+        for v in self.values(indexed_only) {
+            query = match v {
+                Value::Text(t) => query.bind(t),
+                Value::Number(n) => query.bind(n),
+                Value::Date(d) => query.bind(d),
+            };
         }
         query
     }
+
+    /// [`SearchFilter::bind`] for a typed query.
+    pub fn bind_as<'q, O>(
+        &self,
+        query: QueryAs<'q, MySql, O, MySqlArguments>,
+    ) -> QueryAs<'q, MySql, O, MySqlArguments> {
+        self.bind_values_as(query, false)
+    }
+
+    /// The values of [`SearchFilter::indexed_sql`], for a typed query.
+    pub fn bind_indexed<'q, O>(
+        &self,
+        query: QueryAs<'q, MySql, O, MySqlArguments>,
+    ) -> QueryAs<'q, MySql, O, MySqlArguments> {
+        self.bind_values_as(query, true)
+    }
+
+    fn bind_values_as<'q, O>(
+        &self,
+        mut query: QueryAs<'q, MySql, O, MySqlArguments>,
+        indexed_only: bool,
+    ) -> QueryAs<'q, MySql, O, MySqlArguments> {
+        for v in self.values(indexed_only) {
+            query = match v {
+                Value::Text(t) => query.bind(t),
+                Value::Number(n) => query.bind(n),
+                Value::Date(d) => query.bind(d),
+            };
+        }
+        query
+    }
+}
+
+/// One bound value of a filter.
+enum Value {
+    Text(&'static str),
+    Number(u32),
+    Date(chrono::NaiveDate),
 }
 
 #[cfg(test)]

@@ -1,22 +1,22 @@
-//! Nearest items by cosine distance, through MariaDB's VECTOR INDEX when it can be used.
+//! Nearest items by cosine distance: through MariaDB's VECTOR INDEX, or exactly over the few
+//! items a selective filter keeps, whichever the filter's selectivity makes cheaper. The plan
+//! is chosen per query ([`plan`]):
 //!
-//! MariaDB 11.8 uses the vector index (an HNSW graph) only for
-//! `ORDER BY VEC_DISTANCE_COSINE(col, <constant>) LIMIT n` on the vector's own table. Joined
-//! with `rental_items` and filtered, the optimiser instead reads the filter's index and sorts
-//! every matching row by distance (EXPLAIN: `ref ix_rental_items_category ... Using filesort`,
-//! no vector key). So the search runs in two steps:
-//!
-//! 1. candidates: the `k` nearest vectors from the index (EXPLAIN: `type index, key
-//!    ix_rental_embeddings_embedding`, `rows` = k), then a primary-key lookup of those items
-//!    with the filters (current content version, this embedder, DONE, category, price,
-//!    availability). `k` is twice the limit without filters, ten times with them (at most
-//!    1,000): the index's answer is approximate and filters drop some of it.
-//! 2. when fewer than `limit` candidates survive although the index returned a full `k` (so
-//!    more may exist), step 1 again with 1,000 candidates; and if that is still short, the
-//!    same filters as a plain join ordered by distance: exact, and as fast as the filters are
-//!    selective (a category is an eighth of the items).
+//! * **exact**, when the category and price filters keep at most [`EXACT_MAX_ROWS`] items (a
+//!   count over `ix_rental_items_search` or `ix_rental_items_price` that stops after
+//!   `EXACT_MAX_ROWS + 1` says so): those items' ids come from the index alone, each one's
+//!   distance is computed, and only the nearest `limit` item rows are read. Exact: recall 1.
+//! * **index**, otherwise: MariaDB 11.8 uses the vector index (an HNSW graph) only for
+//!   `ORDER BY VEC_DISTANCE_COSINE(col, <constant>) LIMIT n` on the vector's own table (joined
+//!   and filtered, the optimiser reads the filter's index and sorts every matching row instead).
+//!   So the `k` nearest vectors come from the index (EXPLAIN: `type index, key
+//!   ix_rental_embeddings_embedding`), then a primary-key lookup of those items applies the
+//!   filters. `k` is twice the limit when nothing is filtered; otherwise twice the limit over
+//!   the share of items the filter keeps, by the optimiser's estimates (at least four times
+//!   the limit, at most 1,000). When fewer than `limit` survive although the index returned a
+//!   full `k`, the share that survived sizes the next round, up to 1,000, then the exact path.
 
-use sqlx::{MySqlPool, Row};
+use sqlx::MySqlPool;
 
 use super::{MatchedBy, SearchFilter, SearchHit};
 use crate::embed::to_vector_bytes;
@@ -25,13 +25,66 @@ use crate::rental::{COLUMNS, Rental};
 /// Most candidates fetched from the index in step 1.
 const MAX_CANDIDATES: u32 = 1_000;
 
+/// A filter that keeps at most this many items is searched exactly. Measured on 100,000 items
+/// (`cargo bench -p server --bench search`): see `reports/README.md`.
+pub const EXACT_MAX_ROWS: u64 = 5_000;
+
 /// Conditions that make an embedding usable: DONE, of the item's current content, by the
 /// embedder of the query.
 const CURRENT: &str = "e.content_version = i.content_version AND i.embed_status = 'DONE' AND e.embedder = ?";
 
-fn candidates_for(filter: &SearchFilter, limit: u32) -> u32 {
-    let factor = if filter.is_empty() { 2 } else { 10 };
-    (limit * factor).min(MAX_CANDIDATES)
+/// How one search runs, chosen from the filter's selectivity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Every item the filters keep (`rows` of them), by exact distance.
+    Exact { rows: u64 },
+    /// The `k` nearest vectors from the index, then the filters (more rounds if too few pass).
+    Index { k: u32 },
+}
+
+/// The plan for `filter`: a count over the index that serves the category and price filters,
+/// stopped after [`EXACT_MAX_ROWS`] + 1 (availability is not counted: it only removes items,
+/// so the count is an upper bound).
+pub async fn plan(db: &MySqlPool, filter: &SearchFilter, limit: u32) -> sqlx::Result<Plan> {
+    let indexed = filter.indexed_sql();
+    if indexed.is_empty() {
+        let k = if filter.is_empty() { limit * 2 } else { limit * 4 };
+        return Ok(Plan::Index { k: k.min(MAX_CANDIDATES) });
+    }
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM rental_items i WHERE i.embed_status = 'DONE'{indexed} LIMIT {}) t",
+        EXACT_MAX_ROWS + 1
+    );
+    let kept: i64 = filter.bind_indexed(sqlx::query_as::<_, (i64,)>(&sql)).fetch_one(db).await?.0;
+    if kept.max(0) as u64 <= EXACT_MAX_ROWS {
+        return Ok(Plan::Exact { rows: kept.max(0) as u64 });
+    }
+    // A broad filter: the optimiser's estimates (an index dive each, no row read) of the items
+    // it keeps and of all the embedded ones size the over-fetch, so one round usually does.
+    let kept = estimate(db, filter, true).await?;
+    let done = estimate(db, filter, false).await?;
+    let k = match (kept, done) {
+        (Some(kept), Some(done)) if kept > 0 => (2 * u64::from(limit) * done).div_ceil(kept),
+        _ => u64::from(limit) * 4,
+    };
+    Ok(Plan::Index { k: k.clamp(u64::from(limit) * 4, u64::from(MAX_CANDIDATES)) as u32 })
+}
+
+/// The optimiser's estimate of the embedded items `filter` keeps (or of all of them).
+async fn estimate(db: &MySqlPool, filter: &SearchFilter, filtered: bool) -> sqlx::Result<Option<u64>> {
+    use sqlx::Row;
+    let conditions = if filtered { filter.indexed_sql() } else { String::new() };
+    let sql = format!("EXPLAIN SELECT 1 FROM rental_items i WHERE i.embed_status = 'DONE'{conditions}");
+    let q = sqlx::query(&sql);
+    let q = if filtered { filter.bind_indexed_values(q) } else { q };
+    let rows = q.fetch_all(db).await?;
+    Ok(rows.first().and_then(|r| {
+        r.try_get::<Option<u64>, _>("rows")
+            .ok()
+            .flatten()
+            .or_else(|| r.try_get::<Option<i64>, _>("rows").ok().flatten().map(|n| n.max(0) as u64))
+            .or_else(|| r.try_get::<Option<String>, _>("rows").ok().flatten().and_then(|t| t.parse().ok()))
+    }))
 }
 
 /// Up to `limit` embedded items nearest to `query`, nearest first.
@@ -44,20 +97,29 @@ pub async fn search(
     limit: u32,
 ) -> sqlx::Result<Vec<SearchHit>> {
     let bytes = to_vector_bytes(query);
-    let first = candidates_for(filter, limit);
-    // A wider net before the exact scan: a selective filter (one category and a price band
-    // keep ~4% of the items) leaves few of the first candidates, but enough of 1,000.
-    let rounds = if first < MAX_CANDIDATES { vec![first, MAX_CANDIDATES] } else { vec![first] };
-    for k in rounds {
-        let (hits, fetched) = from_index(db, embedder, &bytes, filter, limit, k).await?;
+    let first = match plan(db, filter, limit).await? {
+        Plan::Exact { .. } => return exact(db, embedder, &bytes, filter, limit).await,
+        Plan::Index { k } => k,
+    };
+    // A wider net before the exact scan, sized by the share of the candidates that passed the
+    // filters: if 80 candidates left 10, 320 should leave the 40 wanted.
+    let mut k = first;
+    loop {
+        let (hits, fetched, passed) = from_index(db, embedder, &bytes, filter, limit, k).await?;
+        // Enough, or the index has nothing more to give.
         if hits.len() as u32 >= limit || fetched < u64::from(k) {
             return Ok(hits);
         }
+        if k >= MAX_CANDIDATES {
+            return exact(db, embedder, &bytes, filter, limit).await;
+        }
+        let share = passed.max(1) as f64 / fetched.max(1) as f64;
+        let next = (2.0 * f64::from(limit) / share).ceil() as u32;
+        k = next.max(k * 2).min(MAX_CANDIDATES);
     }
-    exact(db, embedder, &bytes, filter, limit).await
 }
 
-/// Step 1; also returns how many candidates the index gave.
+/// Step 1; also returns how many candidates the index gave and how many passed the filters.
 async fn from_index(
     db: &MySqlPool,
     embedder: &str,
@@ -65,7 +127,7 @@ async fn from_index(
     filter: &SearchFilter,
     limit: u32,
     k: u32,
-) -> sqlx::Result<(Vec<SearchHit>, u64)> {
+) -> sqlx::Result<(Vec<SearchHit>, u64, u64)> {
     // Exactly the shape the index serves; EXPLAIN: `index ix_rental_embeddings_embedding`.
     let candidates: Vec<(u64, f64)> = sqlx::query_as(
         "SELECT item_id, VEC_DISTANCE_COSINE(embedding, ?) AS distance FROM rental_embeddings \
@@ -77,36 +139,33 @@ async fn from_index(
     .await?;
     let fetched = candidates.len() as u64;
     if candidates.is_empty() {
-        return Ok((Vec::new(), 0));
+        return Ok((Vec::new(), 0, 0));
     }
-    // The filters, on the candidates only: a primary-key lookup of at most `k` rows.
+    // The filters, on the candidates only: a primary-key lookup of at most `k` rows that reads
+    // no item's text; only the nearest `limit` that pass are read whole.
     let placeholders = vec!["?"; candidates.len()].join(", ");
     let sql = format!(
-        "SELECT {COLUMNS} FROM rental_items i JOIN rental_embeddings e ON e.item_id = i.id \
+        "SELECT i.id FROM rental_items i JOIN rental_embeddings e ON e.item_id = i.id \
          WHERE i.id IN ({placeholders}) AND {CURRENT}{filters}",
         filters = filter.sql()
     );
-    let mut q = sqlx::query(&sql);
+    let mut q = sqlx::query_as::<_, (u64,)>(&sql);
     for (id, _) in &candidates {
         q = q.bind(*id);
     }
-    let rows = filter.bind(q.bind(embedder)).fetch_all(db).await?;
-    let distance_of: std::collections::HashMap<u64, f64> = candidates.into_iter().collect();
-    let mut hits = rows
-        .iter()
-        .map(|row| {
-            let item = Rental::from_row(row)?;
-            let distance = distance_of.get(&item.id).copied().unwrap_or(2.0);
-            Ok(SearchHit { item, score: 1.0 - distance, matched_by: MatchedBy::Vector })
-        })
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.id.cmp(&b.item.id)));
-    hits.truncate(limit as usize);
-    Ok((hits, fetched))
+    let kept: std::collections::HashSet<u64> =
+        filter.bind_as(q.bind(embedder)).fetch_all(db).await?.into_iter().map(|(id,)| id).collect();
+    let passed = kept.len() as u64;
+    // The candidates come nearest first; ties in distance by id, as the exact path orders them.
+    let mut nearest: Vec<(u64, f64)> = candidates.into_iter().filter(|(id, _)| kept.contains(id)).collect();
+    nearest.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    nearest.truncate(limit as usize);
+    Ok((rows_of(db, nearest).await?, fetched, passed))
 }
 
-/// Step 2: every embedded item that passes the filters, ordered by exact distance. Public for
-/// the bench, which compares it with the index path.
+/// Every embedded item that passes the filters, by exact distance: the ids and distances first,
+/// from the filter's index and the vectors (no item row read), then the nearest `limit` items'
+/// rows. Public for the bench, which compares it with the index path and measures recall with it.
 pub async fn exact(
     db: &MySqlPool,
     embedder: &str,
@@ -115,17 +174,37 @@ pub async fn exact(
     limit: u32,
 ) -> sqlx::Result<Vec<SearchHit>> {
     let sql = format!(
-        "SELECT {COLUMNS}, VEC_DISTANCE_COSINE(e.embedding, ?) AS distance \
+        "SELECT e.item_id, VEC_DISTANCE_COSINE(e.embedding, ?) AS distance \
          FROM rental_items i JOIN rental_embeddings e ON e.item_id = i.id \
-         WHERE {CURRENT}{filters} ORDER BY distance LIMIT ?",
+         WHERE {CURRENT}{filters} ORDER BY distance, e.item_id LIMIT ?",
         filters = filter.sql()
     );
-    let q = sqlx::query(&sql).bind(query).bind(embedder);
-    let rows = filter.bind(q).bind(limit).fetch_all(db).await?;
-    rows.iter().map(hit).collect()
+    let q = sqlx::query_as(&sql).bind(query).bind(embedder);
+    let nearest: Vec<(u64, f64)> = filter.bind_as(q).bind(limit).fetch_all(db).await?;
+    rows_of(db, nearest).await
 }
 
-fn hit(row: &sqlx::mysql::MySqlRow) -> sqlx::Result<SearchHit> {
-    let distance: f64 = row.try_get("distance")?;
-    Ok(SearchHit { item: Rental::from_row(row)?, score: 1.0 - distance, matched_by: MatchedBy::Vector })
+/// The item rows of `(id, distance)` pairs, in that order.
+async fn rows_of(db: &MySqlPool, nearest: Vec<(u64, f64)>) -> sqlx::Result<Vec<SearchHit>> {
+    if nearest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; nearest.len()].join(", ");
+    let sql = format!("SELECT {COLUMNS} FROM rental_items i WHERE i.id IN ({placeholders})");
+    let mut q = sqlx::query(&sql);
+    for (id, _) in &nearest {
+        q = q.bind(*id);
+    }
+    let mut items: std::collections::HashMap<u64, Rental> = q
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(|row| Rental::from_row(row).map(|r| (r.id, r)))
+        .collect::<sqlx::Result<_>>()?;
+    Ok(nearest
+        .into_iter()
+        .filter_map(|(id, distance)| {
+            items.remove(&id).map(|item| SearchHit { item, score: 1.0 - distance, matched_by: MatchedBy::Vector })
+        })
+        .collect())
 }

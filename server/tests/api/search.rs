@@ -99,6 +99,22 @@ async fn embedded_items_are_ranked_by_vector_with_scores_and_filters() -> TestRe
     assert!(!ids(&busy).contains(&tent) && ids(&busy).contains(&stove), "{busy}");
     let (_, free) = search(&app, &user, &[("q", "camping tent"), ("available_from", &day(13))]).await;
     assert_eq!(ids(&free)[0], tent, "{free}");
+
+    // The plan of each: a category or a price range keeps few items here, counted over their
+    // index and searched exactly; no filter, or availability alone, goes through the vector
+    // index, over-fetching when something is filtered.
+    use server::rental::Category;
+    use server::search::SearchFilter;
+    use server::search::vector::{Plan, plan};
+    let camping = SearchFilter { category: Some(Category::Camping), ..SearchFilter::default() };
+    assert_eq!(plan(&world.db, &camping, 20).await?, Plan::Exact { rows: 2 });
+    let cheap = SearchFilter { max_price: Some(20_000), ..SearchFilter::default() };
+    assert_eq!(plan(&world.db, &cheap, 20).await?, Plan::Exact { rows: 2 });
+    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Index { k: 40 });
+    let today = Utc::now().date_naive();
+    let range = server::rental::reservations::DateRange { start: today, end: today };
+    let free = SearchFilter { available: Some(range), ..SearchFilter::default() };
+    assert_eq!(plan(&world.db, &free, 20).await?, Plan::Index { k: 80 });
     Ok(())
 }
 
