@@ -16,9 +16,10 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::world::World;
 use crate::ledger::Cause;
 use crate::probe::sse;
-use crate::scenario::{Churn, Spread};
+use crate::scenario::{Churn, Load, Reconnect, Spread};
 
 /// A stream that stays silent this long (keep-alives included) is treated as dead: the
 /// server sends a keep-alive every 15 s, so only a frozen instance gets here.
@@ -88,6 +89,26 @@ pub struct ClientSpec {
     /// shard's clients start from the position their user had when the world was prepared,
     /// so what another shard caused before this one's streams were up is replayed, not lost.
     pub start_after: Option<String>,
+}
+
+impl ClientSpec {
+    /// The client of user `u` of `world`, whose own instance is `own`, behaving as `load`
+    /// says; it starts without a stream position.
+    pub fn of_user(world: &World, u: usize, own: usize, bases: Arc<Vec<String>>, load: &Load, seed: u64) -> Self {
+        let n = bases.len();
+        ClientSpec {
+            client: u as u64,
+            user_id: world.users[u].id,
+            token: world.users[u].token.clone(),
+            bases,
+            order: (0..n).map(|k| (own + k) % n).collect(),
+            resume_with_last_event_id: load.reconnect != Reconnect::Fresh,
+            browser: load.reconnect == Reconnect::Browser,
+            spread: load.spread,
+            seed,
+            start_after: None,
+        }
+    }
 }
 
 /// Why a connection ended.

@@ -22,7 +22,7 @@ use crate::infra::unique_name;
 use crate::ledger::{Cause, Ledger, LedgerSummary};
 use crate::probe::api::ApiClient;
 use crate::report::FaultRecord;
-use crate::scenario::{Churn, Delivery, Load, Reconnect, Spread, Strategy};
+use crate::scenario::{Churn, Delivery, Load, Spread, Strategy};
 
 /// Causing requests in flight at once; beyond this the driver is the bottleneck, and says so.
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -111,18 +111,7 @@ impl Rig {
                 Spread::RoundRobin => u % n_instances,
                 Spread::Random => rng.random_range(0..n_instances),
             };
-            let spec = ClientSpec {
-                client: u as u64,
-                user_id: world.users[u].id,
-                token: world.users[u].token.clone(),
-                bases: bases.clone(),
-                order: (0..n_instances).map(|k| (own + k) % n_instances).collect(),
-                resume_with_last_event_id: load.reconnect != Reconnect::Fresh,
-                browser: load.reconnect == Reconnect::Browser,
-                spread: load.spread,
-                seed: scn.seed,
-                start_after: None,
-            };
+            let spec = ClientSpec::of_user(&world, u, own, bases.clone(), load, scn.seed);
             client_tasks.push(tokio::spawn(run_client(
                 spec,
                 stream_http.clone(),

@@ -25,7 +25,7 @@ use crate::run::clients::{ClientSpec, ClientStats, LedgerMsg, run_client};
 use crate::run::cpu::{CpuProfile, CpuSampler};
 use crate::run::driver::Driver;
 use crate::run::rig::MAX_IN_FLIGHT;
-use crate::scenario::{Reconnect, Scenario, Spread};
+use crate::scenario::{Scenario, Spread};
 
 pub const FILE: &str = "shard.json";
 
@@ -122,7 +122,6 @@ pub async fn run(opts: &ShardOptions) -> anyhow::Result<ShardFile> {
     let (_churn, churn_rx) = watch::channel(None);
     let stop_clients = CancellationToken::new();
     let mut client_tasks = Vec::new();
-    let users = &world.world.users;
     for u in (0..world.world.sse_clients).filter(|u| slice.owns(*u as u64)) {
         // The instance a user's stream goes to depends on the user alone, not on the shards.
         let own = match load.spread {
@@ -130,17 +129,9 @@ pub async fn run(opts: &ShardOptions) -> anyhow::Result<ShardFile> {
             Spread::Random => StdRng::seed_from_u64(scenario.seed ^ 0x5eed ^ u as u64).random_range(0..n_instances),
         };
         let spec = ClientSpec {
-            client: u as u64,
-            user_id: users[u].id,
-            token: users[u].token.clone(),
-            bases: bases.clone(),
-            order: (0..n_instances).map(|k| (own + k) % n_instances).collect(),
-            resume_with_last_event_id: load.reconnect != Reconnect::Fresh,
-            browser: load.reconnect == Reconnect::Browser,
-            spread: load.spread,
-            seed: scenario.seed,
             // The world was prepared with no notification for anyone: from the start.
             start_after: Some("0".to_string()),
+            ..ClientSpec::of_user(&world.world, u, own, bases.clone(), load, scenario.seed)
         };
         client_tasks.push(tokio::spawn(run_client(
             spec,

@@ -116,6 +116,22 @@ impl SearchQuery {
     }
 }
 
+/// Binds a filter's values in order. `Query` and `QueryAs` both have `bind` but share no trait
+/// that has it.
+macro_rules! bind_each {
+    ($query:expr, $values:expr) => {{
+        let mut query = $query;
+        for v in $values {
+            query = match v {
+                Value::Text(t) => query.bind(t),
+                Value::Number(n) => query.bind(n),
+                Value::Date(d) => query.bind(d),
+            };
+        }
+        query
+    }};
+}
+
 impl SearchFilter {
     pub fn is_empty(&self) -> bool {
         *self == SearchFilter::default()
@@ -162,27 +178,12 @@ impl SearchFilter {
     }
 
     pub fn bind<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
-        self.bind_values(query, false)
+        bind_each!(query, self.values(false))
     }
 
     /// The values of [`SearchFilter::indexed_sql`].
     pub fn bind_indexed_values<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
-        self.bind_values(query, true)
-    }
-
-    fn bind_values<'q>(
-        &self,
-        mut query: Query<'q, MySql, MySqlArguments>,
-        indexed_only: bool,
-    ) -> Query<'q, MySql, MySqlArguments> {
-        for v in self.values(indexed_only) {
-            query = match v {
-                Value::Text(t) => query.bind(t),
-                Value::Number(n) => query.bind(n),
-                Value::Date(d) => query.bind(d),
-            };
-        }
-        query
+        bind_each!(query, self.values(true))
     }
 
     /// [`SearchFilter::bind`] for a typed query.
@@ -190,7 +191,7 @@ impl SearchFilter {
         &self,
         query: QueryAs<'q, MySql, O, MySqlArguments>,
     ) -> QueryAs<'q, MySql, O, MySqlArguments> {
-        self.bind_values_as(query, false)
+        bind_each!(query, self.values(false))
     }
 
     /// The values of [`SearchFilter::indexed_sql`], for a typed query.
@@ -198,22 +199,7 @@ impl SearchFilter {
         &self,
         query: QueryAs<'q, MySql, O, MySqlArguments>,
     ) -> QueryAs<'q, MySql, O, MySqlArguments> {
-        self.bind_values_as(query, true)
-    }
-
-    fn bind_values_as<'q, O>(
-        &self,
-        mut query: QueryAs<'q, MySql, O, MySqlArguments>,
-        indexed_only: bool,
-    ) -> QueryAs<'q, MySql, O, MySqlArguments> {
-        for v in self.values(indexed_only) {
-            query = match v {
-                Value::Text(t) => query.bind(t),
-                Value::Number(n) => query.bind(n),
-                Value::Date(d) => query.bind(d),
-            };
-        }
-        query
+        bind_each!(query, self.values(true))
     }
 }
 
