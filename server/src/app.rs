@@ -12,7 +12,8 @@ use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{PasswordHasher, SessionStore, StreamTickets};
 use crate::ai::worker::AiWorker;
 use crate::batch::claim::Claimer;
-use crate::batch::embed_job::{EmbedPool, FaultyEmbedder, PoolControl};
+use crate::batch::config::EmbedMode;
+use crate::batch::embed_job::{EmbedPool, FaultyEmbedder, InlineEmbed, PoolControl};
 use crate::batch::jobs::JobRunner;
 use crate::batch::scheduler::Scheduler;
 use crate::batch::{JobName, Jobs};
@@ -220,6 +221,7 @@ impl App {
             hub,
             jobs,
             embedder,
+            inline_embed: InlineEmbed((batch.embed.mode == EmbedMode::Inline).then(|| embed_pool.clone())),
             chat,
             tickets,
             browser: Arc::new(settings.browser.clone()),

@@ -67,6 +67,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("job_heartbeat_schedule", None),
     ("cleanup_notifications_days", Some("30")),
     ("cleanup_history_days", Some("7")),
+    ("embed_mode", Some("batch")),
     ("embed_workers", Some("1")),
     ("embed_claim_strategy", Some("skip-locked")),
     ("embed_batch_size", Some("32")),
@@ -485,6 +486,7 @@ impl Resolver {
             notifications_retention_days: self.number("cleanup_notifications_days", 1u32, 36_500)?,
             history_retention_days: self.number("cleanup_history_days", 1u32, 36_500)?,
             embed: EmbedClaimSettings {
+                mode: self.text("embed_mode").parse().map_err(|e: String| self.err("embed_mode", e))?,
                 workers: self.number("embed_workers", 0u32, 64)?,
                 strategy,
                 batch_size: self.number("embed_batch_size", 1u32, 1000)?,
@@ -594,6 +596,17 @@ mod tests {
         assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8080");
         assert!(s.instance_id.starts_with("srv-"));
         assert_eq!(s.ai.generator, AiGeneratorSetting::Offline { latency: Duration::ZERO });
+    }
+
+    #[test]
+    fn the_embed_mode_is_batch_unless_set_and_a_wrong_one_names_both() {
+        use crate::batch::config::EmbedMode;
+        assert_eq!(Settings::from_sources(None, env(&[])).unwrap().batch.embed.mode, EmbedMode::Batch);
+        let inline = Settings::from_sources(None, env(&[("SERVER_EMBED_MODE", "inline")])).unwrap();
+        assert_eq!(inline.batch.embed.mode, EmbedMode::Inline);
+        let err = Settings::from_sources(None, env(&[("SERVER_EMBED_MODE", "eventually")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_EMBED_MODE");
+        assert!(err.message.contains("batch, inline"), "{err}");
     }
 
     #[test]

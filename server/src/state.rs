@@ -60,6 +60,8 @@ pub struct AppState {
     /// Turns search queries into vectors; the same one the embedding worker uses, so a query
     /// and the items it is compared with come from one model.
     pub embedder: Arc<dyn Embedder>,
+    /// Set in the `inline` embed mode: `POST /rentals` embeds the post before answering.
+    pub inline_embed: crate::batch::embed_job::InlineEmbed,
     /// Chat's STOMP connections: the hub of this instance's subscribers, the relay, limits.
     pub chat: ChatContext,
     /// Issues and checks the tickets that open streams from a browser.

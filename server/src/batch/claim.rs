@@ -57,6 +57,9 @@ impl std::str::FromStr for ClaimStrategy {
     }
 }
 
+/// `embed_claims.strategy` of the claims taken by requests that embed their own item.
+pub const INLINE: &str = "inline";
+
 /// A row is claimable when it waits, or when its claim's lease ran out.
 const CLAIMABLE: &str =
     "(embed_status = 'WAIT' OR (embed_status = 'PENDING' AND (claimed_until IS NULL OR claimed_until < NOW(6))))";
@@ -140,19 +143,78 @@ impl Claimer {
             ClaimStrategy::Version => self.claim_version(&token, limit).await?,
             ClaimStrategy::SkipLocked => self.claim_skip_locked(&token, limit).await?,
         };
+        self.record_claim(worker, self.strategy.as_str(), &token, candidates, items.len()).await?;
+        Ok(Claim { token, candidates, items })
+    }
+
+    /// A claim for an item about to be written by a request that embeds it itself (the
+    /// `inline` embed mode): see [`crate::rental::embedding::Hold`].
+    pub fn hold(&self) -> crate::rental::embedding::Hold {
+        crate::rental::embedding::Hold {
+            token: new_token(),
+            instance_id: self.instance_id.clone(),
+            lease_s: self.lease.as_secs(),
+        }
+    }
+
+    /// The claim of item `id` written under `token` by [`Claimer::hold`]'s caller, recorded
+    /// like every claim (strategy `inline`); empty if the row no longer carries it.
+    pub async fn claim_held(&self, worker: u32, id: u64, token: &str) -> sqlx::Result<Claim> {
+        let rows: Vec<ItemRow> = sqlx::query_as(
+            "SELECT id, content_version, title, category, description FROM rental_items \
+             WHERE id = ? AND claim_token = ? AND embed_status = 'PENDING'",
+        )
+        .bind(id)
+        .bind(token)
+        .fetch_all(&self.db)
+        .await?;
+        let items: Vec<ClaimedItem> = rows.into_iter().map(into_item).collect();
+        self.record_claim(worker, INLINE, token, 1, items.len()).await?;
+        Ok(Claim { token: token.to_string(), candidates: 1, items })
+    }
+
+    /// Claims item `id` alone if it is claimable (the `inline` embed mode after an edit set it
+    /// WAIT): empty when a worker holds it or it is DONE.
+    pub async fn claim_item(&self, worker: u32, id: u64) -> sqlx::Result<Claim> {
+        let token = new_token();
+        let claimed = sqlx::query(&format!(
+            "UPDATE rental_items SET embed_status = 'PENDING', claim_version = claim_version + 1, \
+             claim_token = ?, claimed_by = ?, claimed_until = NOW(6) + INTERVAL ? SECOND WHERE id = ? AND {CLAIMABLE}"
+        ))
+        .bind(&token)
+        .bind(&self.instance_id)
+        .bind(self.lease.as_secs())
+        .bind(id)
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(Claim { token, candidates: 0, items: Vec::new() });
+        }
+        self.claim_held(worker, id, &token).await
+    }
+
+    async fn record_claim(
+        &self,
+        worker: u32,
+        strategy: &str,
+        token: &str,
+        candidates: usize,
+        claimed: usize,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO embed_claims (instance_id, worker, strategy, claim_token, candidates, claimed) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&self.instance_id)
         .bind(worker)
-        .bind(self.strategy.as_str())
-        .bind(&token)
+        .bind(strategy)
+        .bind(token)
         .bind(candidates as u64)
-        .bind(items.len() as u64)
+        .bind(claimed as u64)
         .execute(&self.db)
         .await?;
-        Ok(Claim { token, candidates, items })
+        Ok(())
     }
 
     async fn claim_naive(&self, limit: u32) -> sqlx::Result<(usize, Vec<ClaimedItem>)> {

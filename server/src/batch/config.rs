@@ -28,8 +28,34 @@ pub struct BatchSettings {
     pub embed: EmbedClaimSettings,
 }
 
+/// When a post is embedded (`SERVER_EMBED_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedMode {
+    /// By the claim workers after the post is written: `POST /rentals` answers at once and
+    /// the post is found by meaning once a worker has embedded it (the seed's fix).
+    Batch,
+    /// Inside `POST /rentals` (and an edit of its content), before the answer: what the seed
+    /// moved away from (3-5 s per post), kept to measure the difference
+    /// (scenarios/embed-off-request-path.toml). The workers still embed what an inline embed
+    /// failed to.
+    Inline,
+}
+
+impl std::str::FromStr for EmbedMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "batch" => Ok(EmbedMode::Batch),
+            "inline" => Ok(EmbedMode::Inline),
+            other => Err(format!("`{other}` is not one of batch, inline")),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EmbedClaimSettings {
+    pub mode: EmbedMode,
     /// Embed workers on this instance (0: none).
     pub workers: u32,
     pub strategy: ClaimStrategy,
@@ -43,6 +69,7 @@ pub struct EmbedClaimSettings {
     pub fencing: bool,
     /// Fault injection: the share of embed calls that fail transiently (0 to 1).
     pub fail_rate: f64,
-    /// Fault injection: added to every embed call, to model a model's cost.
+    /// Added to every embed call of a post (by a worker or inline; never to a search query's),
+    /// to model a slow model or provider. Off (0) unless set.
     pub delay: Duration,
 }

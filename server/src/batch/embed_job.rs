@@ -46,6 +46,15 @@ pub struct EmbedPool {
     pub idle_poll: Option<Duration>,
 }
 
+/// The embed pool of this instance when posts are embedded inside the requests that write
+/// them (`SERVER_EMBED_MODE=inline`); `None` in the default `batch` mode.
+#[derive(Clone, Default)]
+pub struct InlineEmbed(pub Option<EmbedPool>);
+
+/// `embed_claims.worker` and `embed_attempts.worker` of the embeds done by requests (the
+/// `inline` embed mode), told apart from the pool's workers 0, 1, ...
+pub const INLINE_WORKER: u32 = u32::MAX;
+
 /// What one worker step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -134,6 +143,58 @@ impl EmbedPool {
     /// One claim and its processing: public so a test can drive a worker step by step.
     pub async fn step(&self, worker: u32) -> sqlx::Result<Step> {
         let claim = self.claimer.claim(worker, self.batch_size).await?;
+        self.process(worker, claim).await
+    }
+
+    /// The `inline` embed mode: lists an item claimed under a hold and embeds it before
+    /// returning, on a task of its own so that a client hanging up cannot leave the claim to
+    /// its lease. The item is written whatever the embedder does; one it failed to embed is
+    /// WAIT again, for the workers.
+    pub async fn create_and_embed(
+        &self,
+        owner: u64,
+        fields: crate::rental::RentalFields,
+    ) -> Result<crate::rental::Rental, crate::error::ApiError> {
+        let hold = self.claimer.hold();
+        let item = crate::rental::create(&self.claimer.db, owner, fields, Some(&hold)).await?;
+        let pool = self.clone();
+        let embedded = tokio::spawn(async move {
+            let claim = pool.claimer.claim_held(INLINE_WORKER, item.id, &hold.token).await?;
+            pool.process(INLINE_WORKER, claim).await
+        });
+        self.after_inline(item.id, embedded).await
+    }
+
+    /// The `inline` embed mode after an edit: embeds the item now if it waits (its content
+    /// changed), as [`EmbedPool::create_and_embed`] does.
+    pub async fn embed_if_waiting(&self, id: u64) -> Result<crate::rental::Rental, crate::error::ApiError> {
+        let pool = self.clone();
+        let embedded = tokio::spawn(async move {
+            let claim = pool.claimer.claim_item(INLINE_WORKER, id).await?;
+            pool.process(INLINE_WORKER, claim).await
+        });
+        self.after_inline(id, embedded).await
+    }
+
+    async fn after_inline(
+        &self,
+        id: u64,
+        embedded: tokio::task::JoinHandle<sqlx::Result<Step>>,
+    ) -> Result<crate::rental::Rental, crate::error::ApiError> {
+        match embedded.await {
+            Ok(Ok(step)) if step.failed > 0 => {
+                tracing::warn!(item = id, "the inline embed failed: the item waits for the embed workers")
+            }
+            Ok(Ok(_)) => {}
+            // The item is written either way: its claim runs out and a worker embeds it.
+            Ok(Err(e)) => tracing::warn!(item = id, error = %e, "the inline embed could not be written"),
+            Err(e) => tracing::warn!(item = id, error = %e, "the inline embed task ended abnormally"),
+        }
+        crate::rental::get(&self.claimer.db, id).await
+    }
+
+    /// Embeds a claim's items and writes what the claim still holds.
+    async fn process(&self, worker: u32, claim: super::claim::Claim) -> sqlx::Result<Step> {
         let mut step = Step { claimed: claim.items.len(), ..Step::default() };
         if claim.items.is_empty() {
             return Ok(step);

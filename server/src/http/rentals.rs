@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use crate::batch::embed_job::InlineEmbed;
 use crate::error::ApiError;
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
 use crate::pagination::{PageQuery, Paged};
@@ -43,7 +44,8 @@ struct ListQuery {
 }
 
 /// Lists an item for rent. It is searchable by text at once, and by meaning once the embedding
-/// worker has embedded it (`embed_status` DONE).
+/// worker has embedded it (`embed_status` DONE). With `SERVER_EMBED_MODE=inline` the post is
+/// embedded before the answer (DONE unless the embedder failed; then WAIT, for the workers).
 #[utoipa::path(
     post,
     path = "/rentals",
@@ -52,7 +54,7 @@ struct ListQuery {
     request_body = NewRental,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The new item, `embed_status` WAIT", body = Rental),
+        (status = 201, description = "The new item, `embed_status` WAIT (DONE when embedded inline)", body = Rental),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (
@@ -67,10 +69,15 @@ struct ListQuery {
 async fn create(
     user: CurrentUser,
     State(db): State<MySqlPool>,
+    State(inline): State<InlineEmbed>,
     ApiJson(input): ApiJson<RentalInput>,
 ) -> Result<(StatusCode, Json<Rental>), ApiError> {
     let fields = input.parse()?;
-    Ok((StatusCode::CREATED, Json(rental::create(&db, user.id, fields).await?)))
+    let item = match &inline.0 {
+        Some(pool) => pool.create_and_embed(user.id, fields).await?,
+        None => rental::create(&db, user.id, fields, None).await?,
+    };
+    Ok((StatusCode::CREATED, Json(item)))
 }
 
 /// Items, newest first, optionally of one category or one owner.
@@ -159,11 +166,16 @@ async fn read(
 async fn update(
     user: CurrentUser,
     State(db): State<MySqlPool>,
+    State(inline): State<InlineEmbed>,
     ApiPath(id): ApiPath<u64>,
     ApiJson(input): ApiJson<RentalInput>,
 ) -> Result<Json<Rental>, ApiError> {
     let fields = input.parse()?;
-    Ok(Json(rental::update(&db, user.id, id, fields).await?))
+    let item = rental::update(&db, user.id, id, fields).await?;
+    Ok(Json(match &inline.0 {
+        Some(pool) if item.embed_status == rental::EmbedStatus::Wait => pool.embed_if_waiting(id).await?,
+        _ => item,
+    }))
 }
 
 /// Deletes one of the caller's items with its reservations.

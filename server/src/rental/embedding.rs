@@ -3,6 +3,16 @@
 
 use sqlx::MySqlPool;
 
+/// A claim taken by the writer of an item in the same statement that writes it (the `inline`
+/// embed mode): the row is born PENDING under this token, so no worker can claim it while the
+/// request embeds it, and if the request dies the lease runs out and a worker takes it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub token: String,
+    pub instance_id: String,
+    pub lease_s: u64,
+}
+
 /// The text an item's embedding is computed from.
 pub fn embedding_text(title: &str, category: &str, description: &str) -> String {
     format!("{title}\n{category}\n{description}")

@@ -164,15 +164,23 @@ async fn get_own(db: &MySqlPool, viewer: u64, id: u64) -> Result<Rental, ApiErro
     Ok(item)
 }
 
+/// Lists an item, WAIT for the embed workers, or claimed under `hold` (see
+/// [`embedding::Hold`]) for its writer to embed.
 #[tracing::instrument(skip_all, fields(user_id = owner))]
-pub async fn create(db: &MySqlPool, owner: u64, fields: RentalFields) -> Result<Rental, ApiError> {
+pub async fn create(
+    db: &MySqlPool,
+    owner: u64,
+    fields: RentalFields,
+    hold: Option<&embedding::Hold>,
+) -> Result<Rental, ApiError> {
     let title = fields.title.ok_or_else(|| ApiError::invalid("title", "is required"))?;
     let category = fields.category.ok_or_else(|| ApiError::invalid("category", "is required"))?;
     let price = fields.price_per_day.ok_or_else(|| ApiError::invalid("price_per_day", "is required"))?;
     let photos = fields.photo_urls.unwrap_or_default();
     let id = sqlx::query(
         "INSERT INTO rental_items (owner_id, title, description, category, price_per_day, deposit, location, \
-         photo_urls) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         photo_urls, embed_status, claim_token, claimed_by, claimed_until) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, IF(? IS NULL, 'WAIT', 'PENDING'), ?, ?, NOW(6) + INTERVAL ? SECOND)",
     )
     .bind(owner)
     .bind(&title)
@@ -182,6 +190,11 @@ pub async fn create(db: &MySqlPool, owner: u64, fields: RentalFields) -> Result<
     .bind(fields.deposit.unwrap_or(0))
     .bind(fields.location.unwrap_or_default())
     .bind(serde_json::Value::from(photos).to_string())
+    .bind(hold.map(|h| &h.token))
+    .bind(hold.map(|h| &h.token))
+    .bind(hold.map(|h| &h.instance_id))
+    // NULL interval: NULL claimed_until, as an unclaimed row has.
+    .bind(hold.map(|h| h.lease_s))
     .execute(db)
     .await?
     .last_insert_id();

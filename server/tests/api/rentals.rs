@@ -184,3 +184,64 @@ async fn invalid_items_are_refused_naming_the_field() -> TestResult {
     assert_eq!(err["field"], "category");
     Ok(())
 }
+
+/// `SERVER_EMBED_MODE=inline` (kept to measure what the seed moved away from): the post is
+/// embedded before `POST /rentals` answers, the embedder's delay is paid by the request, and
+/// a post whose embedding fails is still listed, WAIT for the workers, with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inline_embed_mode_embeds_before_answering_and_keeps_a_post_its_embedder_failed() -> TestResult {
+    let world = World::new().await;
+    let delay = std::time::Duration::from_millis(400);
+    let app = world
+        .spawn(&[
+            ("SERVER_EMBED_MODE", "inline"),
+            ("SERVER_EMBED_DELAY_MS", "400"),
+            ("SERVER_EMBED_WORKERS", "0"),
+            ("SERVER_JOB_EMBED_SCHEDULE", ""),
+        ])
+        .await;
+    let owner = app.signup("owner").await;
+    let sent = std::time::Instant::now();
+    let item = create(&app, &owner, tent()).await;
+    assert!(sent.elapsed() >= delay, "the request did not wait for the embedder: {:?}", sent.elapsed());
+    assert_eq!(item["embed_status"], "DONE", "{item}");
+    let id = item["id"].as_u64().unwrap();
+    let (version, by): (u64, u32) = sqlx::query_as(
+        "SELECT e.content_version, a.worker FROM rental_embeddings e JOIN embed_attempts a ON a.item_id = e.item_id \
+         WHERE e.item_id = ? AND a.outcome = 'committed'",
+    )
+    .bind(id)
+    .fetch_one(&world.db)
+    .await?;
+    assert_eq!((version, by), (1, server::batch::embed_job::INLINE_WORKER));
+    let claims: Vec<(String, u32)> =
+        sqlx::query_as("SELECT strategy, claimed FROM embed_claims").fetch_all(&world.db).await?;
+    assert_eq!(claims, vec![("inline".to_string(), 1)]);
+
+    // An edit of the content is embedded inline too; a price change embeds nothing.
+    let (status, changed) =
+        app.call("PATCH", &format!("/rentals/{id}"), Some(&owner.token), Some(json!({"title": "Tent"}))).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!((changed["content_version"].as_u64(), changed["embed_status"].as_str()), (Some(2), Some("DONE")));
+    let (status, _) =
+        app.call("PATCH", &format!("/rentals/{id}"), Some(&owner.token), Some(json!({"deposit": 1}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let commits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM embed_audit").fetch_one(&world.db).await?;
+    assert_eq!(commits, 2);
+    drop(app);
+
+    // An embedder that always fails: the post is listed anyway and waits for the workers.
+    let failing = world
+        .spawn(&[
+            ("SERVER_EMBED_MODE", "inline"),
+            ("SERVER_EMBED_FAIL_RATE", "1"),
+            ("SERVER_EMBED_WORKERS", "0"),
+            ("SERVER_JOB_EMBED_SCHEDULE", ""),
+        ])
+        .await;
+    let item = create(&failing, &owner, tent()).await;
+    assert_eq!(item["embed_status"], "WAIT", "{item}");
+    let (status, read) = failing.call("GET", &format!("/rentals/{}", item["id"]), Some(&owner.token), None).await;
+    assert_eq!((status, read["title"].as_str()), (StatusCode::OK, Some("2인용 캠핑 텐트")));
+    Ok(())
+}
