@@ -333,6 +333,37 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_embed_scenario_shows_the_request_paying_for_an_inline_embedder_and_batch_keeping_it_off() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // The seed's claim, both sides: with a 1.5 s embedder, `inline` answers POST /rentals
+    // after it, `batch` long before it, and search finds every post by meaning either way.
+    let report = run_ci("embed-off-request-path").await;
+    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
+    let (inline, batch) = (result(&report, "inline"), result(&report, "batch"));
+    for r in [inline, batch] {
+        let e = r.embed.as_ref().expect("embed counts");
+        assert_eq!((e.posts, e.created, e.failed), (32, 32, 0), "{}: {e:?}", r.strategy);
+        assert_eq!(
+            (e.searchable, e.unsearchable, e.not_embedded, e.embedded_twice),
+            (32, 0, 0, 0),
+            "{}: {e:?}",
+            r.strategy
+        );
+        // The database's clock agrees with the searches: no post is embedded later than found.
+        assert!(e.embedded_after_us.max <= e.searchable_us.max, "{}: {e:?}", r.strategy);
+    }
+    assert_eq!(inline.embed.as_ref().unwrap().embedded_in_request, 32);
+    assert_eq!(batch.embed.as_ref().unwrap().embedded_in_request, 0);
+    assert!(inline.latency_us.p50 >= 1_500_000, "every inline POST waits for the embedder: {:?}", inline.latency_us);
+    assert!(
+        batch.latency_us.p99 * 5 < inline.latency_us.p50,
+        "batch p99 {:?} vs inline p50 {:?}",
+        batch.latency_us,
+        inline.latency_us
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_api_scenario_drives_every_endpoint_with_goose_and_counts_each_request() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let report = run_ci("api-capacity").await;

@@ -147,6 +147,17 @@ impl ApiClient {
         title: &str,
         description: &str,
     ) -> Result<u64, ApiCallError> {
+        Ok(self.post_rental(base, owner, title, description).await?.0)
+    }
+
+    /// A post as `POST /rentals` answered it: its id and `embed_status`.
+    pub async fn post_rental(
+        &self,
+        base: &str,
+        owner: &User,
+        title: &str,
+        description: &str,
+    ) -> Result<(u64, String), ApiCallError> {
         let body = json!({
             "title": title,
             "description": description,
@@ -157,7 +168,29 @@ impl ApiClient {
             "photo_urls": [],
         });
         let item = self.call(base, "POST", "/rentals", Some(&owner.token), body).await?;
-        Ok(item["id"].as_u64().unwrap_or(0))
+        Ok((item["id"].as_u64().unwrap_or(0), item["embed_status"].as_str().unwrap_or("").to_string()))
+    }
+
+    /// `GET /rentals/search`: the ids of the hits found by meaning (`matched_by` vector), best
+    /// first.
+    pub async fn search_by_meaning(
+        &self,
+        base: &str,
+        user: &User,
+        q: &str,
+        limit: u32,
+    ) -> Result<Vec<u64>, ApiCallError> {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", q)
+            .append_pair("limit", &limit.to_string())
+            .finish();
+        let found = self.call(base, "GET", &format!("/rentals/search?{query}"), Some(&user.token), Value::Null).await?;
+        Ok(found["hits"]
+            .as_array()
+            .map(|hits| {
+                hits.iter().filter(|h| h["matched_by"] == "vector").filter_map(|h| h["item"]["id"].as_u64()).collect()
+            })
+            .unwrap_or_default())
     }
 
     /// A reservation request for the days `start..=end` (ISO dates); returns its id.

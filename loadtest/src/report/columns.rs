@@ -37,6 +37,7 @@ pub fn view(kind: Kind) -> View {
         Kind::Jobs => kinds::jobs::view(),
         Kind::Api => kinds::api::view(),
         Kind::Chat => kinds::chat::view(),
+        Kind::Embed => kinds::embed::view(),
     }
 }
 

@@ -178,6 +178,43 @@ pub struct StrategyResult {
     /// member) are at the top level, counted per receiving subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatCounts>,
+    /// Embed runs: the posts written and when each became searchable. `latency_us` of the
+    /// result is `POST /rentals` from its intended start, `throughput_per_s` posts answered 201
+    /// per second of the run's duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed: Option<EmbedCounts>,
+}
+
+/// An embed run: every post of the schedule, what `POST /rentals` answered, and when search
+/// first found the post by meaning.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmbedCounts {
+    /// Posts the schedule sent.
+    pub posts: u64,
+    /// Answered 201.
+    pub created: u64,
+    /// Answered anything else, or not in time.
+    pub failed: u64,
+    /// Sent more than 100 ms after their time (the harness fell behind its schedule; their
+    /// latency still counts from the intended start).
+    pub late_starts: u64,
+    /// Answered with `embed_status` DONE: embedded before the answer.
+    pub embedded_in_request: u64,
+    /// Found by meaning (a `vector` hit) through `GET /rentals/search`.
+    pub searchable: u64,
+    /// Created, but not found by meaning by the end of the drain.
+    pub unsearchable: u64,
+    /// Created, but not DONE in the database after the drain (read-only SQL).
+    pub not_embedded: u64,
+    /// (post, content version) pairs with more than one committed embedding (read-only SQL).
+    pub embedded_twice: u64,
+    /// Search requests the probe sent, and those that did not answer 200.
+    pub searches: u64,
+    pub search_failures: u64,
+    /// From a post's intended start to the first search that found it by meaning.
+    pub searchable_us: Percentiles,
+    /// From the post's row to its embedding's row, both on the database's clock.
+    pub embedded_after_us: Percentiles,
 }
 
 /// A chat run's sends, receipts and the database's word on them.
@@ -390,6 +427,7 @@ impl StrategyResult {
             jobs: None,
             api: None,
             chat: None,
+            embed: None,
         }
     }
 

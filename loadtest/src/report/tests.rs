@@ -36,6 +36,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         jobs: None,
         api: None,
         chat: None,
+        embed: None,
     }
 }
 

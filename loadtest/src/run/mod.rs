@@ -10,6 +10,7 @@ pub mod claim;
 pub mod clients;
 pub mod cpu;
 pub mod driver;
+pub mod embed;
 pub mod fanout;
 pub mod faults;
 pub mod jobs;
@@ -216,6 +217,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             Workload::Jobs(p) => each(&p.strategies, |s| jobs::run(&ctx, &p.section, s)).await?,
             Workload::Api(p) => each(&p.strategies, |s| api::run(&ctx, &p.section, s)).await?,
             Workload::Chat(p) => each(&p.strategies, |s| chat::run(&ctx, &p.section, s)).await?,
+            Workload::Embed(p) => each(&p.strategies, |s| embed::run(&ctx, &p.section, s)).await?,
         };
         let mut results = Vec::new();
         for run in runs {

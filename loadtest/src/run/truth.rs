@@ -34,6 +34,14 @@ pub struct ClaimLedger {
     pub double_examples: Vec<String>,
 }
 
+/// What the database says after an embed run; see [`Truth::embed_ledger`].
+#[derive(Debug, Clone, Default)]
+pub struct EmbedLedger {
+    pub not_embedded: u64,
+    pub embedded_twice: u64,
+    pub embedded_after_us: Vec<u64>,
+}
+
 /// One run of a job, from its run history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRun {
@@ -184,6 +192,46 @@ impl Truth {
             busy_s: busy_s.unwrap_or(0.0).max(0.0),
             double_examples: doubles.iter().take(10).map(|(item, v, n)| format!("{item}@{v} x{n}")).collect(),
         })
+    }
+
+    /// After an embed run, for the posts `ids` it created: those not DONE, the (post, version)
+    /// pairs committed more than once, and for every embedded post the microseconds from its
+    /// row to its embedding's row, both on the database's clock.
+    pub async fn embed_ledger(&self, ids: &[u64]) -> anyhow::Result<EmbedLedger> {
+        let mut conn = self.connect().await?;
+        let mut ledger = EmbedLedger::default();
+        for chunk in ids.chunks(1_000) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT i.embed_status = 'DONE', TIMESTAMPDIFF(MICROSECOND, i.created_at, e.created_at) \
+                 FROM rental_items i LEFT JOIN rental_embeddings e \
+                 ON e.item_id = i.id AND e.content_version = i.content_version WHERE i.id IN ({list})"
+            );
+            let mut q = sqlx::query_as::<_, (bool, Option<i64>)>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            let rows = q.fetch_all(&mut conn).await?;
+            // A post missing from the table (deleted) is not embedded either.
+            ledger.not_embedded += (chunk.len() - rows.len()) as u64;
+            for (done, after) in rows {
+                match (done, after) {
+                    (true, Some(us)) => ledger.embedded_after_us.push(us.max(0) as u64),
+                    _ => ledger.not_embedded += 1,
+                }
+            }
+            let sql = format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM embed_audit WHERE item_id IN ({list}) \
+                 GROUP BY item_id, content_version HAVING COUNT(*) > 1) t"
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            ledger.embedded_twice += q.fetch_one(&mut conn).await? as u64;
+        }
+        let _ = conn.close().await;
+        Ok(ledger)
     }
 
     /// The runs of `job` fired by its schedule with a fire time in `[from, to)`.

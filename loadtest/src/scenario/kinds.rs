@@ -92,6 +92,9 @@ string_enum!(
         /// STOMP connections in chat rooms spread over the instances, messages relayed between
         /// them (`[chat]`).
         Chat => "chat",
+        /// Rental posts written at a steady rate while a slow embedder embeds them, inside the
+        /// request or in batches after it (`[embed]`).
+        Embed => "embed",
     }
 );
 
@@ -99,7 +102,7 @@ string_enum!(
     /// What is compared: for fanout, capacity and api, how the server delivers a notification from
     /// the instance that caused it to the one holding the recipient's stream; for claim, how
     /// workers claim posts; for booking, how approvals are guarded; for jobs, the scheduler;
-    /// for chat, how messages are relayed between instances.
+    /// for chat, how messages are relayed between instances; for embed, when a post is embedded.
     Strategy, "strategy", {
         /// In-process only: the naive baseline, expected to lose ~(N-1)/N with N instances.
         Local => "local",
@@ -124,6 +127,10 @@ string_enum!(
         /// Chat: Redis channels per room, and the room's seq to resume and repair gaps from
         /// the database.
         RedisRecovering => "redis-recovering",
+        /// Embed: `POST /rentals` embeds the post before answering (`SERVER_EMBED_MODE=inline`).
+        Inline => "inline",
+        /// Embed: the claim workers embed posts after they are written (the default).
+        Batch => "batch",
     }
 );
 
@@ -198,6 +205,11 @@ strategies_of!(
 strategies_of!(
     /// How a job's firings are acquired: what jobs compares.
     JobsMode { Clustered }
+);
+
+strategies_of!(
+    /// When a post is embedded (`SERVER_EMBED_MODE`): what embed compares.
+    EmbedPath { Inline, Batch }
 );
 
 strategies_of!(

@@ -49,10 +49,10 @@ use serde::{Deserialize, Serialize};
 pub use chat::{ChatLoad, ChatSection};
 pub use error::{Problem, ScenarioError};
 pub use kinds::{
-    BookingMode, ClaimMode, Delivery, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Relay, Spread, Strategy,
-    UnknownValue,
+    BookingMode, ClaimMode, Delivery, EmbedPath, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Relay, Spread,
+    Strategy, UnknownValue,
 };
-pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, JobsLoad};
+pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, EmbedLoad, JobsLoad};
 pub use workload::{CapacitySection, FanoutSection, Faults, Plan, Section, Workload};
 
 /// A scenario file as written: every kind's section optional, strategies by name. Validation
@@ -85,6 +85,8 @@ pub struct ScenarioFile {
     pub api: Option<ApiLoad>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatLoad>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed: Option<EmbedLoad>,
     /// Only for `kind = "capacity"`: how the rate rises from `load.rate_per_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp: Option<Ramp>,
@@ -370,7 +372,7 @@ impl ScenarioFile {
     }
 
     /// Every optional section of the file by name, with its rules when present.
-    fn sections(&self) -> [(&'static str, Option<&dyn validate::Rules>); 7] {
+    fn sections(&self) -> [(&'static str, Option<&dyn validate::Rules>); 8] {
         fn rules<T: validate::Rules>(section: &Option<T>) -> Option<&dyn validate::Rules> {
             section.as_ref().map(|s| s as &dyn validate::Rules)
         }
@@ -382,6 +384,7 @@ impl ScenarioFile {
             ("jobs", rules(&self.jobs)),
             ("api", rules(&self.api)),
             ("chat", rules(&self.chat)),
+            ("embed", rules(&self.embed)),
         ]
     }
 }

@@ -1,5 +1,5 @@
-//! The kind-specific sections of a scenario besides `[load]`: `[claim]`, `[booking]`, `[jobs]`
-//! and `[api]`. Each kind reads exactly one of them; validation refuses the others.
+//! The kind-specific sections of a scenario besides `[load]`: `[claim]`, `[booking]`, `[jobs]`,
+//! `[api]` and `[embed]`. Each kind reads exactly one of them; validation refuses the others.
 
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +141,80 @@ impl ApiMix {
         .filter(|(_, w)| *w > 0)
         .collect()
     }
+}
+
+/// `kind = "embed"`: rental posts written through the API at a steady rate, an open loop (each
+/// post is sent at its time, whatever the earlier ones are doing), while the embedder takes
+/// `embed_delay_ms` per call. The strategy says whether `POST /rentals` embeds the post before
+/// answering (`inline`) or the claim workers do it after (`batch`). Measured: the POST's latency
+/// from its intended start, and the time from that start until `GET /rentals/search` finds the
+/// post by meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedLoad {
+    /// Posts per second over all instances (round robin).
+    pub posts_per_s: f64,
+    /// Seconds of posting.
+    pub duration_s: f64,
+    /// Added to every embed call of a post (`SERVER_EMBED_DELAY_MS`): the seed saw 3-5 s per
+    /// post. Search queries are embedded without it.
+    pub embed_delay_ms: u64,
+    /// Users writing the posts.
+    #[serde(default = "default_owners")]
+    pub owners: u32,
+    /// Claim workers per instance (`SERVER_EMBED_WORKERS`); in `inline` they embed only what
+    /// an inline embed failed to.
+    #[serde(default = "default_embed_workers")]
+    pub workers_per_instance: u32,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// The batch period: how often the `embed-posts` job wakes the workers
+    /// (`SERVER_JOB_EMBED_SCHEDULE`).
+    #[serde(default = "default_batch_period_ms")]
+    pub batch_period_ms: u64,
+    /// How often a post not found by meaning yet is searched for again.
+    #[serde(default = "default_search_every_ms")]
+    pub search_every_ms: u64,
+    #[serde(default = "default_embed_warmup_s")]
+    pub warmup_s: f64,
+    /// After the last post, how long posts get to become searchable; one not found by then is
+    /// unsearchable.
+    #[serde(default = "default_embed_drain_s")]
+    pub drain_s: f64,
+    /// A POST slower than this fails.
+    #[serde(default = "default_embed_request_timeout_s")]
+    pub request_timeout_s: u32,
+}
+
+impl EmbedLoad {
+    /// Posts the run writes.
+    pub fn posts(&self) -> u64 {
+        (self.posts_per_s * self.duration_s).round() as u64
+    }
+}
+
+fn default_embed_workers() -> u32 {
+    1
+}
+
+fn default_batch_period_ms() -> u64 {
+    1_000
+}
+
+fn default_search_every_ms() -> u64 {
+    250
+}
+
+fn default_embed_warmup_s() -> f64 {
+    1.0
+}
+
+fn default_embed_drain_s() -> f64 {
+    30.0
+}
+
+fn default_embed_request_timeout_s() -> u32 {
+    30
 }
 
 fn default_api_friends() -> u32 {

@@ -455,3 +455,65 @@ fn a_chat_scenario_may_ramp_but_a_ramp_takes_no_faults() {
         "{err}"
     );
 }
+
+const EMBED: &str = r#"
+name = "embeds"
+kind = "embed"
+strategies = ["inline", "batch"]
+
+[cluster]
+instances = 3
+
+[embed]
+posts_per_s = 2
+duration_s = 30
+embed_delay_ms = 3000
+
+[thresholds.inline]
+min_p99_ms = 3000
+
+[thresholds.batch]
+max_p99_ms = 50
+max_searchable_s = 10
+"#;
+
+#[test]
+fn an_embed_scenario_takes_its_defaults_and_its_own_limits() {
+    let s = Scenario::parse(EMBED, "x").unwrap_or_else(|e| panic!("{e}"));
+    let Workload::Embed(Plan { section, strategies }) = &s.workload else {
+        panic!("an embed workload: {:?}", s.workload)
+    };
+    assert_eq!(strategies, &[EmbedPath::Inline, EmbedPath::Batch]);
+    assert_eq!(section.posts(), 60);
+    assert_eq!((section.workers_per_instance, section.batch_period_ms, section.search_every_ms), (1, 1_000, 250));
+    // warm-up 1 + 30 s of posts + 30 s for the last ones to become searchable
+    assert_eq!(s.total_s(), 61.0);
+    // A limit of another kind, and a strategy of another kind, are refused by name.
+    let err = error_of(&EMBED.replace("max_searchable_s = 10", "max_lost = 0"));
+    assert!(err.contains("thresholds.batch.max_lost: does not apply to an embed scenario"), "{err}");
+    let err = error_of(&EMBED.replace("[\"inline\", \"batch\"]", "[\"inline\", \"outbox\"]"));
+    assert!(err.contains("`outbox` is not compared by an embed scenario: expected one of inline, batch"), "{err}");
+}
+
+#[test]
+fn embed_values_out_of_range_are_named() {
+    let bad = EMBED.replace("posts_per_s = 2", "posts_per_s = 0").replace(
+        "embed_delay_ms = 3000",
+        "embed_delay_ms = 70000\nsearch_every_ms = 10\nworkers_per_instance = 0\nbatch_period_ms = 5",
+    );
+    let err = error_of(&bad);
+    for field in [
+        "embed.posts_per_s",
+        "embed.embed_delay_ms",
+        "embed.search_every_ms",
+        "embed.workers_per_instance",
+        "embed.batch_period_ms",
+    ] {
+        assert!(err.contains(field), "{field} not named in: {err}");
+    }
+    let too_many =
+        EMBED.replace("posts_per_s = 2", "posts_per_s = 1000").replace("duration_s = 30", "duration_s = 200");
+    assert!(error_of(&too_many).contains("200000 is above 100000 posts"), "{}", error_of(&too_many));
+    let err = error_of(&with("[embed]\nposts_per_s = 1\nduration_s = 1\nembed_delay_ms = 0\n"));
+    assert!(err.contains("embed: does not apply to a fanout scenario"), "{err}");
+}

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use super::workload::{self, Faults};
 use super::{
-    ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, Fault, FaultAction, FaultTarget, JobsLoad, Kind, Load, Problem,
-    Ramp, ScenarioFile, Strategy,
+    ALL_STRATEGIES, ApiLoad, BookingLoad, ClaimLoad, EmbedLoad, Fault, FaultAction, FaultTarget, JobsLoad, Kind, Load,
+    Problem, Ramp, ScenarioFile, Strategy,
 };
 use crate::report::limits;
 
@@ -154,6 +154,61 @@ impl Rules for ClaimLoad {
         non_negative(p, "claim.warmup_s", c.warmup_s, "a wait must be >= 0");
         positive(p, "claim.duration_s", c.duration_s, "the workers need some time");
         non_negative(p, "claim.drain_s", c.drain_s, "a wait must be >= 0");
+    }
+}
+
+impl Rules for EmbedLoad {
+    fn check(&self, _: &ScenarioFile, p: &mut Vec<Problem>) {
+        let e = self;
+        positive(p, "embed.posts_per_s", e.posts_per_s, "posts must arrive at some rate");
+        if e.posts_per_s > 1_000.0 {
+            p.push(Problem::new("embed.posts_per_s", format!("{} is above 1000 posts per second", e.posts_per_s)));
+        }
+        positive(p, "embed.duration_s", e.duration_s, "posts need some time to arrive");
+        if e.posts_per_s.is_finite() && e.duration_s.is_finite() && e.posts() > 100_000 {
+            p.push(Problem::new(
+                "embed.duration_s",
+                format!("posts_per_s x duration_s = {} is above 100000 posts", e.posts()),
+            ));
+        }
+        if e.embed_delay_ms > 60_000 {
+            p.push(Problem::new("embed.embed_delay_ms", format!("{} is above 60000 ms per call", e.embed_delay_ms)));
+        }
+        if !(1..=1_000).contains(&e.owners) {
+            p.push(Problem::new("embed.owners", format!("{} is out of range: between 1 and 1000", e.owners)));
+        }
+        if !(1..=64).contains(&e.workers_per_instance) {
+            p.push(Problem::new(
+                "embed.workers_per_instance",
+                format!("{} is out of range: between 1 and 64 (a post only an inline embed can finish is lost when it fails)", e.workers_per_instance),
+            ));
+        }
+        if !(1..=1_000).contains(&e.batch_size) {
+            p.push(Problem::new("embed.batch_size", format!("{} is out of range: between 1 and 1000", e.batch_size)));
+        }
+        if !(100..=3_600_000).contains(&e.batch_period_ms) {
+            p.push(Problem::new(
+                "embed.batch_period_ms",
+                format!("{} is out of range: between 100 and 3600000 ms", e.batch_period_ms),
+            ));
+        }
+        if !(50..=60_000).contains(&e.search_every_ms) {
+            p.push(Problem::new(
+                "embed.search_every_ms",
+                format!(
+                    "{} is out of range: between 50 and 60000 ms (faster would load the servers it measures)",
+                    e.search_every_ms
+                ),
+            ));
+        }
+        if !(1..=600).contains(&e.request_timeout_s) {
+            p.push(Problem::new(
+                "embed.request_timeout_s",
+                format!("{} is out of range: between 1 and 600 seconds", e.request_timeout_s),
+            ));
+        }
+        non_negative(p, "embed.warmup_s", e.warmup_s, "a wait must be >= 0");
+        non_negative(p, "embed.drain_s", e.drain_s, "a wait must be >= 0");
     }
 }
 
@@ -547,7 +602,7 @@ fn thresholds(p: &mut Vec<Problem>, s: &ScenarioFile) {
 
 /// "a" or "an" before a kind's name in messages.
 fn article(kind: Kind) -> &'static str {
-    if kind == Kind::Api { "an" } else { "a" }
+    if matches!(kind, Kind::Api | Kind::Embed) { "an" } else { "a" }
 }
 
 pub(super) fn non_negative(p: &mut Vec<Problem>, field: &str, v: f64, meaning: &str) {

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
-use super::{ApiLoad, BookingLoad, ClaimLoad, Load, Problem, Ramp, ScenarioFile};
-use super::{BookingMode, ChatSection, ClaimMode, Delivery, JobsLoad, JobsMode, Kind, Strategy};
+use super::{ApiLoad, BookingLoad, ClaimLoad, EmbedLoad, Load, Problem, Ramp, ScenarioFile};
+use super::{BookingMode, ChatSection, ClaimMode, Delivery, EmbedPath, JobsLoad, JobsMode, Kind, Strategy};
 
 /// What a kind reads from a scenario file and how it runs over time.
 pub trait Section: Sized + Clone + fmt::Debug + PartialEq {
@@ -168,6 +168,8 @@ workloads! {
     Api(ApiLoad),
     /// Chat rooms over STOMP, relayed between instances.
     Chat(ChatSection),
+    /// Posts written while a slow embedder embeds them.
+    Embed(EmbedLoad),
 }
 
 /// `kind = "fanout"`: `[load]`.
@@ -270,5 +272,18 @@ impl Section for ApiLoad {
 
     fn timeline(&self) -> (f64, f64, f64) {
         (0.0, f64::from(self.duration_s), 0.0)
+    }
+}
+
+impl Section for EmbedLoad {
+    type Strategy = EmbedPath;
+    const READS: &'static [&'static str] = &["embed"];
+
+    fn from_file(f: &ScenarioFile) -> Option<Self> {
+        f.embed
+    }
+
+    fn timeline(&self) -> (f64, f64, f64) {
+        (self.warmup_s, self.duration_s, self.drain_s)
     }
 }

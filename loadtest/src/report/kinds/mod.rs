@@ -5,5 +5,6 @@ pub mod api;
 pub mod booking;
 pub mod chat;
 pub mod claim;
+pub mod embed;
 pub mod jobs;
 pub mod notify;
