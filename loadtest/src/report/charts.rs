@@ -125,10 +125,10 @@ type Percentile = (&'static str, fn(&StrategyResult) -> u64);
 
 /// Grouped bars: one group per percentile, one bar per strategy, on a log scale in ms so a
 /// 1 ms median and a 5 s tail fit one chart.
-pub(super) fn latency(results: &[StrategyResult]) -> String {
+pub(super) fn latency(results: &[StrategyResult], what: &str) -> String {
     let mut out = String::new();
     let f = &FRAME;
-    open(&mut out, f, "Delivery latency percentiles (ms, log scale)");
+    open(&mut out, f, &format!("{what} percentiles (ms, log scale)"));
     let groups: [Percentile; 5] = [
         ("p50", |s| s.latency_us.p50),
         ("p90", |s| s.latency_us.p90),

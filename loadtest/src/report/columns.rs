@@ -41,6 +41,17 @@ pub fn view(kind: Kind) -> View {
     }
 }
 
+/// What a kind's `latency_us` times, for the latency chart's title.
+pub fn latency_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Fanout | Kind::Capacity | Kind::Chat => "Delivery latency",
+        Kind::Booking => "Approval latency",
+        Kind::Api => "Request latency",
+        Kind::Embed => "POST /rentals latency",
+        Kind::Claim | Kind::Jobs => "Latency",
+    }
+}
+
 /// The tables of a report's results, rendered alike by every format: the kind's, then the
 /// figures over every round of a repeated run.
 pub fn tables(report: &RunReport) -> Vec<Table> {

@@ -74,7 +74,7 @@ pub(super) fn render(r: &RunReport) -> String {
     for chart in columns::charts(r) {
         out.push_str(&match chart {
             Chart::Ramp => charts::ramp(&r.results),
-            Chart::Latency => charts::latency(&r.results),
+            Chart::Latency => charts::latency(&r.results, columns::latency_of(r.kind)),
             Chart::Loss => charts::loss(&r.results),
             Chart::Deliveries => charts::deliveries(&r.results, &faults),
             Chart::Violations => charts::violations(&r.results, columns::violations(r)),
