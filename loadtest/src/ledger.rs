@@ -120,6 +120,9 @@ pub struct LedgerSummary {
     pub latency_us: Percentiles,
     /// First receipts of expected pairs, bucketed by whole seconds since the ledger's `t0`.
     pub deliveries_per_second: Vec<u64>,
+    /// The p99 latency of the first receipts of each of those seconds (0: none, or none timed).
+    #[serde(default)]
+    pub p99_per_second_us: Vec<u64>,
     /// The first [`LOST_EXAMPLES`] lost (recipient, cause) pairs, sorted.
     pub lost_examples: Vec<(u64, Cause)>,
 }
@@ -290,6 +293,7 @@ impl Ledger {
             ..LedgerSummary::default()
         };
         let mut latency = latency_histogram();
+        let mut by_second: Vec<Vec<u64>> = Vec::new();
         let mut lost = Vec::new();
         for (pair, (expected_at, clock)) in self.expected.iter().filter(|(_, (at, _))| include(*at)) {
             let Some(receipts) = self.received.get(pair) else {
@@ -298,18 +302,21 @@ impl Ledger {
             };
             s.delivered += 1;
             s.duplicated += receipts.ids.len() as u64 - 1;
-            if receipts.clock == *clock {
-                // Zero when the receipt was recorded before the expectation.
-                let micros = receipts.first_at.saturating_duration_since(*expected_at).as_micros();
-                latency.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
-            } else {
-                s.cross_clock += 1;
-            }
             let second = receipts.first_at.saturating_duration_since(self.t0).as_secs() as usize;
             if s.deliveries_per_second.len() <= second {
                 s.deliveries_per_second.resize(second + 1, 0);
+                by_second.resize(second + 1, Vec::new());
             }
             s.deliveries_per_second[second] += 1;
+            if receipts.clock == *clock {
+                // Zero when the receipt was recorded before the expectation.
+                let micros = receipts.first_at.saturating_duration_since(*expected_at).as_micros();
+                let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+                latency.saturating_record(micros);
+                by_second[second].push(micros);
+            } else {
+                s.cross_clock += 1;
+            }
         }
         s.lost = lost.len() as u64;
         for ((recipient, cause), receipts) in &self.received {
@@ -324,6 +331,7 @@ impl Ledger {
         }
         s.unexpected += self.misrouted;
         s.latency_us = percentiles(&latency);
+        s.p99_per_second_us = by_second.iter_mut().map(|v| p99_of(v)).collect();
         lost.sort_unstable();
         lost.truncate(LOST_EXAMPLES);
         s.lost_examples = lost;
@@ -335,6 +343,16 @@ impl Ledger {
 /// error for slow ones.
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant bounds are valid")
+}
+
+/// The 99th percentile of `values` (nearest rank; 0 when empty). Sorts them.
+fn p99_of(values: &mut [u64]) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    values.sort_unstable();
+    let rank = (values.len() as f64 * 0.99).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
 }
 
 /// The report's percentiles of a latency histogram; all zero when it is empty.
@@ -402,6 +420,29 @@ mod tests {
         assert!((12_000..=12_010).contains(&s.latency_us.p50), "{:?}", s.latency_us);
         assert_eq!(s.latency_us.max, s.latency_us.p50);
         assert_eq!(s.deliveries_per_second, [0, 1]);
+    }
+
+    #[test]
+    fn each_second_has_the_p99_of_its_own_first_receipts() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::new(t0);
+        // Second 0: 100 receipts after 10 ms, one after 900 ms lands in second 1 with two
+        // quick ones; second 2 has none; second 3 one after 50 ms.
+        for user in 1..=100 {
+            ledger.expect(user, Cause::diary(1), at(t0, 0));
+            ledger.observe(user, user, 1, user, Cause::diary(1), at(t0, 10), None);
+        }
+        ledger.expect(200, Cause::diary(2), at(t0, 200));
+        ledger.observe(200, 200, 2, 200, Cause::diary(2), at(t0, 1_100), None);
+        for user in [201, 202] {
+            ledger.expect(user, Cause::diary(3), at(t0, 1_000));
+            ledger.observe(user, user, 3, user, Cause::diary(3), at(t0, 1_001), None);
+        }
+        ledger.expect(300, Cause::diary(4), at(t0, 3_000));
+        ledger.observe(300, 300, 4, 300, Cause::diary(4), at(t0, 3_050), None);
+        let s = ledger.summary();
+        assert_eq!(s.deliveries_per_second, [100, 3, 0, 1]);
+        assert_eq!(s.p99_per_second_us, [10_000, 900_000, 0, 50_000]);
     }
 
     #[test]

@@ -56,6 +56,14 @@ impl Cluster {
         }
     }
 
+    /// The process id of each instance the harness runs (`None`: down, or not ours to see).
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        match self {
+            Cluster::Process(p) => p.pids(),
+            Cluster::External(e) => vec![None; e.urls().len()],
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.urls().len()
     }

@@ -218,6 +218,11 @@ impl Processes {
     }
 
     /// Base URLs of all instances, 1-based order.
+    /// Each instance's process id, `None` while it is down.
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.instances.iter().map(|i| i.child.as_ref().and_then(Child::id)).collect()
+    }
+
     pub fn urls(&self) -> Vec<String> {
         self.instances.iter().filter_map(|i| i.addr.map(|a| format!("http://{a}"))).collect()
     }

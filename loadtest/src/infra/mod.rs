@@ -185,6 +185,14 @@ impl Infra {
         Service::start_container(kind, &spec, &start).await
     }
 
+    /// (service name, container id) of every service running in a container of ours.
+    pub fn containers(&self) -> Vec<(String, String)> {
+        [&self.rabbitmq, &self.redis, &self.mariadb]
+            .into_iter()
+            .filter_map(|s| s.container_id().map(|id| (s.kind().name().to_string(), id.to_string())))
+            .collect()
+    }
+
     pub fn image_set(&self) -> ImageSet {
         self.set
     }

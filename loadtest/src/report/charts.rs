@@ -237,32 +237,107 @@ pub(super) fn loss(results: &[StrategyResult]) -> String {
     out
 }
 
-/// One line per strategy: first receipts per second, with a dashed marker per fault. Fault
-/// labels sit in rows above the plot, a label moving down a row when it would overlap.
+/// Deliveries per second over the run, one line per strategy, faults marked.
 pub(super) fn deliveries(results: &[StrategyResult], faults: &[FaultRow]) -> String {
+    let series: Vec<Line<'_>> = results
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Line {
+            name: &s.strategy,
+            color: i,
+            points: s.deliveries_per_second.iter().enumerate().map(|(sec, &v)| (sec as f64 + 0.5, v as f64)).collect(),
+        })
+        .collect();
+    lines("Deliveries per second (faults marked)", "deliveries / s", &series, faults, "nothing delivered", 0.0)
+}
+
+/// The seconds one strategy's charts over time span: its timeline, its deliveries and its
+/// faults, so that they share one x axis.
+pub(super) fn span(s: &StrategyResult) -> f64 {
+    let sampled = s.timeline.as_ref().and_then(|t| t.t_s.last().copied()).unwrap_or(0.0);
+    sampled.max(s.deliveries_per_second.len() as f64).max(s.p99_per_second_us.len() as f64)
+}
+
+/// One strategy's processes second by second: CPU in % of one core per process (the server
+/// instances, the containers, the harness), its faults marked.
+pub(super) fn timeline(s: &StrategyResult, faults: &[FaultRow]) -> Option<String> {
+    let t = s.timeline.as_ref()?;
+    let series: Vec<Line<'_>> = t
+        .cpu_pct
+        .iter()
+        .enumerate()
+        .map(|(i, series)| Line {
+            name: &series.name,
+            color: i,
+            points: t
+                .t_s
+                .iter()
+                .zip(&series.values)
+                .filter_map(|(t, v)| v.filter(|_| *t >= 0.0).map(|v| (*t - 0.5, v)))
+                .collect(),
+        })
+        .collect();
+    let mine: Vec<FaultRow> = faults.iter().filter(|f| f.strategies.contains(&s.strategy)).cloned().collect();
+    let title = format!("{}: CPU per process, % of one core (faults marked)", s.strategy);
+    Some(lines(&title, "% of one core", &series, &mine, "no samples", span(s)))
+}
+
+/// One strategy's p99 latency of each second's first receipts, its faults marked: where the
+/// tail grew, and whether it came back after a fault.
+pub(super) fn p99_per_second(s: &StrategyResult, faults: &[FaultRow]) -> Option<String> {
+    if s.p99_per_second_us.iter().all(|v| *v == 0) {
+        return None;
+    }
+    let line = Line {
+        name: &s.strategy,
+        color: 0,
+        points: s
+            .p99_per_second_us
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v > 0)
+            .map(|(sec, v)| (sec as f64 + 0.5, *v as f64 / 1000.0))
+            .collect(),
+    };
+    let mine: Vec<FaultRow> = faults.iter().filter(|f| f.strategies.contains(&s.strategy)).cloned().collect();
+    let title = format!("{}: p99 of each second's deliveries, ms (faults marked)", s.strategy);
+    Some(lines(&title, "p99 ms", &[line], &mine, "nothing timed", span(s)))
+}
+
+/// One line of [`lines`]: points (seconds since the start, at the middle of the second they
+/// cover; value), drawn in palette colour `color`.
+struct Line<'a> {
+    name: &'a str,
+    color: usize,
+    points: Vec<(f64, f64)>,
+}
+
+/// Lines over the run's seconds from 0 to at least `span`, with a vertical marker and a label
+/// per fault. Points more than 1.5 s apart are not joined: a gap is a second without a value.
+fn lines(title: &str, y_label: &str, series: &[Line<'_>], faults: &[FaultRow], nothing: &str, span: f64) -> String {
     let mut out = String::new();
-    let seconds = results.iter().map(|s| s.deliveries_per_second.len()).max().unwrap_or(0) as f64;
-    let x_max = seconds.max(faults.iter().map(|m| m.at_s.ceil() + 1.0).fold(0.0, f64::max)).max(1.0);
+    let last = series.iter().flat_map(|l| l.points.iter().map(|p| p.0 + 0.5)).fold(span, f64::max);
+    let x_max = last.max(faults.iter().map(|m| m.at_s.ceil() + 1.0).fold(0.0, f64::max)).max(1.0);
     let x_at = |frame: &Frame, t: f64| frame.left + t / x_max * frame.width();
     let labels: Vec<String> = faults.iter().map(|m| format!("{}s {} {}", m.at_s, m.action, m.target)).collect();
     let placed: Vec<_> =
         faults.iter().zip(&labels).map(|(m, l)| place_label(x_at(&FRAME, m.at_s), l.chars().count())).collect();
     let rows = label_rows(&placed.iter().map(|p| p.2).collect::<Vec<_>>());
     let f = &Frame::with_label_rows(rows.iter().max().map_or(0, |r| r + 1));
-    open(&mut out, f, "Deliveries per second (faults marked)");
-    let peak = results.iter().flat_map(|s| s.deliveries_per_second.iter().copied()).max().unwrap_or(0);
-    if peak == 0 {
-        empty(&mut out, f, "nothing delivered");
+    open(&mut out, f, title);
+    let peak = series.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max);
+    if peak <= 0.0 {
+        empty(&mut out, f, nothing);
         return out;
     }
-    let y_max = nice_ceiling(peak as f64);
+    let y_max = nice_ceiling(peak);
     let x_of = |t: f64| x_at(f, t);
     let y_of = |v: f64| f.bottom - v / y_max * f.height();
     for k in 0..=5 {
         let v = y_max * k as f64 / 5.0;
         y_tick(&mut out, f, y_of(v), &format!("{v}"));
     }
-    axes(&mut out, f, "deliveries / s");
+    axes(&mut out, f, y_label);
     let step = nice_ceiling(x_max / 10.0).max(1.0);
     let mut t = 0.0;
     while t <= x_max {
@@ -299,22 +374,30 @@ pub(super) fn deliveries(results: &[StrategyResult], faults: &[FaultRow]) -> Str
             l = html(label),
         );
     }
-    for (i, s) in results.iter().enumerate() {
-        let points: Vec<String> = s
-            .deliveries_per_second
-            .iter()
-            .enumerate()
-            .map(|(sec, &v)| format!("{:.1},{:.1}", x_of(sec as f64 + 0.5), y_of(v as f64)))
-            .collect();
-        let _ = write!(
-            out,
-            r#"<polyline points="{p}" fill="none" stroke="{c}" stroke-width="2"><title>{n}</title></polyline>"#,
-            p = points.join(" "),
-            c = color(i),
-            n = html(&s.strategy),
-        );
+    for line in series {
+        let mut runs: Vec<Vec<String>> = Vec::new();
+        let mut previous: Option<f64> = None;
+        for (t, v) in &line.points {
+            if previous.is_none_or(|p| t - p > 1.5) {
+                runs.push(Vec::new());
+            }
+            previous = Some(*t);
+            if let Some(run) = runs.last_mut() {
+                run.push(format!("{:.1},{:.1}", x_of(*t), y_of(*v)));
+            }
+        }
+        for run in runs {
+            // A lone point is a short stroke, so that a second between two gaps still shows.
+            let points = if run.len() == 1 { format!("{0} {0}", run[0]) } else { run.join(" ") };
+            let _ = write!(
+                out,
+                r#"<polyline points="{points}" fill="none" stroke="{c}" stroke-width="2" stroke-linecap="round"><title>{n}</title></polyline>"#,
+                c = color(line.color),
+                n = html(line.name),
+            );
+        }
     }
-    legend(&mut out, f, &results.iter().map(|s| s.strategy.as_str()).collect::<Vec<_>>());
+    legend(&mut out, f, &series.iter().map(|l| l.name).collect::<Vec<_>>());
     out.push_str("</svg>");
     out
 }

@@ -111,10 +111,22 @@ pub(super) fn render(r: &RunReport) -> String {
         out.push_str("</table>\n");
     }
 
-    for s in r.results.iter().filter(|s| !s.lost_examples.is_empty() || !s.notes.is_empty()) {
+    for s in &r.results {
+        let over_time: Vec<String> =
+            [charts::p99_per_second(s, &faults), charts::timeline(s, &faults)].into_iter().flatten().collect();
+        if s.lost_examples.is_empty() && s.notes.is_empty() && over_time.is_empty() {
+            continue;
+        }
         let _ = writeln!(out, "<h2>{}</h2>", html(&s.strategy));
         list(&mut out, &format!("Lost examples (first {} of {})", s.lost_examples.len(), s.lost), &s.lost_examples);
         list(&mut out, "Notes", &s.notes);
+        if !over_time.is_empty() {
+            out.push_str("<h3>Second by second</h3>\n");
+            for chart in over_time {
+                out.push_str(&chart);
+                out.push('\n');
+            }
+        }
     }
 
     let generators: Vec<String> = r.generators.iter().map(|g| g.cpu.describe(&g.name)).collect();

@@ -149,6 +149,10 @@ pub struct StrategyResult {
     pub passed: bool,
     /// First receipts per whole second since the run's start.
     pub deliveries_per_second: Vec<u64>,
+    /// The p99 latency (µs) of each second's first receipts, per second like
+    /// `deliveries_per_second` (0: nothing timed that second).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p99_per_second_us: Vec<u64>,
     /// The first lost (recipient, cause) pairs, e.g. `user 12: diary 7`.
     pub lost_examples: Vec<String>,
     pub notes: Vec<String>,
@@ -183,6 +187,32 @@ pub struct StrategyResult {
     /// per second of the run's duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embed: Option<EmbedCounts>,
+    /// Every process's CPU and memory, second by second, on the run's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
+}
+
+/// What every process did during one strategy's run, one sample per second: the server
+/// instances the harness runs (from `/proc`), the infrastructure's containers (the Docker
+/// engine's stats) and the harness. `t_s[i]` is the end of the second that the `i`-th value
+/// of every series covers, in seconds on the run's clock (the clock of `faults[].at_s` and
+/// `deliveries_per_second`; negative before it starts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub t_s: Vec<f64>,
+    /// CPU per process, in % of one core (200 = two cores busy).
+    pub cpu_pct: Vec<Series>,
+    /// Resident memory per process, in MB (a container: its cgroup's usage).
+    pub rss_mb: Vec<Series>,
+}
+
+/// One process's values, one per `Timeline::t_s`; `null` where it could not be read (an
+/// instance that was down, a restarted process's first second).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// `harness`, `instance-1`, ..., `rabbitmq`, `redis`, `mariadb`.
+    pub name: String,
+    pub values: Vec<Option<f64>>,
 }
 
 /// An embed run: every post of the schedule, what `POST /rentals` answered, and when search
@@ -418,6 +448,7 @@ impl StrategyResult {
             latency_us: summary.latency_us,
             passed: true,
             deliveries_per_second: summary.deliveries_per_second.clone(),
+            p99_per_second_us: summary.p99_per_second_us.clone(),
             lost_examples: summary.lost_examples.iter().map(|(user, cause)| format!("user {user}: {cause}")).collect(),
             notes: Vec::new(),
             ramp: Vec::new(),
@@ -428,6 +459,7 @@ impl StrategyResult {
             api: None,
             chat: None,
             embed: None,
+            timeline: None,
         }
     }
 

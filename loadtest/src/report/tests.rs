@@ -27,6 +27,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         latency_us: Percentiles { p50: 1_200, p90: 2_500, p99: 8_000, p999: 15_000, max: 21_000 },
         passed: true,
         deliveries_per_second: vec![0, 10, 10, 10],
+        p99_per_second_us: Vec::new(),
         lost_examples: Vec::new(),
         notes: Vec::new(),
         ramp: Vec::new(),
@@ -37,6 +38,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         api: None,
         chat: None,
         embed: None,
+        timeline: None,
     }
 }
 
@@ -464,4 +466,38 @@ fn every_kind_takes_each_limit_once_and_names_a_main_table() {
         let tables = (columns::view(kind).tables)(&[result("s")]);
         assert_eq!(tables[0].columns[0].header, "strategy", "{kind}'s main table starts with the strategy");
     }
+}
+
+#[test]
+fn a_result_with_a_timeline_gets_its_own_charts_with_its_faults_and_keeps_them_in_json() {
+    let mut report = sample_report();
+    let rabbit = report.results.iter_mut().find(|r| r.strategy == "rabbitmq").unwrap();
+    rabbit.p99_per_second_us = (0..38).map(|s| if (20..25).contains(&s) { 900_000 } else { 8_000 }).collect();
+    rabbit.timeline = Some(Timeline {
+        t_s: (0..38).map(f64::from).collect(),
+        cpu_pct: vec![
+            Series { name: "instance-1".into(), values: (0..38).map(|s| (s != 12).then_some(40.0)).collect() },
+            Series { name: "rabbitmq".into(), values: (0..38).map(|s| Some(f64::from(s % 7) * 10.0)).collect() },
+        ],
+        rss_mb: vec![Series { name: "instance-1".into(), values: vec![Some(30.0); 38] }],
+    });
+    let page = to_html(&report);
+    // The three run-wide charts, then the p99 and the CPU of rabbitmq's run.
+    assert_eq!(page.matches("<svg").count(), 5);
+    assert!(page.contains("rabbitmq: CPU per process, % of one core (faults marked)"), "the CPU chart");
+    assert!(page.contains("rabbitmq: p99 of each second&#39;s deliveries"), "the p99 chart");
+    assert!(page.contains("<title>rabbitmq</title>"));
+    // instance-1 could not be read in second 12: its line breaks there rather than bridging it.
+    assert_eq!(page.matches("<title>instance-1</title></polyline>").count(), 2);
+    let cpu_chart = &page[page.find("CPU per process").unwrap()..];
+    assert!(cpu_chart.contains("stop-service rabbitmq"), "rabbitmq's faults are marked on its timeline");
+    let json = serde_json::to_value(&report).unwrap();
+    let stored = &json["results"].as_array().unwrap().iter().find(|r| r["strategy"] == "rabbitmq").unwrap();
+    assert_eq!(stored["timeline"]["cpu_pct"][0]["values"][12], serde_json::Value::Null, "a missing reading");
+    assert_eq!(stored["p99_per_second_us"][21], 900_000);
+    let back: RunReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back, report);
+    // A result without them has neither field in its JSON.
+    let local = serde_json::to_value(&report.results[0]).unwrap();
+    assert!(local.get("timeline").is_none() && local.get("p99_per_second_us").is_none());
 }

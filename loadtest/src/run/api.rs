@@ -95,9 +95,9 @@ pub async fn run(ctx: &RunContext<'_>, load: &ApiLoad, delivery: Delivery) -> an
 
     let goose_report = format!("goose-{}.html", strategy.as_str());
     let metrics = attack(load, &bases[0], logins, &ctx.report_dir.join(&goose_report)).await;
-    stage.stop().await?;
+    let timeline = stage.stop().await?;
     let metrics = metrics?;
-    let result = summarize(strategy, load, &metrics, goose_report);
+    let mut result = summarize(strategy, load, &metrics, goose_report);
     let counts = result.api.as_ref().expect("summarize sets the api counts");
     eprintln!(
         "[{}] {} requests, {} failed, {:.1}/s, p99 {:.1} ms",
@@ -107,6 +107,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &ApiLoad, delivery: Delivery) -> an
         result.throughput_per_s,
         result.latency_us.p99 as f64 / 1000.0
     );
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: Vec::new() })
 }
 

@@ -118,7 +118,7 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
         .await;
     let race_s = started.elapsed().as_secs_f64();
     let truth = stage.truth.clone();
-    stage.stop().await?;
+    let timeline = stage.stop().await?;
 
     let mut latency = latency_histogram();
     let mut counts =
@@ -170,6 +170,7 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
         counts.disagreements
     );
     result.booking = Some(counts);
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: Vec::new() })
 }
 

@@ -46,13 +46,14 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, ramp: &Ramp, delivery: Deliv
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let caused = rig.driver.caused.load(Ordering::Relaxed);
     let truth = rig.stage.truth.clone();
-    let (ledger, _uncertain) = rig.finish().await?;
+    let (ledger, _uncertain, timeline) = rig.finish().await?;
     let summary = ledger.summary();
     let stored_twice = truth.stored_twice().await?;
     let mut result = StrategyResult::from_summary(strategy.as_str(), &summary, caused, stored_twice, load_seconds);
     result.notes.push(ramping.note());
     result.ramp = ramping.steps;
     result.sustained = ramping.sustained;
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: Vec::new() })
 }
 

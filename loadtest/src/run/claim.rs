@@ -102,7 +102,7 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
     let elapsed = released.elapsed().as_secs_f64();
 
     let ledger = truth.claim_ledger(released_at, u64::from(claim.posts)).await?;
-    stage.stop().await?;
+    let timeline = stage.stop().await?;
 
     let throughput = if ledger.busy_s > 0.0 { ledger.counts.done as f64 / ledger.busy_s } else { 0.0 };
     let mut result = StrategyResult::without_notifications(strategy.as_str(), throughput, Percentiles::default());
@@ -138,6 +138,7 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
         c.fenced,
         throughput
     );
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }
 

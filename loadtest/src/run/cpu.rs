@@ -112,7 +112,7 @@ pub fn process_cpu_seconds() -> Option<f64> {
 
 /// `utime + stime` of a `/proc/<pid>/stat` line, in seconds. The command name (field 2) may
 /// hold spaces and parentheses, so fields are counted from its closing parenthesis.
-fn parse_stat(stat: &str) -> Option<f64> {
+pub(crate) fn parse_stat(stat: &str) -> Option<f64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state is field 3, utime field 14 and stime field 15.

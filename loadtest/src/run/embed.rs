@@ -164,7 +164,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &EmbedLoad, path: EmbedPath) -> any
     let fault_records = faults.await.unwrap_or_default();
     let ids: Vec<u64> = outcomes.iter().filter_map(|o| o.posted.as_ref().ok().map(|(id, _)| *id)).collect();
     let ledger = stage.truth.embed_ledger(&ids).await?;
-    stage.stop().await?;
+    let timeline = stage.stop().await?;
 
     let (mut latency, mut searchable, mut after) = (latency_histogram(), latency_histogram(), latency_histogram());
     let mut counts = EmbedCounts { posts, ..Default::default() };
@@ -242,6 +242,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &EmbedLoad, path: EmbedPath) -> any
         e.embedded_twice
     );
     result.embed = Some(counts);
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }
 

@@ -29,7 +29,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let given_up = rig.stats.given_up.load(std::sync::atomic::Ordering::Relaxed);
     let truth = rig.stage.truth.clone();
     let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
-    let (ledger, uncertain) = rig.finish().await?;
+    let (ledger, uncertain, timeline) = rig.finish().await?;
     let summary = ledger.summary();
 
     let stored_twice = truth.stored_twice().await?;
@@ -84,5 +84,6 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         result.resumes,
         result.latency_us.p99 as f64 / 1000.0
     );
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }

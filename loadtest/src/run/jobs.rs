@@ -37,7 +37,7 @@ pub async fn run(ctx: &RunContext<'_>, jobs: &JobsLoad, mode: JobsMode) -> anyho
     let fault_records = faults.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs_f64(jobs.drain_s)).await;
     let runs = truth.job_runs(JOB, from, to).await?;
-    stage.stop().await?;
+    let timeline = stage.stop().await?;
 
     let counts = judge(&runs, i64::from(jobs.every_s));
     let seconds = jobs.duration_s.max(f64::EPSILON);
@@ -57,6 +57,7 @@ pub async fn run(ctx: &RunContext<'_>, jobs: &JobsLoad, mode: JobsMode) -> anyho
         counts.max_gap_s
     );
     result.jobs = Some(counts);
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }
 

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod ramp;
 pub mod rig;
 pub mod stage;
+pub mod timeline;
 pub mod truth;
 pub mod update_baseline;
 pub mod world;

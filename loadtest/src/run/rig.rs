@@ -95,6 +95,7 @@ impl Rig {
         );
 
         let t0 = Instant::now();
+        stage.mark_t0(t0);
         let (ledger_tx, ledger_rx) = mpsc::unbounded_channel::<LedgerMsg>();
         let (queries, query_rx) = mpsc::unbounded_channel::<LedgerQuery>();
         let (delivered, outstanding) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -176,7 +177,9 @@ impl Rig {
     /// Stops the clients, closes the ledger, resolves uncertain causes with read-only SQL and
     /// stops the cluster. Returns the ledger and the causes that committed although their
     /// request failed for the driver.
-    pub async fn finish(self) -> anyhow::Result<(Ledger, Vec<Cause>)> {
+    /// Ends the clients and the instances: the ledger, the causes whose requests failed but
+    /// may have committed, and every process's timeline.
+    pub async fn finish(self) -> anyhow::Result<(Ledger, Vec<Cause>, crate::report::Timeline)> {
         self.stop_clients.cancel();
         for task in self.client_tasks {
             let _ = task.await;
@@ -194,8 +197,8 @@ impl Rig {
         for cause in &uncertain {
             ledger.indeterminate(*cause);
         }
-        self.stage.stop().await?;
-        Ok((ledger, uncertain))
+        let timeline = self.stage.stop().await?;
+        Ok((ledger, uncertain, timeline))
     }
 }
 

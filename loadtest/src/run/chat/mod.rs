@@ -195,7 +195,7 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
         .chain(ledger.confirmed())
         .filter(|(room, seq, n)| stored.get(&(*room, *seq)).and_then(|body| parse_body(body.as_bytes())) != Some(*n))
         .count() as u64;
-    stage.stop().await?;
+    let timeline = stage.stop().await?;
 
     let throughput = if sent_for_s > 0.0 { summary.delivered as f64 / sent_for_s } else { 0.0 };
     let mut result = StrategyResult::without_notifications(strategy.as_str(), throughput, summary.latency_us);
@@ -261,6 +261,7 @@ pub async fn run(ctx: &RunContext<'_>, section: &ChatSection, relay: Relay) -> a
         summary.recovered,
         summary.latency_us.p99 as f64 / 1000.0
     );
+    result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }
 

@@ -188,6 +188,47 @@ pub async fn next_delivery(
     }
 }
 
+/// Returns the connection's error once it has one: lapin reports an error event, or the
+/// connection is no longer connected (checked every 250 ms). A session selects on this beside
+/// its consumers, because a consumer's stream does not always end when its connection dies:
+/// scenarios/ci/notify-faults.toml caught an instance whose push consumer waited forever after
+/// "connection reset by peer" (RabbitMQ stopped), so it never reconnected and its outbox rows
+/// were never relayed (241 of 548 notifications lost).
+pub async fn broken(conn: &Connection) -> lapin::Error {
+    let mut events = conn.events_listener();
+    let mut check = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(lapin::Event::Error(e)) => return e,
+                Some(_) => {}
+                None => return not_connected(conn),
+            },
+            _ = check.tick() => {
+                if !conn.status().connected() {
+                    return not_connected(conn);
+                }
+            }
+        }
+    }
+}
+
+fn not_connected(conn: &Connection) -> lapin::Error {
+    let status = conn.status();
+    let state = if status.errored() {
+        lapin::ConnectionState::Error
+    } else if status.closed() {
+        lapin::ConnectionState::Closed
+    } else if status.closing() {
+        lapin::ConnectionState::Closing
+    } else if status.reconnecting() {
+        lapin::ConnectionState::Reconnecting
+    } else {
+        lapin::ConnectionState::Connecting
+    };
+    lapin::ErrorKind::InvalidConnectionState(state).into()
+}
+
 /// Consumes this instance's push queue and hands each notification to the hub, until the
 /// connection fails or `shutdown`.
 pub async fn consume_push(

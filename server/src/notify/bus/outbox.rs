@@ -95,7 +95,10 @@ impl OutboxDelivery {
         self.publisher.set(Some(session.publish.clone())).await;
         self.link.set(true);
         tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ (outbox relay)");
-        let result = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown).await;
+        let result = tokio::select! {
+            r = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown) => r,
+            e = amqp::broken(&session.conn) => Err(e),
+        };
         self.publisher.set(None).await;
         let _ = session.conn.close(200, "reconnecting".into()).await;
         result

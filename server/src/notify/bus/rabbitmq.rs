@@ -125,6 +125,7 @@ impl RabbitMqDelivery {
             r = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown) => r,
             r = self.consume_store(&session.conn, shutdown) => r,
             r = self.consume_dlq(&session.conn, shutdown) => r,
+            e = amqp::broken(&session.conn) => Err(e),
         };
         self.publisher.set(None).await;
         let _ = session.conn.close(200, "reconnecting".into()).await;
