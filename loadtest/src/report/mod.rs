@@ -11,6 +11,7 @@ mod junit;
 pub mod kinds;
 pub mod limits;
 mod markdown;
+pub mod recovery;
 pub mod spread;
 mod summary;
 pub mod table;
@@ -190,6 +191,10 @@ pub struct StrategyResult {
     /// Every process's CPU and memory, second by second, on the run's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// Notification runs with faults: how long the run took to come back to its pre-fault
+    /// deliveries and p99 after each fault (see [`recovery`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recoveries: Vec<recovery::Recovery>,
 }
 
 /// What every process did during one strategy's run, one sample per second: the server
@@ -460,6 +465,7 @@ impl StrategyResult {
             chat: None,
             embed: None,
             timeline: None,
+            recoveries: Vec::new(),
         }
     }
 

@@ -39,6 +39,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         chat: None,
         embed: None,
         timeline: None,
+        recoveries: Vec::new(),
     }
 }
 

@@ -221,8 +221,21 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             Workload::Embed(p) => each(&p.strategies, |s| embed::run(&ctx, &p.section, s)).await?,
         };
         let mut results = Vec::new();
+        let (warmup, duration, _) = scenario.timeline();
         for run in runs {
             let mut result = run.result;
+            result.recoveries = report::recovery::of(&result, &run.faults, warmup, warmup + duration);
+            if !result.recoveries.is_empty() {
+                let each: Vec<String> = result
+                    .recoveries
+                    .iter()
+                    .map(|x| match x.recovered_after_s {
+                        Some(s) => format!("{} at {} s: {s} s", x.fault, x.at_s),
+                        None => format!("{} at {} s: not before the load ended", x.fault, x.at_s),
+                    })
+                    .collect();
+                result.notes.push(format!("back at the pre-fault deliveries and p99 after {}", each.join("; ")));
+            }
             if let Some(raw) = &baseline {
                 // A ramp's figure of merit is its sustained rate, not the average over its steps.
                 let (what, rate) = match &result.sustained {

@@ -295,6 +295,8 @@ pub struct Scenario {
     pub thresholds: BTreeMap<String, Thresholds>,
     /// How long one strategy's run takes at most, in seconds (see [`ScenarioFile::total_s`]).
     total_s: f64,
+    /// (warm-up, duration, drain) of its sections (see [`ScenarioFile::timeline`]).
+    timeline: (f64, f64, f64),
 }
 
 impl Scenario {
@@ -318,7 +320,7 @@ impl Scenario {
         if !problems.is_empty() {
             return Err(ScenarioError::Invalid { origin: origin.to_string(), problems });
         }
-        let total_s = file.total_s();
+        let (total_s, timeline) = (file.total_s(), file.timeline());
         let workload = Workload::from_file(&file)
             .map_err(|p| ScenarioError::Invalid { origin: origin.to_string(), problems: vec![p] })?;
         Ok(Scenario {
@@ -330,6 +332,7 @@ impl Scenario {
             faults: file.faults,
             thresholds: file.thresholds,
             total_s,
+            timeline,
         })
     }
 
@@ -345,6 +348,12 @@ impl Scenario {
     /// How long one strategy's run takes at most, in seconds, start-up aside.
     pub fn total_s(&self) -> f64 {
         self.total_s
+    }
+
+    /// (warm-up, duration, drain) in seconds: the load runs from warm-up to warm-up + duration
+    /// on the run's clock.
+    pub fn timeline(&self) -> (f64, f64, f64) {
+        self.timeline
     }
 
     /// The limits for `strategy`: `[thresholds.all]`, each overridden by the strategy's own.

@@ -517,3 +517,12 @@ fn embed_values_out_of_range_are_named() {
     let err = error_of(&with("[embed]\nposts_per_s = 1\nduration_s = 1\nembed_delay_ms = 0\n"));
     assert!(err.contains("embed: does not apply to a fanout scenario"), "{err}");
 }
+
+#[test]
+fn a_recovery_limit_applies_to_fanout_runs_only() {
+    Scenario::parse(&with("[thresholds.all]\nmax_recovery_s = 10\n"), "x").unwrap_or_else(|e| panic!("{e}"));
+    let err = error_of(&with("[thresholds.all]\nmax_recovery_s = -1\n"));
+    assert!(err.contains("thresholds.all.max_recovery_s") && err.contains("negative"), "{err}");
+    let err = error_of(&format!("{EMBED}\n[thresholds.all]\nmax_recovery_s = 10\n"));
+    assert!(err.contains("max_recovery_s: does not apply to an embed scenario: only to fanout"), "{err}");
+}

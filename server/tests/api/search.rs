@@ -101,20 +101,42 @@ async fn embedded_items_are_ranked_by_vector_with_scores_and_filters() -> TestRe
     assert_eq!(ids(&free)[0], tent, "{free}");
 
     // The plan of each: a category or a price range keeps few items here, counted over their
-    // index and searched exactly; no filter, or availability alone, goes through the vector
-    // index, over-fetching when something is filtered.
+    // index and searched exactly; so is a small catalogue with no filter, or availability
+    // alone. Past 5,000 embedded items those go through the vector index, over-fetching when
+    // something is filtered.
     use server::rental::Category;
     use server::search::SearchFilter;
-    use server::search::vector::{Plan, plan};
+    use server::search::vector::{EXACT_MAX_ROWS, Plan, plan};
     let camping = SearchFilter { category: Some(Category::Camping), ..SearchFilter::default() };
     assert_eq!(plan(&world.db, &camping, 20).await?, Plan::Exact { rows: 2 });
     let cheap = SearchFilter { max_price: Some(20_000), ..SearchFilter::default() };
     assert_eq!(plan(&world.db, &cheap, 20).await?, Plan::Exact { rows: 2 });
-    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Index { k: 40 });
     let today = Utc::now().date_naive();
     let range = server::rental::reservations::DateRange { start: today, end: today };
     let free = SearchFilter { available: Some(range), ..SearchFilter::default() };
+    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE'")
+        .fetch_one(&world.db)
+        .await?;
+    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Exact { rows: done as u64 });
+    assert_eq!(plan(&world.db, &free, 20).await?, Plan::Exact { rows: done as u64 });
+    // Items of another category marked DONE (the plan counts items, not vectors): a catalogue
+    // past the exact limit.
+    let owner_id = owner.id;
+    for chunk in (0..EXACT_MAX_ROWS).collect::<Vec<_>>().chunks(1_000) {
+        let values = vec!["(?, 'filler', '', 'other', 1000, 0, '[]', 'DONE')"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO rental_items (owner_id, title, description, category, price_per_day, deposit, photo_urls, \
+             embed_status) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for _ in chunk {
+            q = q.bind(owner_id);
+        }
+        q.execute(&world.db).await?;
+    }
+    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Index { k: 40 });
     assert_eq!(plan(&world.db, &free, 20).await?, Plan::Index { k: 80 });
+    assert_eq!(plan(&world.db, &camping, 20).await?, Plan::Exact { rows: 2 }, "a category still counts its own");
     Ok(())
 }
 

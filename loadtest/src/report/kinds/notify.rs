@@ -36,7 +36,38 @@ static FANOUT: &[&[Limit]] = &[
     limits::DELIVERY_P99,
     limits::DELIVERED_PER_S,
     limits::LOSS_RATIOS,
+    RECOVERY,
 ];
+
+/// The slowest come-back after a fault (see [`crate::report::recovery`]).
+static RECOVERY: &[Limit] = &[Limit {
+    key: "max_recovery_s",
+    value: Value::NonNegative,
+    judge: |max, r| {
+        if r.recoveries.is_empty() {
+            return (false, "no fault with a pre-fault level to come back to: nothing to judge".to_string());
+        }
+        if let Some(never) = r.recoveries.iter().find(|x| x.recovered_after_s.is_none()) {
+            return (
+                false,
+                format!(
+                    "not back at the pre-fault level before the load ended after {} at {} s",
+                    never.fault, never.at_s
+                ),
+            );
+        }
+        let worst =
+            r.recoveries.iter().filter_map(|x| x.recovered_after_s.map(|s| (s, x))).max_by(|a, b| a.0.total_cmp(&b.0));
+        match worst {
+            Some((s, x)) => {
+                let passed = s <= max;
+                let op = if passed { "<=" } else { ">" };
+                (passed, format!("slowest recovery {s} s {op} {max} s (after {} at {} s)", x.fault, x.at_s))
+            }
+            None => (false, "no recovery measured".to_string()),
+        }
+    },
+}];
 
 /// Browser clients (`reconnect = "browser"`) whose stream ended for good.
 static GIVEN_UP: &[Limit] =
