@@ -160,7 +160,8 @@ pub fn server_env(ctx: &RunContext<'_>, database_url: &str, extra: &[(&str, &str
 /// would share the load, rather than N runtimes of `cores` threads each stealing work from
 /// one another on the same cores. Measured with scenarios/profile/notify-steady.toml
 /// (rabbitmq, 3 instances, 2 cores): p99 21.1 -> 13.1 ms and 2.4 points less CPU for the
-/// servers at the same 834 notifications/s (reports/README.md).
+/// servers at the same 834 notifications/s; the capacity ceiling did not move beyond one
+/// run's noise (reports/README.md).
 pub async fn start_cluster(
     ctx: &RunContext<'_>,
     strategy: Strategy,
