@@ -19,6 +19,9 @@ use crate::report::{Series, Timeline};
 /// Samples [`Timeline`] every second until [`TimelineSampler::stop`].
 pub struct TimelineSampler {
     stop: CancellationToken,
+    /// A runner that fails before it stops its stage drops the sampler: the sampling ends then
+    /// too, and lets go of the cluster, whose processes stop when it is dropped.
+    _stop_on_drop: tokio_util::sync::DropGuard,
     task: tokio::task::JoinHandle<Vec<Sample>>,
     started: Instant,
     t0: std::sync::Mutex<Option<Instant>>,
@@ -58,7 +61,14 @@ impl TimelineSampler {
         }
         let stop = CancellationToken::new();
         let task = tokio::spawn(sample(stop.clone(), cluster, sources));
-        Self { stop, task, started: Instant::now(), t0: std::sync::Mutex::new(None), names }
+        Self {
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+            task,
+            started: Instant::now(),
+            t0: std::sync::Mutex::new(None),
+            names,
+        }
     }
 
     /// The run's clock starts now (the clock of its faults and deliveries): the timeline's
