@@ -14,10 +14,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::stage::Stage;
+use super::world::sign_up;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
 use crate::ledger::{latency_histogram, percentiles};
-use crate::probe::api::{ApiClient, User};
+use crate::probe::api::ApiClient;
 use crate::report::{BookingCounts, StrategyResult};
 use crate::scenario::{BookingLoad, BookingMode, Strategy};
 
@@ -56,8 +57,8 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
         booking.requesters,
         booking.requests_per_item
     );
-    let owners = users(&api, &bases, &format!("owner-{tag}"), booking.items.div_ceil(5)).await?;
-    let requesters = users(&api, &bases, &format!("req-{tag}"), booking.requesters).await?;
+    let owners = sign_up(&api, &bases, &format!("owner-{tag}"), booking.items.div_ceil(5) as usize).await?;
+    let requesters = sign_up(&api, &bases, &format!("req-{tag}"), booking.requesters as usize).await?;
     let items: Vec<(u64, usize)> = futures::stream::iter(0..booking.items as usize)
         .map(|i| {
             let (api, base, owners) = (&api, bases[i % bases.len()].clone(), &owners);
@@ -172,18 +173,6 @@ pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode)
     result.booking = Some(counts);
     result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: Vec::new() })
-}
-
-async fn users(api: &ApiClient, bases: &[String], prefix: &str, n: u32) -> anyhow::Result<Vec<User>> {
-    let users = futures::stream::iter(0..n as usize)
-        .map(|i| {
-            let base = bases[i % bases.len()].clone();
-            async move { api.signup_and_login(&base, &format!("{prefix}-{i}@load.test"), &format!("user {i}")).await }
-        })
-        .buffered(SETUP_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    Ok(users.into_iter().collect::<Result<_, _>>()?)
 }
 
 /// Per item, the size of a largest set of pairwise non-overlapping requests (inclusive days):

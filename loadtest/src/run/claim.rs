@@ -11,7 +11,7 @@ use futures::StreamExt;
 use super::stage::Stage;
 use super::{RunContext, StrategyRun};
 use crate::infra::unique_name;
-use crate::probe::api::{ApiClient, User};
+use crate::probe::api::ApiClient;
 use crate::report::{Percentiles, StrategyResult};
 use crate::scenario::{ClaimLoad, ClaimMode, Strategy};
 
@@ -143,16 +143,7 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
 }
 
 async fn create_posts(api: &ApiClient, bases: &[String], tag: &str, claim: &ClaimLoad) -> anyhow::Result<()> {
-    let owners: Vec<User> = futures::stream::iter(0..claim.owners)
-        .map(|i| {
-            let base = bases[i as usize % bases.len()].clone();
-            async move { api.signup_and_login(&base, &format!("owner{i}-{tag}@load.test"), &format!("owner {i}")).await }
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let owners = super::world::sign_up(api, bases, &format!("owner-{tag}"), claim.owners as usize).await?;
     let created = futures::stream::iter(0..claim.posts)
         .map(|i| {
             let base = bases[i as usize % bases.len()].clone();

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -26,7 +25,6 @@ use crate::probe::api::{ApiClient, User};
 use crate::report::{EmbedCounts, StrategyResult};
 use crate::scenario::{EmbedLoad, EmbedPath, Strategy};
 
-const SETUP_CONCURRENCY: usize = 32;
 /// A post sent later than this after its time is a late start.
 const LATE: Duration = Duration::from_millis(100);
 /// Hits asked of each search: the post's own three made-up words put it first by far.
@@ -104,16 +102,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &EmbedLoad, path: EmbedPath) -> any
             .build()?,
     );
     let tag = unique_name(strategy.as_str());
-    let owners: Vec<User> = futures::stream::iter(0..load.owners)
-        .map(|i| {
-            let (api, base, tag) = (&api, bases[i as usize % bases.len()].clone(), &tag);
-            async move { api.signup_and_login(&base, &format!("owner{i}-{tag}@load.test"), &format!("owner {i}")).await }
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let owners = super::world::sign_up(&api, &bases, &format!("owner-{tag}"), load.owners as usize).await?;
     let posts = load.posts();
     let mut rng = StdRng::seed_from_u64(ctx.scenario.seed);
     let titles: Vec<String> = (0..posts).map(|n| title(&mut rng, n)).collect();

@@ -15,6 +15,22 @@ use crate::probe::api::{ApiCallError, ApiClient, User};
 /// Requests in flight while building the world.
 const SETUP_CONCURRENCY: usize = 16;
 
+/// Signs up and logs in `n` users `<prefix>-<i>@load.test`, spread over `bases` round robin;
+/// in order.
+pub async fn sign_up(api: &ApiClient, bases: &[String], prefix: &str, n: usize) -> Result<Vec<User>, ApiCallError> {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let base = &bases[i % bases.len()];
+            let email = format!("{prefix}-{i}@load.test");
+            async move { api.signup_and_login(base, &email, &format!("user {i}")).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct World {
     pub users: Vec<User>,
@@ -36,16 +52,7 @@ impl World {
         sse_clients: usize,
         seed: u64,
     ) -> Result<World, ApiCallError> {
-        let signups = futures::stream::iter(0..users)
-            .map(|i| {
-                let base = &bases[i % bases.len()];
-                let email = format!("u{i}.{run_tag}@load.test");
-                async move { api.signup_and_login(base, &email, &format!("user {i}")).await }
-            })
-            .buffered(SETUP_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
-        let users: Vec<User> = signups.into_iter().collect::<Result<_, _>>()?;
+        let users = sign_up(api, bases, &format!("u.{run_tag}"), users).await?;
 
         let mut rng = StdRng::seed_from_u64(seed);
         let mut edges = BTreeSet::new();
