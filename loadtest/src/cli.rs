@@ -54,6 +54,11 @@ pub enum Command {
         /// in any round fails.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
         repeat: u32,
+        /// Serve the harness's own figures (delivered, not yet received, in flight, the p99 of
+        /// the last 10 s, a latency histogram) in the Prometheus text format at
+        /// http://ADDR/metrics while the run goes, e.g. --metrics-listen 127.0.0.1:9464.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
         /// Run one slice of a prepared world (several load machines): shard I of N, counted
         /// from 0 (Kubernetes: $(JOB_COMPLETION_INDEX)/N). Needs --world and --out; writes
         /// what it saw, unjudged, for `loadtest merge`.

@@ -123,6 +123,10 @@ pub struct LedgerSummary {
     /// The p99 latency of the first receipts of each of those seconds (0: none, or none timed).
     #[serde(default)]
     pub p99_per_second_us: Vec<u64>,
+    /// Every timed latency of those seconds (µs), sorted within each second: what a windowed
+    /// p99 is taken from. Kept in memory only.
+    #[serde(skip)]
+    pub latency_per_second_us: Vec<Vec<u64>>,
     /// The first [`LOST_EXAMPLES`] lost (recipient, cause) pairs, sorted.
     pub lost_examples: Vec<(u64, Cause)>,
 }
@@ -332,6 +336,7 @@ impl Ledger {
         s.unexpected += self.misrouted;
         s.latency_us = percentiles(&latency);
         s.p99_per_second_us = by_second.iter_mut().map(|v| p99_of(v)).collect();
+        s.latency_per_second_us = by_second;
         lost.sort_unstable();
         lost.truncate(LOST_EXAMPLES);
         s.lost_examples = lost;
@@ -346,7 +351,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 }
 
 /// The 99th percentile of `values` (nearest rank; 0 when empty). Sorts them.
-fn p99_of(values: &mut [u64]) -> u64 {
+pub fn p99_of(values: &mut [u64]) -> u64 {
     if values.is_empty() {
         return 0;
     }

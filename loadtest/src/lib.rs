@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod compare;
 pub mod infra;
 pub mod ledger;
+pub mod live;
 pub mod probe;
 pub mod report;
 pub mod run;

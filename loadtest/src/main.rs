@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             baseline,
             max_regression,
             repeat,
+            metrics_listen,
             ..
         } => {
             // Read before the run: a wrong path fails now, not after minutes of load.
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 command: std::env::args().collect::<Vec<_>>().join(" "),
                 targets,
                 repeat,
+                metrics_listen,
             };
             let (report, paths) = loadtest::run::run(&opts).await?;
             println!("{}", loadtest::report::to_text(&report));

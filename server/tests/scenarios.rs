@@ -21,10 +21,15 @@ async fn run_ci(name: &str) -> RunReport {
 /// Runs a CI scenario, against the deployment of a targets file when given (the external
 /// runner) or as processes.
 async fn run_ci_against(name: &str, targets: Option<PathBuf>) -> RunReport {
-    run_ci_with(name, targets, 1).await
+    run_ci_with(name, targets, 1, None).await
 }
 
-async fn run_ci_with(name: &str, targets: Option<PathBuf>, repeat: u32) -> RunReport {
+async fn run_ci_with(
+    name: &str,
+    targets: Option<PathBuf>,
+    repeat: u32,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> RunReport {
     server::install_crypto_provider();
     let external = targets.is_some();
     let opts = RunOptions {
@@ -36,6 +41,7 @@ async fn run_ci_with(name: &str, targets: Option<PathBuf>, repeat: u32) -> RunRe
         command: format!("cargo test --test scenarios ({name})"),
         targets,
         repeat,
+        metrics_listen,
     };
     let (report, paths) = run(&opts).await.expect("the scenario runs");
     for file in [&paths.json, &paths.markdown, &paths.html, &paths.junit] {
@@ -44,7 +50,7 @@ async fn run_ci_with(name: &str, targets: Option<PathBuf>, repeat: u32) -> RunRe
     let logs = paths.json.parent().expect("report dir").join("logs").join(report.results[0].strategy.as_str());
     let kept = if external { "adapters.log" } else { "instance-1.log" };
     assert!(logs.join(kept).is_file(), "{kept} is kept in {}", logs.display());
-    for api in report.results.iter().filter_map(|r| r.api.as_ref()) {
+    for api in report.results.iter().filter_map(|r| r.api.as_ref()).filter(|a| !a.goose_report.is_empty()) {
         let goose_html = paths.json.with_file_name(&api.goose_report);
         assert!(goose_html.is_file(), "goose's own report {} was not written", goose_html.display());
     }
@@ -84,7 +90,26 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_repeated_runs_give_each_figure_its_range_and_a_run_is_not_a_regression_of_itself() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let repeated = run_ci_with("notify-fanout", None, 2).await;
+    // A Prometheus-style scraper watches the run through --metrics-listen.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = free.local_addr().expect("its address");
+    drop(free);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scraper = tokio::spawn(scrape(addr, stop.clone()));
+    let repeated = run_ci_with("notify-fanout", None, 2, Some(addr)).await;
+    stop.cancel();
+    let scrapes = scraper.await.expect("the scraper ends");
+    // While rabbitmq's second round ran, the endpoint counted its deliveries, with its labels.
+    let series = r#"{scenario="ci-notify-fanout",strategy="rabbitmq",round="2"}"#;
+    let delivered: Vec<f64> = scrapes
+        .iter()
+        .filter_map(|text| {
+            let line = text.lines().find(|l| l.starts_with(&format!("loadtest_delivered_total{series} ")))?;
+            line.rsplit(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(delivered.iter().any(|d| *d > 0.0), "no scrape saw rabbitmq's round 2 deliver: {delivered:?}");
+    assert!(delivered.windows(2).all(|w| w[0] <= w[1]), "a counter went down: {delivered:?}");
     check_fanout(&repeated);
     assert_eq!(repeated.repeats.len(), 2, "both rounds are kept");
     assert_eq!(repeated.repeats[0], repeated.results, "the first round is the results");
@@ -103,6 +128,23 @@ async fn ci_repeated_runs_give_each_figure_its_range_and_a_run_is_not_a_regressi
     assert!(c.noise.starts_with("2 runs (A) and 2 runs (B)"), "{}", c.noise);
 }
 
+/// Every answer of `GET http://addr/metrics`, once a second until `stop`.
+async fn scrape(addr: std::net::SocketAddr, stop: tokio_util::sync::CancellationToken) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut seen = Vec::new();
+    while !stop.is_cancelled() {
+        if let Ok(answer) = http.get(format!("http://{addr}/metrics")).send().await {
+            assert_eq!(answer.status(), 200);
+            seen.push(answer.text().await.unwrap_or_default());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+    seen
+}
+
 /// notify-fanout's verdicts: the seed's claim on 3 instances.
 fn check_fanout(fanout: &RunReport) {
     assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
@@ -112,6 +154,11 @@ fn check_fanout(fanout: &RunReport) {
     // A stream sits on one instance of three: about 2/3 of local pushes go nowhere.
     assert!((0.5..0.85).contains(&local.lost_ratio()), "local lost {:.2}", local.lost_ratio());
     assert_eq!((rabbit.lost, rabbit.duplicated, rabbit.unexpected, rabbit.stored_twice), (0, 0, 0, 0), "{rabbit:?}");
+    // max_p99_ms_window: every 5 s window of the 8 s load (starting at 2..=5 s) is kept.
+    let w = rabbit.p99_windows.as_ref().expect("the windowed limit keeps rabbitmq's windows");
+    assert_eq!((w.window_s, w.from_s, w.p99_us.len()), (5, 2, 4), "{w:?}");
+    assert!(w.worst_p99_us > 0 && w.worst_p99_us <= rabbit.latency_us.max * 101 / 100, "{w:?} {:?}", rabbit.latency_us);
+    assert!(local.p99_windows.is_none(), "no windowed limit for local, nothing computed");
 }
 
 /// notify-faults' verdicts: every strategy under a kill, a broker outage, a Redis restart, a
@@ -124,7 +171,14 @@ fn check_faults(faults: &RunReport) {
         assert_eq!(r.unexpected, 0, "{}: misrouted or invented notifications", r.strategy);
         assert_eq!(r.stored_twice, 0, "{}: stored twice", r.strategy);
     }
-    assert_eq!(result(faults, "outbox").lost, 0, "the outbox loses nothing, even with the broker down at write time");
+    let outbox = result(faults, "outbox");
+    assert_eq!(outbox.lost, 0, "the outbox loses nothing, even with the broker down at write time");
+    // The worst 2 s window is reported, and after each fault the worst window until the next.
+    let w = outbox.p99_windows.as_ref().expect("the windowed limit keeps outbox's windows");
+    assert!(w.worst_p99_us >= w.p99_us[0], "{w:?}");
+    for x in &outbox.recoveries {
+        assert!(x.worst_p99_window_us.is_some(), "{x:?} has no worst window: {w:?}");
+    }
     let failed: Vec<_> = faults.faults.iter().filter(|f| f.outcome != "ok").collect();
     assert!(failed.is_empty(), "faults that could not be injected: {failed:#?}");
     // Each target keeps its own timeline: the broker's slow start does not push the Redis
@@ -382,7 +436,26 @@ async fn ci_api_scenario_drives_every_endpoint_with_goose_and_counts_each_reques
         assert_eq!(a.requests, a.endpoints.iter().map(|e| e.requests).sum::<u64>());
         assert_eq!(a.failures, 0, "{}: {:?}", r.strategy, a.failures_by_status);
         assert!(r.throughput_per_s > 0.0 && r.latency_us.p99 >= r.latency_us.p50);
+        // The closed loop's percentiles are corrected for coordinated omission, and say so.
+        assert_eq!(a.co_mitigation.as_deref(), Some("average"));
+        let raw = a.uncorrected_latency_us.as_ref().expect("the uncorrected percentiles are kept");
+        assert!(r.latency_us.max >= raw.max * 99 / 100, "back-filling only adds waits: {:?} {raw:?}", r.latency_us);
+        assert!(r.notes.iter().any(|n| n.contains("corrected for coordinated omission")), "{:?}", r.notes);
     }
+
+    // The open loop: every request of the schedule (60/s x 4 s) started, whatever the answers.
+    let open = run_ci("api-open-loop").await;
+    assert!(open.passed, "thresholds: {:#?}", open.thresholds);
+    let r = result(&open, "outbox");
+    let a = r.api.as_ref().expect("api counts");
+    assert_eq!(a.requests, 240, "{a:#?}");
+    assert_eq!(a.arrival_rate_per_s, Some(60.0));
+    assert!(a.goose_report.is_empty() && a.co_mitigation.is_none(), "goose did not drive it: {a:#?}");
+    assert!(a.late_starts <= a.requests, "{a:#?}");
+    let names: Vec<&str> = a.endpoints.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["GET /diaries", "GET /notifications", "GET /rentals/search", "POST /diaries"]);
+    assert_eq!(a.failures, 0, "{:?}", a.failures_by_status);
+    assert!(r.notes.iter().any(|n| n.contains("latency from each request's due time")), "{:?}", r.notes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,6 +554,7 @@ async fn ci_two_shards_and_a_merge_count_exactly_what_one_whole_run_counts() {
         command: "cargo test --test scenarios (whole)".into(),
         targets: Some(targets.clone()),
         repeat: 1,
+        metrics_listen: None,
     })
     .await
     .expect("the whole run runs");

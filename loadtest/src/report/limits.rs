@@ -7,14 +7,14 @@
 use super::StrategyResult;
 use super::columns;
 use super::text;
-use crate::scenario::Kind;
+use crate::scenario::{Bound, Kind};
 
 /// One limit.
 pub struct Limit {
     /// The key in `[thresholds.<strategy>]`.
     pub key: &'static str,
-    /// What a valid value is: a count (a whole number >= 0), a rate or time (>= 0), or a ratio
-    /// (0..=1).
+    /// What a valid value is: a count (a whole number >= 0), a rate or time (>= 0), a ratio
+    /// (0..=1), or a window (`{ window_s = 5, max = 200 }`).
     pub value: Value,
     /// Pass or fail, and the measured value against the limit (`lost 3 > 0`).
     pub judge: fn(limit: f64, r: &StrategyResult) -> (bool, String),
@@ -25,11 +25,28 @@ pub enum Value {
     Count,
     NonNegative,
     Ratio,
+    /// A table `{ window_s, max }`: whole seconds >= 1, and a time >= 0 that every window of
+    /// that length must pass. The judge is handed `max`.
+    Window,
 }
 
 impl Value {
-    /// Why `v` is not a valid value, if it is not.
-    pub fn problem(self, v: f64) -> Option<String> {
+    /// Why `bound` is not a valid value, if it is not.
+    pub fn problem(self, bound: Bound) -> Option<String> {
+        let v = match (self, bound) {
+            (Value::Window, Bound::Window { window_s, max }) => {
+                return if !window_s.is_finite() || window_s < 1.0 || window_s.fract() != 0.0 {
+                    Some(format!("window_s {window_s} is not a window length: whole seconds >= 1"))
+                } else {
+                    Value::NonNegative.problem(Bound::Number(max)).map(|p| format!("max {p}"))
+                };
+            }
+            (Value::Window, Bound::Number(v)) => {
+                return Some(format!("{v} is a number: this limit takes a window, e.g. {{ window_s = 5, max = {v} }}"));
+            }
+            (_, Bound::Window { .. }) => return Some("is a window: this limit takes a number".to_string()),
+            (_, Bound::Number(v)) => v,
+        };
         match self {
             _ if !v.is_finite() => Some(format!("{v} is not a finite number")),
             Value::Count if v < 0.0 || v.fract() != 0.0 => Some(format!("{v} is not a count: a whole number >= 0")),

@@ -17,6 +17,7 @@ mod summary;
 pub mod table;
 pub mod text;
 pub mod thresholds;
+pub mod window;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -195,6 +196,14 @@ pub struct StrategyResult {
     /// deliveries and p99 after each fault (see [`recovery`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recoveries: Vec<recovery::Recovery>,
+    /// Runs judged by `max_p99_ms_window`: the p99 of every window of the load (see
+    /// [`window`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_windows: Option<window::Windows>,
+    /// Every timed latency (µs) per second, sorted within each second: what `p99_windows` is
+    /// taken from. In memory only.
+    #[serde(skip)]
+    pub latency_per_second_us: Vec<Vec<u64>>,
 }
 
 /// What every process did during one strategy's run, one sample per second: the server
@@ -298,9 +307,31 @@ pub struct ApiCounts {
     pub endpoints: Vec<EndpointStats>,
     /// Status codes of the failures, e.g. `{"503": 2}`; `0` is no answer at all.
     pub failures_by_status: std::collections::BTreeMap<String, u64>,
-    /// Goose's own HTML report of this strategy's run, beside report.html.
+    /// Goose's own HTML report of this strategy's run, beside report.html; empty for an
+    /// open-loop run (goose does not drive it).
     pub goose_report: String,
+    /// Closed loop: goose's coordinated-omission mitigation (`average`); the percentiles of
+    /// the result and of every endpoint are then corrected by its back-filled requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub co_mitigation: Option<String>,
+    /// Closed loop: requests goose back-filled (timed, never sent).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub synthetic_requests: u64,
+    /// Closed loop: the percentiles of the requests actually sent, uncorrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncorrected_latency_us: Option<Percentiles>,
+    /// Open loop: requests started per second on the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_rate_per_s: Option<f64>,
+    /// Open loop: requests that started later than [`LATE_START_MS`] after their intended
+    /// start (every in-flight slot taken, or the harness behind); their latency still counts
+    /// from the intended start.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_starts: u64,
 }
+
+/// An open-loop request that starts this much after its intended time is late.
+pub const LATE_START_MS: u64 = 10;
 
 /// One endpoint of an API run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -466,6 +497,8 @@ impl StrategyResult {
             embed: None,
             timeline: None,
             recoveries: Vec::new(),
+            p99_windows: None,
+            latency_per_second_us: summary.latency_per_second_us.clone(),
         }
     }
 

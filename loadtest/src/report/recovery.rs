@@ -32,6 +32,10 @@ pub struct Recovery {
     /// Seconds from the fault until deliveries and p99 were back at the pre-fault level;
     /// `None`: not before the load ended.
     pub recovered_after_s: Option<f64>,
+    /// With `max_p99_ms_window`: the worst window's p99 (µs) among those that start from this
+    /// fault until the next one (see [`super::window`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_p99_window_us: Option<u64>,
 }
 
 /// The pre-fault level: median deliveries per second and median p99 (µs) of the load's seconds
@@ -65,6 +69,7 @@ pub fn of(r: &StrategyResult, faults: &[FaultRecord], load_from_s: f64, load_to_
                 fault: format!("{} {}", f.action, f.target),
                 at_s: f.at_s,
                 recovered_after_s: back.map(|s| ((s as f64 - f.at_s).max(0.0) * 10.0).round() / 10.0),
+                worst_p99_window_us: None,
             }
         })
         .collect()

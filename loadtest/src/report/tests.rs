@@ -40,6 +40,8 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         embed: None,
         timeline: None,
         recoveries: Vec::new(),
+        p99_windows: None,
+        latency_per_second_us: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::scenario::{Kind, Scenario, Thresholds};
 pub fn evaluate(scenario: &Scenario, results: &mut [StrategyResult]) -> Vec<ThresholdResult> {
     let mut verdicts = Vec::new();
     for result in results.iter_mut() {
+        super::window::apply(scenario, result);
         let own = judge(scenario.kind(), &scenario.thresholds_for(&result.strategy), result);
         result.passed = own.iter().all(|v| v.passed);
         verdicts.extend(own);
@@ -21,7 +22,7 @@ pub fn evaluate(scenario: &Scenario, results: &mut [StrategyResult]) -> Vec<Thre
 fn judge(kind: Kind, t: &Thresholds, r: &StrategyResult) -> Vec<ThresholdResult> {
     limits::of(kind)
         .filter_map(|limit| {
-            let value = *t.get(limit.key)?;
+            let value = t.get(limit.key)?.limit();
             let (passed, detail) = (limit.judge)(value, r);
             Some(ThresholdResult {
                 name: format!("{}.{}", r.strategy, limit.key),
@@ -139,5 +140,36 @@ mod tests {
             (verdicts[1].passed, verdicts[1].detail.as_str()),
             (true, "sustained 240.5/s (at 40 events/s) >= 100/s")
         );
+    }
+
+    #[test]
+    fn the_worst_window_is_judged_and_named_after_the_fault_before_it() {
+        let s = scenario("[thresholds.rabbitmq]\nmax_p99_ms_window = { window_s = 2, max = 200 }\n");
+        let mut rabbit = result("rabbitmq");
+        // Warm-up 3 s, load 10 s: fast, but seconds 6 and 7 are slow after a kill at 5.5 s.
+        rabbit.latency_per_second_us =
+            (0..13).map(|s| if s == 6 || s == 7 { vec![800_000; 50] } else { vec![4_000; 50] }).collect();
+        rabbit.recoveries = vec![crate::report::recovery::Recovery {
+            fault: "kill-instance instance:2".into(),
+            at_s: 5.5,
+            recovered_after_s: Some(3.0),
+            worst_p99_window_us: None,
+        }];
+        let mut results = [rabbit];
+        let verdicts = evaluate(&s, &mut results);
+        assert_eq!(verdicts.len(), 1);
+        assert!(!verdicts[0].passed);
+        assert_eq!(
+            verdicts[0].detail,
+            "worst 2 s window p99 800.00 ms (from 5 s, after kill-instance instance:2 at 5.5 s) > 200 ms"
+        );
+        let r = &results[0];
+        assert_eq!(r.recoveries[0].worst_p99_window_us, Some(800_000));
+        assert!(r.notes.iter().any(|n| n.contains("worst window after kill-instance instance:2 at 5.5 s: 800.00 ms")));
+        let w = r.p99_windows.as_ref().expect("windows kept for report.json");
+        assert_eq!((w.from_s, w.p99_us.len()), (3, 9), "windows start at 3..=11 (the load ends at 13 s)");
+        // Without the limit nothing is computed or judged.
+        let mut plain = [result("rabbitmq")];
+        assert!(evaluate(&scenario(""), &mut plain).is_empty() && plain[0].p99_windows.is_none());
     }
 }

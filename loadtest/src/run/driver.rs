@@ -94,6 +94,12 @@ impl Driver {
         }
     }
 
+    /// Causing requests sent and not answered yet, read at any time.
+    pub fn in_flight_gauge(&self) -> impl Fn() -> u64 + Send + 'static {
+        let permits = self.in_flight.clone();
+        move || (MAX_IN_FLIGHT - permits.available_permits().min(MAX_IN_FLIGHT)) as u64
+    }
+
     /// Causes only the events `n` of the schedule with `n mod count == index`.
     pub fn with_slice(mut self, index: u64, count: u64) -> Self {
         self.slice = (index, count.max(1));

@@ -47,6 +47,8 @@ pub struct RunContext<'a> {
     pub report_dir: PathBuf,
     /// The external runner's deployment; `None`: the harness runs the instances as processes.
     pub targets: Option<Arc<Targets>>,
+    /// What `--metrics-listen` serves while the run goes.
+    pub live: Arc<crate::live::Live>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,8 @@ pub struct RunOptions {
     /// Runs of every strategy (each with fresh instances and database), in rounds: strategy
     /// after strategy, then again. 1: one run.
     pub repeat: u32,
+    /// Serve the harness's own figures in the Prometheus format here while the run goes.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The external runner's targets, checked against the scenario before anything starts:
@@ -117,6 +121,12 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     std::fs::create_dir_all(&report_dir)?;
     eprintln!("scenario {} ({}), reports in {}", scenario.name, scenario.kind().as_str(), report_dir.display());
     let targets = external_targets(&opts.scenario, opts.targets.as_ref(), &scenario, &opts.provision.external_urls)?;
+    let live = crate::live::Live::new(&scenario.name);
+    // Listening before anything slow starts: a busy port fails the run at once.
+    let metrics = match opts.metrics_listen {
+        Some(addr) => Some(crate::live::serve(addr, live.clone()).await?.1),
+        None => None,
+    };
     let infra = provision(&opts.provision, targets.as_deref()).await?;
     let ctx = RunContext {
         scenario: &scenario,
@@ -124,6 +134,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         server_bin: opts.server_bin.clone(),
         report_dir: report_dir.clone(),
         targets: targets.clone(),
+        live: live.clone(),
     };
 
     // The broker's own fan-out rate, before any strategy runs, as the yardstick of the report.
@@ -186,6 +197,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
                 server_bin: opts.server_bin.clone(),
                 report_dir: report_dir.join("yardstick"),
                 targets: None,
+                live: live.clone(),
             };
             eprintln!("yardstick: the same ramp on one instance with local delivery");
             match capacity::run(&one, &p.section.load, &p.section.ramp, Delivery::Local).await {
@@ -208,6 +220,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         if repeat > 1 {
             eprintln!("round {round} of {repeat}");
         }
+        live.round(round);
         let runs = match &scenario.workload {
             Workload::Fanout(p) => each(&p.strategies, |s| fanout::run(&ctx, &p.section.load, s)).await?,
             Workload::Capacity(p) => {
@@ -342,6 +355,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         generators: vec![report::Generator { name: "harness".into(), cpu: cpu.stop().await }],
     };
     let paths = report::write(&report_dir, &report)?;
+    if let Some(task) = metrics {
+        task.abort();
+    }
     drop(ctx);
     drop(infra);
     Ok((report, paths))

@@ -99,7 +99,8 @@ impl Rig {
         let (ledger_tx, ledger_rx) = mpsc::unbounded_channel::<LedgerMsg>();
         let (queries, query_rx) = mpsc::unbounded_channel::<LedgerQuery>();
         let (delivered, outstanding) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let collector = tokio::spawn(collect(t0, ledger_rx, query_rx, delivered.clone(), outstanding.clone()));
+        let collector =
+            tokio::spawn(collect(t0, ledger_rx, query_rx, delivered.clone(), outstanding.clone(), ctx.live.clone()));
 
         let alive = stage.alive.clone();
         let stats = Arc::new(ClientStats::default());
@@ -124,7 +125,7 @@ impl Rig {
             )));
         }
         let driver = Driver::new(api, world, bases, alive.clone(), ledger_tx.clone(), load.mix.diary_share(), scn.seed);
-        let progress = spawn_progress(strategy, t0, &driver, delivered, outstanding, stats.clone());
+        let progress = spawn_progress(strategy, t0, &driver, delivered, outstanding, stats.clone(), ctx.live.clone());
         Ok(Rig {
             strategy,
             stage,
@@ -210,6 +211,7 @@ async fn collect(
     mut queries: mpsc::UnboundedReceiver<LedgerQuery>,
     delivered: Arc<AtomicU64>,
     outstanding: Arc<AtomicU64>,
+    live: Arc<crate::live::Live>,
 ) -> Ledger {
     let mut ledger = Ledger::new(t0);
     let mut tally = tokio::time::interval(Duration::from_secs(2));
@@ -234,6 +236,7 @@ async fn collect(
                 let s = ledger.summary();
                 delivered.store(s.delivered, Ordering::Relaxed);
                 outstanding.store(s.lost, Ordering::Relaxed);
+                live.ledger(crate::live::Notify::from_summary(&s));
             }
         }
     }
@@ -247,13 +250,16 @@ fn spawn_progress(
     delivered: Arc<AtomicU64>,
     outstanding: Arc<AtomicU64>,
     stats: Arc<ClientStats>,
+    live: Arc<crate::live::Live>,
 ) -> tokio::task::JoinHandle<()> {
     let (caused, expected) = (driver.caused.clone(), driver.expected.clone());
+    let in_flight = driver.in_flight_gauge();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         tick.tick().await;
         loop {
             tick.tick().await;
+            live.driver(caused.load(Ordering::Relaxed), in_flight());
             // "not yet received" becomes "lost" only at the end of the drain.
             eprintln!(
                 "[{}] {:>5.1}s  caused {:>6}  expected {:>7}  delivered {:>7}  not yet received {:>6}  streams {:>5}  reconnects {:>4}  resumes {:>5}",

@@ -69,6 +69,7 @@ impl Stage {
         let alive = Arc::new((0..bases.len()).map(|_| AtomicBool::new(true)).collect::<Vec<_>>());
         let cluster = Arc::new(Mutex::new(cluster));
         let sampler = TimelineSampler::start(cluster.clone(), bases.len(), ctx.infra.containers());
+        ctx.live.begin(strategy.as_str());
         Ok(Stage { strategy, truth: Truth::new(&database_url), database_url, bases, cluster, alive, sampler })
     }
 

@@ -275,7 +275,94 @@ impl Fault {
 
 /// Limits that fail a run, by key (`max_lost = 0`); absent limits pass. Which keys a kind
 /// accepts and how a result is judged is its view's list ([`crate::report::limits::of`]).
-pub type Thresholds = BTreeMap<String, f64>;
+pub type Thresholds = BTreeMap<String, Bound>;
+
+/// The value of one limit: a number (`max_lost = 0`), or for a windowed limit a table
+/// (`max_p99_ms_window = { window_s = 5, max = 200 }`: the worst 5-second window must pass).
+/// Which form a key takes is its limit's [`Value`](crate::report::limits::Value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Number(f64),
+    Window { window_s: f64, max: f64 },
+}
+
+impl Bound {
+    /// The limit itself: the number, or a window's `max`.
+    pub fn limit(self) -> f64 {
+        match self {
+            Bound::Number(v) | Bound::Window { max: v, .. } => v,
+        }
+    }
+}
+
+impl Serialize for Bound {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match *self {
+            Bound::Number(v) => s.serialize_f64(v),
+            Bound::Window { window_s, max } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("window_s", &window_s)?;
+                m.serialize_entry("max", &max)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bound {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Bound;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, or for a windowed limit a table such as { window_s = 5, max = 200 }")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Bound, E> {
+                Ok(Bound::Number(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Bound, E> {
+                Ok(Bound::Number(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Bound, E> {
+                Ok(Bound::Number(v as f64))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Bound, A::Error> {
+                use serde::de::Error;
+                let (mut window_s, mut max) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "window_s" => window_s = Some(map.next_value::<Number>()?.0),
+                        "max" => max = Some(map.next_value::<Number>()?.0),
+                        other => {
+                            return Err(A::Error::custom(format!(
+                                "unknown key `{other}` in a window: expected window_s and max"
+                            )));
+                        }
+                    }
+                }
+                match (window_s, max) {
+                    (Some(window_s), Some(max)) => Ok(Bound::Window { window_s, max }),
+                    (None, _) => Err(A::Error::custom("a window needs `window_s`, its length in seconds")),
+                    (_, None) => Err(A::Error::custom("a window needs `max`, the limit every window must pass")),
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// A TOML number, integer or float.
+struct Number(f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Bound::deserialize(d)? {
+            Bound::Number(v) => Ok(Number(v)),
+            Bound::Window { .. } => Err(serde::de::Error::custom("expected a number, found a table")),
+        }
+    }
+}
 
 /// The key of `[thresholds.all]`, whose limits apply to every strategy.
 pub const ALL_STRATEGIES: &str = "all";

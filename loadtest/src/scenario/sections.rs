@@ -102,6 +102,10 @@ pub struct ApiLoad {
     /// A request slower than this fails (goose's `--timeout`).
     #[serde(default = "default_request_timeout_s")]
     pub request_timeout_s: u32,
+    /// Open loop: requests started per second on a fixed schedule instead of goose's closed
+    /// loop of users; `users` is then the most requests in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_rate_per_s: Option<f64>,
 }
 
 /// Relative weights of the transactions of an API run; 0 leaves one out.

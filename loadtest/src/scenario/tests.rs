@@ -74,8 +74,8 @@ fn the_main_fanout_scenario_says_what_the_seed_claims() {
     let s = Scenario::load(&path).unwrap();
     assert_eq!(s.strategies(), [Strategy::Local, Strategy::Rabbitmq]);
     assert_eq!(s.cluster.instances, 3);
-    assert_eq!(s.thresholds_for("rabbitmq").get("max_lost"), Some(&0.0));
-    assert_eq!(s.thresholds_for("local").get("min_lost_ratio"), Some(&0.5));
+    assert_eq!(s.thresholds_for("rabbitmq").get("max_lost").map(|b| b.limit()), Some(0.0));
+    assert_eq!(s.thresholds_for("local").get("min_lost_ratio").map(|b| b.limit()), Some(0.5));
 }
 
 #[test]
@@ -221,7 +221,10 @@ fn churn_limits_apply_to_notification_runs_and_resumes_to_fanout_only() {
         Scenario::parse(&with("[thresholds.all]\nmax_inversions = 0\nmax_same_id_twice = 0\nmin_resumes = 10\n"), "x")
             .unwrap();
     let t = s.thresholds_for("rabbitmq");
-    assert_eq!((t["max_inversions"], t["max_same_id_twice"], t["min_resumes"]), (0.0, 0.0, 10.0));
+    assert_eq!(
+        (t["max_inversions"].limit(), t["max_same_id_twice"].limit(), t["min_resumes"].limit()),
+        (0.0, 0.0, 10.0)
+    );
     let err = error_of(&format!("{CLAIM}\n[thresholds.all]\nmax_inversions = 0\n"));
     assert!(err.contains("thresholds.all.max_inversions: does not apply to a claim scenario"), "{err}");
 }
@@ -269,9 +272,9 @@ fn a_strategy_threshold_overrides_the_one_for_all() {
     let text = with("[thresholds.all]\nmax_lost = 5\nmax_unexpected = 0\n[thresholds.rabbitmq]\nmax_lost = 0\n");
     let s = Scenario::parse(&text, "x").unwrap();
     let rabbit = s.thresholds_for("rabbitmq");
-    assert_eq!((rabbit["max_lost"], rabbit["max_unexpected"]), (0.0, 0.0));
+    assert_eq!((rabbit["max_lost"].limit(), rabbit["max_unexpected"].limit()), (0.0, 0.0));
     let local = s.thresholds_for("local");
-    assert_eq!((local["max_lost"], local["max_unexpected"], local.get("max_p99_ms")), (5.0, 0.0, None));
+    assert_eq!((local["max_lost"].limit(), local["max_unexpected"].limit(), local.get("max_p99_ms")), (5.0, 0.0, None));
 }
 
 #[test]
@@ -525,4 +528,49 @@ fn a_recovery_limit_applies_to_fanout_runs_only() {
     assert!(err.contains("thresholds.all.max_recovery_s") && err.contains("negative"), "{err}");
     let err = error_of(&format!("{EMBED}\n[thresholds.all]\nmax_recovery_s = 10\n"));
     assert!(err.contains("max_recovery_s: does not apply to an embed scenario: only to fanout"), "{err}");
+}
+
+#[test]
+fn a_windowed_limit_takes_a_table_and_says_what_to_write_otherwise() {
+    let s = Scenario::parse(&with("[thresholds.all]\nmax_p99_ms_window = { window_s = 5, max = 200 }\n"), "x")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.thresholds_for("rabbitmq").get("max_p99_ms_window"),
+        Some(&crate::scenario::Bound::Window { window_s: 5.0, max: 200.0 })
+    );
+    let err = error_of(&with("[thresholds.all]\nmax_p99_ms_window = 200\n"));
+    assert!(
+        err.contains("thresholds.all.max_p99_ms_window")
+            && err.contains("this limit takes a window, e.g. { window_s = 5, max = 200 }"),
+        "{err}"
+    );
+    let err = error_of(&with("[thresholds.all]\nmax_lost = { window_s = 5, max = 0 }\n"));
+    assert!(err.contains("thresholds.all.max_lost: is a window: this limit takes a number"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_p99_ms_window = { window_s = 2.5, max = 200 }\n"));
+    assert!(err.contains("window_s 2.5 is not a window length: whole seconds >= 1"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_p99_ms_window = { window_s = 5, max = -1 }\n"));
+    assert!(err.contains("max -1 is negative"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_p99_ms_window = { window_s = 5 }\n"));
+    assert!(err.contains("a window needs `max`"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_p99_ms_window = { window_s = 5, max = 1, p = 2 }\n"));
+    assert!(err.contains("unknown key `p` in a window: expected window_s and max"), "{err}");
+    let err = error_of(&with("[thresholds.all]\nmax_lost = \"none\"\n"));
+    assert!(err.contains("expected a number, or for a windowed limit a table"), "{err}");
+    let err = error_of(&format!("{EMBED}\n[thresholds.all]\nmax_p99_ms_window = {{ window_s = 5, max = 200 }}\n"));
+    assert!(err.contains("does not apply to an embed scenario: only to fanout"), "{err}");
+}
+
+#[test]
+fn an_open_loop_api_run_takes_a_rate_and_refuses_what_only_goose_users_have() {
+    let api = |extra: &str| API.replace("\nusers = 8\n", &format!("\nusers = 8\n{extra}\n"));
+    let s = Scenario::parse(&api("arrival_rate_per_s = 50"), "x").unwrap_or_else(|e| panic!("{e}"));
+    assert!(format!("{:?}", s.workload).contains("arrival_rate_per_s: Some(50.0)"), "{:?}", s.workload);
+    let err = error_of(&api("arrival_rate_per_s = 0"));
+    assert!(err.contains("api.arrival_rate_per_s") && err.contains("zero"), "{err}");
+    let err = error_of(&api("arrival_rate_per_s = 50\nusers_per_s = 2"));
+    assert!(err.contains("api.users_per_s: applies to goose's users, not to an open loop"), "{err}");
+    let err = error_of(&api("arrival_rate_per_s = 50\nthink_max_ms = 100"));
+    assert!(err.contains("api.think_max_ms: an open loop (arrival_rate_per_s) has no think time"), "{err}");
+    let long = api("arrival_rate_per_s = 10000").replace("duration_s = 5", "duration_s = 200");
+    assert!(error_of(&long).contains("2000000 requests, above 1000000"), "{}", error_of(&long));
 }

@@ -290,6 +290,33 @@ impl Rules for ApiLoad {
         if let Some(rate) = a.users_per_s {
             positive(p, "api.users_per_s", rate, "goose users are started at a rate > 0");
         }
+        if let Some(rate) = a.arrival_rate_per_s {
+            positive(p, "api.arrival_rate_per_s", rate, "requests start at a rate > 0");
+            if rate > 10_000.0 {
+                p.push(Problem::new("api.arrival_rate_per_s", format!("{rate} is above 10000 requests/s")));
+            } else if rate * f64::from(a.duration_s) > 1_000_000.0 {
+                p.push(Problem::new(
+                    "api.arrival_rate_per_s",
+                    format!(
+                        "{rate}/s for {} s is {} requests, above 1000000: shorten duration_s or lower the rate",
+                        a.duration_s,
+                        rate * f64::from(a.duration_s)
+                    ),
+                ));
+            }
+            if a.users_per_s.is_some() {
+                p.push(Problem::new(
+                    "api.users_per_s",
+                    "applies to goose's users, not to an open loop (arrival_rate_per_s): remove one of them",
+                ));
+            }
+            if a.think_max_ms > 0 {
+                p.push(Problem::new(
+                    "api.think_max_ms",
+                    "an open loop (arrival_rate_per_s) has no think time: requests start on the schedule; remove it",
+                ));
+            }
+        }
         if a.think_max_ms < a.think_min_ms {
             p.push(Problem::new(
                 "api.think_max_ms",
@@ -589,7 +616,8 @@ fn thresholds(p: &mut Vec<Problem>, s: &ScenarioFile) {
                 p.push(Problem::new(field, problem));
             }
         }
-        if let (Some(min), Some(max)) = (t.get("min_lost_ratio"), t.get("max_lost_ratio"))
+        if let (Some(min), Some(max)) =
+            (t.get("min_lost_ratio").map(|b| b.limit()), t.get("max_lost_ratio").map(|b| b.limit()))
             && min > max
         {
             p.push(Problem::new(

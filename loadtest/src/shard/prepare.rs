@@ -80,6 +80,7 @@ pub async fn prepare(opts: &PrepareOptions) -> anyhow::Result<WorldFile> {
         server_bin: PathBuf::new(),
         report_dir,
         targets: Some(targets.clone()),
+        live: crate::live::Live::new(&scenario.name),
     };
     let stage = Stage::start(&ctx, strategy, &crate::run::rig::settings(strategy)).await?;
     let world_id = unique_name(&format!("{}_{}", scenario.name, strategy.as_str()));

@@ -47,8 +47,9 @@ fn api(results: &[StrategyResult]) -> Table {
         "",
         vec![
             Column::text("strategy"),
-            Column::count("goose users", "users"),
+            Column::count("users", "users"),
             Column::count("requests", "requests"),
+            Column::count("late starts", "late_starts"),
             Column::count("failed", "failures").violation(),
             Column::figure("requests/s").higher_is_better(),
             Column::figure("p50 ms").lower_is_better(),
@@ -69,6 +70,7 @@ fn api(results: &[StrategyResult]) -> Table {
                 columns::strategy(s),
                 Cell::Count(a.users),
                 Cell::Count(a.requests),
+                Cell::Count(a.late_starts),
                 Cell::Count(a.failures),
                 Cell::Number(s.throughput_per_s, 1),
                 Cell::Micros(l.p50),
@@ -76,7 +78,11 @@ fn api(results: &[StrategyResult]) -> Table {
                 Cell::Micros(l.p99),
                 Cell::Micros(l.p999),
                 Cell::Micros(l.max),
-                Cell::Link(a.goose_report.clone()),
+                if a.goose_report.is_empty() {
+                    Cell::Text("open loop".into())
+                } else {
+                    Cell::Link(a.goose_report.clone())
+                },
                 Cell::Verdict(s.passed),
             ],
         );

@@ -37,7 +37,12 @@ static FANOUT: &[&[Limit]] = &[
     limits::DELIVERED_PER_S,
     limits::LOSS_RATIOS,
     RECOVERY,
+    WINDOW,
 ];
+
+/// The worst window of the load (see [`crate::report::window`]).
+static WINDOW: &[Limit] =
+    &[Limit { key: crate::report::window::KEY, value: Value::Window, judge: crate::report::window::judge }];
 
 /// The slowest come-back after a fault (see [`crate::report::recovery`]).
 static RECOVERY: &[Limit] = &[Limit {
