@@ -123,8 +123,10 @@ pub struct LedgerSummary {
     /// The p99 latency of the first receipts of each of those seconds (0: none, or none timed).
     #[serde(default)]
     pub p99_per_second_us: Vec<u64>,
-    /// Every timed latency of those seconds (µs), sorted within each second: what a windowed
-    /// p99 is taken from. Kept in memory only.
+    /// Every timed latency (µs), bucketed by the whole second its cause was sent in (since
+    /// `t0`) and sorted within each: what a windowed p99 is taken from, so that a stall shows
+    /// in the seconds it began in, not when its late deliveries finally arrive. Lost pairs
+    /// have no latency and are not in it. Kept in memory only.
     #[serde(skip)]
     pub latency_per_second_us: Vec<Vec<u64>>,
     /// The first [`LOST_EXAMPLES`] lost (recipient, cause) pairs, sorted.
@@ -298,6 +300,7 @@ impl Ledger {
         };
         let mut latency = latency_histogram();
         let mut by_second: Vec<Vec<u64>> = Vec::new();
+        let mut by_cause_second: Vec<Vec<u64>> = Vec::new();
         let mut lost = Vec::new();
         for (pair, (expected_at, clock)) in self.expected.iter().filter(|(_, (at, _))| include(*at)) {
             let Some(receipts) = self.received.get(pair) else {
@@ -318,6 +321,11 @@ impl Ledger {
                 let micros = u64::try_from(micros).unwrap_or(u64::MAX);
                 latency.saturating_record(micros);
                 by_second[second].push(micros);
+                let caused = expected_at.saturating_duration_since(self.t0).as_secs() as usize;
+                if by_cause_second.len() <= caused {
+                    by_cause_second.resize(caused + 1, Vec::new());
+                }
+                by_cause_second[caused].push(micros);
             } else {
                 s.cross_clock += 1;
             }
@@ -336,7 +344,8 @@ impl Ledger {
         s.unexpected += self.misrouted;
         s.latency_us = percentiles(&latency);
         s.p99_per_second_us = by_second.iter_mut().map(|v| p99_of(v)).collect();
-        s.latency_per_second_us = by_second;
+        by_cause_second.iter_mut().for_each(|v| v.sort_unstable());
+        s.latency_per_second_us = by_cause_second;
         lost.sort_unstable();
         lost.truncate(LOST_EXAMPLES);
         s.lost_examples = lost;

@@ -54,7 +54,8 @@ pub struct Notify {
     pub unexpected: u64,
     pub not_yet_received: u64,
     pub in_flight: u64,
-    /// p99 (µs) and deliveries of the last [`WINDOW_S`] whole seconds; 0 when none.
+    /// p99 (µs) and deliveries, received so far, of what was caused in the last [`WINDOW_S`]
+    /// whole seconds; 0 when none.
     pub window_p99_us: u64,
     pub window_deliveries: u64,
     /// Cumulative counts per [`BUCKETS_S`] bound, then the count and sum of every timed one.
@@ -170,13 +171,16 @@ impl Live {
         metric(
             "loadtest_window_p99_seconds",
             "gauge",
-            &format!("Delivery latency p99 of the last {WINDOW_S} whole seconds (0: nothing delivered in them)."),
+            &format!(
+                "Delivery latency p99 of the notifications caused in the last {WINDOW_S} whole seconds and received so \
+                 far (0: none yet)."
+            ),
             num(n.window_p99_us as f64 / 1e6),
         );
         metric(
             "loadtest_window_deliveries",
             "gauge",
-            &format!("Deliveries first received in the last {WINDOW_S} whole seconds."),
+            &format!("Deliveries received so far of the notifications caused in the last {WINDOW_S} whole seconds."),
             n.window_deliveries.to_string(),
         );
         let name = "loadtest_delivery_latency_seconds";

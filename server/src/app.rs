@@ -151,6 +151,7 @@ impl App {
                 }
             }
         };
+        let draining = crate::drain::Draining::new();
         let chat = {
             let config = &settings.chat;
             let (hub, changes) =
@@ -180,6 +181,7 @@ impl App {
                     limits: Limits { max_body: config.max_frame_bytes, ..Limits::default() },
                     ..ChatSettings::default()
                 }),
+                draining: draining.clone(),
             }
         };
         let state = AppState {
@@ -215,6 +217,7 @@ impl App {
                 redis,
                 delivery: delivery.clone(),
                 chat_relay: chat.relay.clone(),
+                draining: draining.clone(),
             }),
             ai_wake: ai_worker.waker(),
             notifier: Notifier::new(delivery),
@@ -225,6 +228,7 @@ impl App {
             chat,
             tickets,
             browser: Arc::new(settings.browser.clone()),
+            draining,
         };
         let listener = TcpListener::bind(settings.listen_addr)
             .await
@@ -244,8 +248,10 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
-    /// for up to `shutdown_grace`, and stops the background workers.
+    /// Serves until `shutdown` resolves; then drains (see [`crate::drain`]): `/readyz` turns
+    /// 503, the listener stops accepting, streams and chat connections are told to come back
+    /// elsewhere, in-flight requests finish for up to `shutdown_grace`, and the background
+    /// workers stop, each within that grace too.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let background = CancellationToken::new();
         let worker = if self.settings.ai.enabled {
@@ -260,10 +266,13 @@ impl App {
         let router = crate::http::router(self.state.clone());
         let signalled = CancellationToken::new();
         let on_signal = signalled.clone();
+        let draining = self.state.draining.clone();
         // The peer's address reaches handlers (login throttling per client).
         let service = router.into_make_service_with_connect_info::<PeerAddr>();
         let serve = axum::serve(NoDelay(self.listener), service).with_graceful_shutdown(async move {
             shutdown.await;
+            tracing::info!("shutting down: draining streams and in-flight requests");
+            draining.start();
             on_signal.cancel();
         });
         let grace = self.settings.shutdown_grace;
@@ -275,7 +284,9 @@ impl App {
             }
         };
         background.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        // The workers finish what they hold (an embed claim, a job run's record, a clean AMQP
+        // close) within the same grace.
+        let _ = tokio::time::timeout(grace.max(Duration::from_secs(1)), async {
             let _ = worker.await;
             let _ = delivery.await;
             let _ = chat_relay.await;

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod chat;
 pub mod db;
 pub mod diary;
+pub mod drain;
 pub mod embed;
 pub mod error;
 pub mod http;

@@ -22,6 +22,8 @@ pub struct Dependencies {
     pub redis: ConnectionManager,
     pub delivery: Arc<dyn crate::notify::bus::Delivery>,
     pub chat_relay: Arc<dyn crate::chat::relay::Relay>,
+    /// Set once the instance shuts down: `/readyz` is then 503.
+    pub draining: crate::drain::Draining,
 }
 
 impl std::fmt::Debug for Dependencies {
@@ -80,8 +82,13 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>, State(rules): State<A
         None | Some(true) => Ok(()),
         Some(false) => Err(format!("the {} chat relay is reconnecting", deps.chat_relay.strategy().as_str())),
     };
-    let ready =
-        db.is_ok() && redis.is_ok() && broker.as_ref().is_none_or(Result::is_ok) && delivery.is_ok() && chat.is_ok();
+    let draining = deps.draining.is_draining();
+    let ready = !draining
+        && db.is_ok()
+        && redis.is_ok()
+        && broker.as_ref().is_none_or(Result::is_ok)
+        && delivery.is_ok()
+        && chat.is_ok();
     let show = |r: Result<(), String>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("down: {e}"),
@@ -95,6 +102,7 @@ pub async fn readyz(State(deps): State<Arc<Dependencies>>, State(rules): State<A
         "instance": rules.instance_id,
         "strategy": deps.delivery.strategy().as_str(),
         "chat_relay": deps.chat_relay.strategy().as_str(),
+        "draining": draining,
         "checks": {
             "database": show(db),
             "redis": show(redis),

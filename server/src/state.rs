@@ -68,4 +68,6 @@ pub struct AppState {
     pub tickets: StreamTickets,
     /// Cookies, CORS and tickets: what browsers need.
     pub browser: Arc<BrowserSettings>,
+    /// Set once the instance shuts down: streams and chat connections end.
+    pub draining: crate::drain::Draining,
 }

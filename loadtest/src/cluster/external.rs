@@ -140,6 +140,16 @@ impl External {
         Ok(run)
     }
 
+    /// Runs `rolling-restart` on instance `index` (the deployment's own graceful restart of
+    /// it), then waits until it is ready again.
+    pub async fn redeploy(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
+        self.down[index - 1] = true;
+        let run = self.instance("rolling-restart", index).await?;
+        self.await_answer(index, "/readyz", Duration::from_secs(120)).await?;
+        self.down[index - 1] = false;
+        Ok(run)
+    }
+
     pub async fn pause(&mut self, index: usize) -> Result<AdapterRun, ClusterError> {
         let run = self.instance("pause-instance", index).await?;
         self.down[index - 1] = true;

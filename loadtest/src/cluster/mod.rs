@@ -95,6 +95,25 @@ impl Cluster {
         }
     }
 
+    /// One step of a rolling deploy on instance `index`: SIGTERM, its exit (within `within`),
+    /// a new start and `/readyz`; or the `rolling-restart` adapter with `{index}`, then
+    /// `/readyz`; `exited` is called once the instance is gone (for the adapter: before it
+    /// runs). Returns how long the exit took (processes) or what the adapter did.
+    pub async fn redeploy(
+        &mut self,
+        index: usize,
+        within: Duration,
+        exited: &(dyn Fn() + Send + Sync),
+    ) -> Result<(Option<Duration>, Option<AdapterRun>), ClusterError> {
+        match self {
+            Cluster::Process(p) => p.redeploy(index, within, exited).await.map(|took| (Some(took), None)),
+            Cluster::External(e) => {
+                exited();
+                e.redeploy(index).await.map(|run| (None, Some(run)))
+            }
+        }
+    }
+
     pub async fn pause(&mut self, index: usize) -> Result<Option<AdapterRun>, ClusterError> {
         match self {
             Cluster::Process(p) => p.pause(index).map(|()| None),

@@ -273,6 +273,52 @@ impl Processes {
         self.await_ready(i, listening, "/healthz").await
     }
 
+    /// One step of a rolling deploy: SIGTERM, then waits up to `within` for the process to
+    /// exit by itself (SIGKILL after, and an error that says so), starts it again on its old
+    /// port and waits until `/readyz` answers 200; `exited` is called between the exit and
+    /// the new start. Returns how long the exit took.
+    pub async fn redeploy(
+        &mut self,
+        index: usize,
+        within: Duration,
+        exited: &(dyn Fn() + Send + Sync),
+    ) -> Result<Duration, ClusterError> {
+        let inst = self.get(index)?;
+        let Some(mut child) = inst.child.take() else { return Err(ClusterError::NoInstance(index)) };
+        let started = Instant::now();
+        if let Some(pid) = child.id() {
+            Self::signal(pid, "TERM", index, "terminate")?;
+        }
+        let status = tokio::time::timeout(within, child.wait()).await;
+        let took = started.elapsed();
+        exited();
+        match status {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => {
+                return Err(ClusterError::Signal {
+                    index,
+                    action: "terminate",
+                    cause: format!("it exited with {status} after SIGTERM, not 0"),
+                });
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(ClusterError::Signal {
+                    index,
+                    action: "terminate",
+                    cause: format!("it did not exit within {within:?} of SIGTERM and was killed"),
+                });
+            }
+        }
+        let i = index - 1;
+        let port = self.instances[i].addr.map(|a| a.port());
+        let listening = self.spawn(i, port).await?;
+        self.await_ready(i, listening, "/readyz").await?;
+        Ok(took)
+    }
+
     /// SIGSTOP: the process keeps its sockets but answers nothing (heartbeats time out).
     pub fn pause(&mut self, index: usize) -> Result<(), ClusterError> {
         let inst = self.get(index)?;

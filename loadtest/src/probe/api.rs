@@ -7,7 +7,18 @@ use serde_json::{Value, json};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiCallError {
     #[error("{method} {path}: {cause}")]
-    Transport { method: &'static str, path: String, cause: String },
+    Transport {
+        method: &'static str,
+        path: String,
+        cause: String,
+        /// The connection could not be made: the request never reached a server, so sending
+        /// it again (to another instance) cannot do it twice.
+        unsent: bool,
+        /// The connection closed before any answer (a kept-alive connection the server closed
+        /// as the request went out, as a server that shuts down does): a browser sends the
+        /// request again in this case, whatever its method.
+        closed_before_answer: bool,
+    },
     #[error("{method} {path} answered {status}: {body}")]
     Status { method: &'static str, path: String, status: u16, body: String },
 }
@@ -19,6 +30,17 @@ impl ApiCallError {
             ApiCallError::Status { status, .. } => Some(*status),
             ApiCallError::Transport { .. } => None,
         }
+    }
+
+    /// The request never reached a server (the connection was refused): safe to send again.
+    pub fn unsent(&self) -> bool {
+        matches!(self, ApiCallError::Transport { unsent: true, .. })
+    }
+
+    /// Sent again by a browser: refused, or closed before any answer (see
+    /// [`ApiCallError::Transport`]).
+    pub fn resendable(&self) -> bool {
+        matches!(self, ApiCallError::Transport { unsent, closed_before_answer, .. } if *unsent || *closed_before_answer)
     }
 
     /// A short, bounded label for counting failures: the status and the API error code, or
@@ -79,6 +101,8 @@ impl ApiClient {
         let resp = req.send().await.map_err(|e| ApiCallError::Transport {
             method,
             path: path.to_string(),
+            unsent: e.is_connect(),
+            closed_before_answer: closed_before_answer(&e),
             cause: e.to_string(),
         })?;
         let status = resp.status();
@@ -238,4 +262,18 @@ impl ApiClient {
         self.call(base, "POST", &format!("/admin/jobs/{job}/{command}"), Some(&admin.token), Value::Null).await?;
         Ok(())
     }
+}
+
+/// Whether hyper, under `e`, says the connection closed before the answer began.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_incomplete_message()
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }

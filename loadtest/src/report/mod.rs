@@ -91,6 +91,9 @@ pub struct FaultRecord {
     /// External runs: the adapter command that injected it, its exit status and output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<crate::cluster::AdapterRun>,
+    /// What the step measured, e.g. `exited 0.4 s after SIGTERM, ready again after 2.1 s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One limit judged against one strategy's result.
@@ -142,6 +145,15 @@ pub struct StrategyResult {
     pub cross_shard: u64,
     /// (recipient, cause) pairs stored as more than one row, from SQL after the run.
     pub stored_twice: u64,
+    /// Notification runs: causing requests that failed for the driver (nothing is expected
+    /// of them), after any retries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_requests: u64,
+    /// Notification runs: causing requests sent again to another instance because the first
+    /// refused the connection or closed it before any answer (shutting down or dead), as a
+    /// browser sends them again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retried_requests: u64,
     /// Diaries and comments the driver created.
     pub events_caused: u64,
     /// Delivered pairs per second of the load's duration.
@@ -200,8 +212,8 @@ pub struct StrategyResult {
     /// [`window`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_windows: Option<window::Windows>,
-    /// Every timed latency (µs) per second, sorted within each second: what `p99_windows` is
-    /// taken from. In memory only.
+    /// Every timed latency (µs) by the second its cause was sent in, sorted within each: what
+    /// `p99_windows` is taken from. In memory only.
     #[serde(skip)]
     pub latency_per_second_us: Vec<Vec<u64>>,
 }
@@ -479,6 +491,8 @@ impl StrategyResult {
             given_up: 0,
             cross_shard: summary.cross_clock,
             stored_twice,
+            failed_requests: 0,
+            retried_requests: 0,
             events_caused,
             throughput_per_s,
             latency_us: summary.latency_us,
@@ -553,8 +567,12 @@ fn fault_rows(faults: &[FaultRecord]) -> Vec<FaultRow> {
     let tenths = |s: f64| (s * 10.0).round() as i64;
     let mut rows: Vec<FaultRow> = Vec::new();
     for f in faults {
+        let outcome = match &f.detail {
+            Some(detail) => format!("{} ({detail})", f.outcome),
+            None => f.outcome.clone(),
+        };
         let same = |r: &&mut FaultRow| {
-            tenths(r.at_s) == tenths(f.at_s) && r.action == f.action && r.target == f.target && r.outcome == f.outcome
+            tenths(r.at_s) == tenths(f.at_s) && r.action == f.action && r.target == f.target && r.outcome == outcome
         };
         match rows.iter_mut().find(|r| same(r)) {
             Some(row) if !row.strategies.contains(&f.strategy) => row.strategies.push(f.strategy.clone()),
@@ -563,7 +581,7 @@ fn fault_rows(faults: &[FaultRecord]) -> Vec<FaultRow> {
                 at_s: tenths(f.at_s) as f64 / 10.0,
                 action: f.action.clone(),
                 target: f.target.clone(),
-                outcome: f.outcome.clone(),
+                outcome,
                 strategies: vec![f.strategy.clone()],
             }),
         }

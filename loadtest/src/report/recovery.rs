@@ -88,6 +88,7 @@ mod tests {
             strategy: "rabbitmq".into(),
             outcome: "ok".into(),
             adapter: None,
+            detail: None,
         }
     }
 

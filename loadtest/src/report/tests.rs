@@ -22,6 +22,8 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         given_up: 0,
         cross_shard: 0,
         stored_twice: 0,
+        failed_requests: 0,
+        retried_requests: 0,
         events_caused: 40,
         throughput_per_s: 10.0,
         latency_us: Percentiles { p50: 1_200, p90: 2_500, p99: 8_000, p999: 15_000, max: 21_000 },
@@ -84,6 +86,7 @@ pub(crate) fn sample_report() -> RunReport {
         strategy: strategy.to_string(),
         outcome: "ok".to_string(),
         adapter: None,
+        detail: None,
     };
     let mut faults = Vec::new();
     for s in ["local", "rabbitmq", "outbox"] {

@@ -3,7 +3,9 @@
 //! still have stalled for five seconds after a fault, and that window is what a user saw.
 //!
 //! A window is `window_s` whole seconds of the run's clock (the clock of `faults[].at_s` and
-//! `deliveries_per_second`), counting every delivery first received in them; windows start at
+//! `deliveries_per_second`), counting every delivery whose cause was sent in them, timed to its
+//! first receipt: a stall counts in the window it began in, even when its late deliveries
+//! arrive after the load (lost ones are judged by `max_lost`); windows start at
 //! every whole second of the load from its start until the last one that fits (a load shorter
 //! than a window is one window). Its p99 is the nearest-rank 99th percentile of all those
 //! latencies, not a mean of per-second p99s.

@@ -59,6 +59,10 @@ pub struct Driver {
     pub expected: Arc<AtomicU64>,
     /// Causing requests that failed, by kind of answer, so a report says what went wrong.
     failures: Arc<StdMutex<BTreeMap<String, u64>>>,
+    /// Causing requests sent again to another instance because the first could not be
+    /// reached (refused: it was shutting down or dead), as a client behind a load balancer
+    /// would see them retried.
+    pub retries: Arc<AtomicU64>,
     recent: Arc<Mutex<Vec<(usize, u64)>>>,
     /// Every cause the driver saw succeed; the database may hold more (see `indeterminate`).
     known: Arc<StdMutex<HashSet<Cause>>>,
@@ -88,6 +92,7 @@ impl Driver {
             caused: Arc::default(),
             expected: Arc::default(),
             failures: Arc::default(),
+            retries: Arc::default(),
             recent: Arc::default(),
             known: Arc::default(),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -146,7 +151,10 @@ impl Driver {
             sent += 1;
             let event = Event {
                 api: self.api.clone(),
-                base: self.bases[instance].clone(),
+                instance,
+                bases: self.bases.clone(),
+                alive: self.alive.clone(),
+                retries: self.retries.clone(),
                 world: self.world.clone(),
                 ledger_tx: self.ledger_tx.clone(),
                 caused: self.caused.clone(),
@@ -181,10 +189,17 @@ impl Driver {
     }
 }
 
+/// Attempts of one causing request whose connection is refused, the first included.
+const MAX_ATTEMPTS: u32 = 3;
+
 /// One causing request and what it must notify.
 struct Event {
     api: ApiClient,
-    base: String,
+    /// The instance it is sent to first, and where it may go when that one is unreachable.
+    instance: usize,
+    bases: Arc<Vec<String>>,
+    alive: Arc<Vec<AtomicBool>>,
+    retries: Arc<AtomicU64>,
     world: Arc<World>,
     ledger_tx: mpsc::UnboundedSender<LedgerMsg>,
     caused: Arc<AtomicU64>,
@@ -200,7 +215,13 @@ impl Event {
         let sent_at = Instant::now();
         let world = &self.world;
         match target {
-            None => match self.api.write_diary(&self.base, &world.users[author], n).await {
+            None => match self
+                .send(|base| {
+                    let (api, user) = (&self.api, &world.users[author]);
+                    async move { api.write_diary(&base, user, n).await }
+                })
+                .await
+            {
                 Ok(diary) => {
                     let cause = Cause::diary(diary);
                     self.created(cause);
@@ -219,7 +240,13 @@ impl Event {
                 // A friend of the owner comments: the owner is notified.
                 let friends = &world.friends[owner];
                 let commenter = friends[(pick as usize) % friends.len()];
-                match self.api.comment(&self.base, &world.users[commenter], diary).await {
+                let sent = self
+                    .send(|base| {
+                        let (api, user) = (&self.api, &world.users[commenter]);
+                        async move { api.comment(&base, user, diary).await }
+                    })
+                    .await;
+                match sent {
                     Ok(comment) => {
                         let cause = Cause::comment(comment);
                         self.created(cause);
@@ -227,6 +254,38 @@ impl Event {
                     }
                     Err(e) => self.failed(e.kind()),
                 }
+            }
+        }
+    }
+
+    /// `call` on this event's instance; when the connection is refused (the request never
+    /// reached a server: the instance is shutting down or dead) or closes before any answer
+    /// (a kept-alive connection the server closed as the request went out), on the next live
+    /// instance, up to [`MAX_ATTEMPTS`] in all, as a browser sends it again. An answer, or a
+    /// failure after the answer began, is final. A resent request that had committed after
+    /// all would be a second cause: read from the database after the run as indeterminate,
+    /// never as unexpected.
+    async fn send<T, Fut>(&self, call: impl Fn(String) -> Fut) -> Result<T, crate::probe::api::ApiCallError>
+    where
+        Fut: std::future::Future<Output = Result<T, crate::probe::api::ApiCallError>>,
+    {
+        let mut instance = self.instance;
+        let mut attempt = 1;
+        loop {
+            match call(self.bases[instance].clone()).await {
+                Err(e) if e.resendable() && attempt < MAX_ATTEMPTS => {
+                    let n = self.bases.len();
+                    let next = (1..n)
+                        .map(|k| (instance + k) % n)
+                        .find(|&i| self.alive[i].load(Ordering::Relaxed))
+                        .unwrap_or((instance + 1) % n);
+                    instance = next;
+                    attempt += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    // A refused connection answers at once: give the cluster a moment.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
             }
         }
     }

@@ -22,6 +22,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let fault_records = faults.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
     let failures = rig.driver.failures();
+    let retries = rig.driver.retries.load(std::sync::atomic::Ordering::Relaxed);
     let caused = rig.driver.caused.load(std::sync::atomic::Ordering::Relaxed);
     let reconnects = rig.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed);
     let resumes = rig.stats.resumes.load(std::sync::atomic::Ordering::Relaxed);
@@ -54,6 +55,14 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         result.notes.push(format!("streams dropped by the clients' churn: {churn_drops}"));
     }
     let failed: u64 = failures.values().sum();
+    result.failed_requests = failed;
+    result.retried_requests = retries;
+    if retries > 0 {
+        result.notes.push(format!(
+            "causing requests sent again to another instance after a refused connection or one closed before any \
+             answer: {retries}"
+        ));
+    }
     if failed > 0 {
         let by_kind: Vec<String> = failures.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
         result.notes.push(format!(

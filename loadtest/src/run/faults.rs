@@ -1,7 +1,8 @@
-//! Faults at their scheduled times: SIGKILL/restart and SIGSTOP/SIGCONT of instances,
+//! Faults at their scheduled times: SIGKILL/restart and SIGSTOP/SIGCONT of instances, a
+//! rolling deploy (SIGTERM, exit, start, ready: each instance in turn),
 //! stop/start/pause/unpause/restart of service containers, and churn of the SSE clients. Each
 //! undo (`duration_s`) is scheduled as its own step. Every step is recorded with its real time
-//! and outcome.
+//! and outcome; a rolling deploy, once per instance.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,14 @@ pub struct Step {
     pub action: FaultAction,
     pub target: FaultTarget,
     pub churn: Option<Churn>,
+    /// `rolling-restart`: seconds between two instances.
+    pub pause_s: f64,
 }
+
+/// How long an instance may take to exit after SIGTERM in a rolling deploy before it is
+/// killed (and the step counted as failed): the server's grace for in-flight requests (10 s by
+/// default) and the same again for its workers, with room to spare.
+pub const EXIT_WITHIN: Duration = Duration::from_secs(30);
 
 /// What faults act on in one strategy's run.
 pub struct FaultTargets {
@@ -38,9 +46,10 @@ pub struct FaultTargets {
 pub fn schedule(faults: &[Fault]) -> Vec<Step> {
     let mut steps = Vec::new();
     for f in faults {
-        steps.push(Step { at_s: f.at_s, action: f.action, target: f.target, churn: f.churn() });
+        let pause_s = f.pause_s.unwrap_or(crate::scenario::DEFAULT_ROLLING_PAUSE_S);
+        steps.push(Step { at_s: f.at_s, action: f.action, target: f.target, churn: f.churn(), pause_s });
         if let (Some(d), Some(undo)) = (f.duration_s, f.action.undo()) {
-            steps.push(Step { at_s: f.at_s + d, action: undo, target: f.target, churn: None });
+            steps.push(Step { at_s: f.at_s + d, action: undo, target: f.target, churn: None, pause_s });
         }
     }
     steps.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
@@ -66,7 +75,11 @@ pub async fn run_faults(faults: Vec<Fault>, strategy: String, t0: Instant, targe
             let mut records = Vec::new();
             for s in steps {
                 tokio::time::sleep_until((t0 + Duration::from_secs_f64(s.at_s)).into()).await;
-                records.push(step(strategy, t0, s, targets).await);
+                if s.action == FaultAction::RollingRestart {
+                    records.extend(rolling(strategy, t0, s, targets).await);
+                } else {
+                    records.push(step(strategy, t0, s, targets).await);
+                }
             }
             records
         }
@@ -104,7 +117,61 @@ async fn step(strategy: &str, t0: Instant, s: Step, targets: &FaultTargets) -> F
         strategy: strategy.to_string(),
         outcome,
         adapter,
+        detail: None,
     }
+}
+
+/// A rolling deploy: each instance in turn gets SIGTERM while clients and the driver still
+/// send it work (as a load balancer does until its health check notices: they meet a refused
+/// connection and go elsewhere), is marked down once it exited, starts again, answers
+/// `/readyz` and is marked up; `pause_s` before the next. One record per instance, at the time
+/// its SIGTERM went out.
+async fn rolling(strategy: &str, t0: Instant, s: Step, targets: &FaultTargets) -> Vec<FaultRecord> {
+    let mut records = Vec::new();
+    for index in 1..=targets.alive.len() {
+        if index > 1 {
+            tokio::time::sleep(Duration::from_secs_f64(s.pause_s)).await;
+        }
+        let started = t0.elapsed().as_secs_f64();
+        let flag = &targets.alive[index - 1];
+        let mut cluster = targets.cluster.lock().await;
+        let began = Instant::now();
+        let result = cluster.redeploy(index, EXIT_WITHIN, &|| flag.store(false, Ordering::Relaxed)).await;
+        flag.store(cluster.is_up(index), Ordering::Relaxed);
+        drop(cluster);
+        let (outcome, adapter, detail) = match result {
+            Ok((exit, adapter)) => {
+                let exit = exit.map(|d| format!("exited {:.1} s after SIGTERM, ", d.as_secs_f64())).unwrap_or_default();
+                let detail = format!("{exit}ready again after {:.1} s", began.elapsed().as_secs_f64());
+                ("ok".to_string(), adapter, Some(detail))
+            }
+            Err(e) => {
+                eprintln!("[{strategy}] rolling restart of instance {index} failed:\n{e:#}");
+                let first = format!("{e:#}").lines().next().unwrap_or_default().chars().take(240).collect::<String>();
+                let adapter = match e {
+                    ClusterError::Adapter { command, status, output, .. } => {
+                        Some(AdapterRun { command, status, output })
+                    }
+                    _ => None,
+                };
+                (format!("failed: {first}"), adapter, None)
+            }
+        };
+        eprintln!(
+            "[{strategy}] {started:>5.1}s  fault rolling-restart instance:{index}: {outcome} {}",
+            detail.as_deref().unwrap_or_default()
+        );
+        records.push(FaultRecord {
+            at_s: (started * 10.0).round() / 10.0,
+            action: s.action.as_str().to_string(),
+            target: format!("instance:{index}"),
+            strategy: strategy.to_string(),
+            outcome,
+            adapter,
+            detail,
+        });
+    }
+    records
 }
 
 /// Injects one step; returns what the adapter did when an external deployment's adapter

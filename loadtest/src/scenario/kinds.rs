@@ -263,6 +263,10 @@ string_enum!(
         ClientChurn => "client-churn",
         /// The end of a churn window: clients keep their streams again.
         EndClientChurn => "end-client-churn",
+        /// A rolling deploy: every instance in turn gets SIGTERM, is waited for until it exits
+        /// (SIGKILL if it does not within its grace), is started again and waited for until
+        /// `/readyz` answers; `pause_s` between two instances. Target `instances`.
+        RollingRestart => "rolling-restart",
     }
 );
 
@@ -270,6 +274,11 @@ impl FaultAction {
     /// True for actions on a server instance.
     pub fn on_instance(self) -> bool {
         matches!(self, Self::KillInstance | Self::RestartInstance | Self::PauseInstance | Self::ResumeInstance)
+    }
+
+    /// True for actions on every instance in turn (target `instances`).
+    pub fn on_all_instances(self) -> bool {
+        matches!(self, Self::RollingRestart)
     }
 
     /// True for actions on the run's SSE clients (target `clients`).
@@ -303,6 +312,8 @@ impl FaultAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FaultTarget {
     Instance(u32),
+    /// Every instance, one after the other (`rolling-restart`).
+    Instances,
     Service(ServiceKind),
     Clients,
 }
@@ -312,14 +323,14 @@ impl FaultTarget {
     pub fn instance(self) -> Option<u32> {
         match self {
             Self::Instance(n) => Some(n),
-            Self::Service(_) | Self::Clients => None,
+            Self::Instances | Self::Service(_) | Self::Clients => None,
         }
     }
 
     pub fn service(self) -> Option<ServiceKind> {
         match self {
             Self::Service(kind) => Some(kind),
-            Self::Instance(_) | Self::Clients => None,
+            Self::Instance(_) | Self::Instances | Self::Clients => None,
         }
     }
 }
@@ -331,10 +342,13 @@ impl FromStr for FaultTarget {
         let unknown = || UnknownValue {
             what: "fault target",
             value: s.to_string(),
-            known: "instance:N (1-based), rabbitmq, redis, mariadb, clients".to_string(),
+            known: "instance:N (1-based), instances, rabbitmq, redis, mariadb, clients".to_string(),
         };
         if s == "clients" {
             return Ok(Self::Clients);
+        }
+        if s == "instances" {
+            return Ok(Self::Instances);
         }
         if let Some(n) = s.strip_prefix("instance:") {
             return n.parse().map(Self::Instance).map_err(|_| unknown());
@@ -347,6 +361,7 @@ impl fmt::Display for FaultTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Instance(n) => write!(f, "instance:{n}"),
+            Self::Instances => f.write_str("instances"),
             Self::Service(kind) => f.write_str(kind.name()),
             Self::Clients => f.write_str("clients"),
         }

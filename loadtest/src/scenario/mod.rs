@@ -244,7 +244,14 @@ pub struct Fault {
     /// arrives, so that it resumes with that event's id while later ones are in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_after_event: Option<f64>,
+    /// `rolling-restart` only: seconds between one instance being ready again and the next
+    /// one's SIGTERM (default [`DEFAULT_ROLLING_PAUSE_S`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_s: Option<f64>,
 }
+
+/// The pause between two instances of a `rolling-restart` when it names none.
+pub const DEFAULT_ROLLING_PAUSE_S: f64 = 2.0;
 
 /// What a `client-churn` fault asks of every SSE client while it lasts.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -574,3 +574,25 @@ fn an_open_loop_api_run_takes_a_rate_and_refuses_what_only_goose_users_have() {
     let long = api("arrival_rate_per_s = 10000").replace("duration_s = 5", "duration_s = 200");
     assert!(error_of(&long).contains("2000000 requests, above 1000000"), "{}", error_of(&long));
 }
+
+#[test]
+fn a_rolling_restart_acts_on_every_instance_and_only_it_takes_a_pause() {
+    let rolling = |target: &str, extra: &str| {
+        with(&format!("[[faults]]\nat_s = 4\naction = \"rolling-restart\"\ntarget = \"{target}\"\n{extra}"))
+    };
+    let s = Scenario::parse(&rolling("instances", "pause_s = 1.5\n"), "x").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((s.faults[0].action, s.faults[0].target), (FaultAction::RollingRestart, FaultTarget::Instances));
+    assert_eq!(s.faults[0].pause_s, Some(1.5));
+    let err = error_of(&rolling("instance:1", ""));
+    assert!(err.contains("rolling-restart acts on every instance in turn: use instances"), "{err}");
+    let err = error_of(&rolling("instances", "pause_s = -1\n"));
+    assert!(err.contains("faults[0].pause_s") && err.contains("negative"), "{err}");
+    let err = error_of(&rolling("instances", "duration_s = 3\n"));
+    assert!(err.contains("faults[0].duration_s") && err.contains("rolling-restart happens at once"), "{err}");
+    let err = error_of(&with("[[faults]]\nat_s = 4\naction = \"kill-instance\"\ntarget = \"instances\"\n"));
+    assert!(err.contains("`instances` is every instance, but kill-instance acts on a server instance"), "{err}");
+    let err = error_of(&with(
+        "[[faults]]\nat_s = 4\naction = \"kill-instance\"\ntarget = \"instance:1\"\nduration_s = 1\npause_s = 2\n",
+    ));
+    assert!(err.contains("faults[0].pause_s: only applies to rolling-restart, not kill-instance"), "{err}");
+}

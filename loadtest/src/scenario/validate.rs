@@ -474,7 +474,9 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
     }
     let target = format!("faults[{i}].target");
     let acts_on = |action: FaultAction| {
-        if action.on_instance() {
+        if action.on_all_instances() {
+            "every instance in turn: use instances"
+        } else if action.on_instance() {
             "a server instance: use instance:N"
         } else if action.on_clients() {
             "the run's clients (SSE streams, chat connections): use clients"
@@ -484,11 +486,13 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
     };
     let fits = match f.target {
         FaultTarget::Instance(_) => f.action.on_instance(),
+        FaultTarget::Instances => f.action.on_all_instances(),
         FaultTarget::Clients => f.action.on_clients(),
-        FaultTarget::Service(_) => !f.action.on_instance() && !f.action.on_clients(),
+        FaultTarget::Service(_) => !f.action.on_instance() && !f.action.on_clients() && !f.action.on_all_instances(),
     };
     let what = match f.target {
         FaultTarget::Instance(_) => "an instance",
+        FaultTarget::Instances => "every instance",
         FaultTarget::Clients => "the clients",
         FaultTarget::Service(_) => "a service",
     };
@@ -517,6 +521,14 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
         ));
     }
     churn_rules(p, i, f);
+    if let Some(pause) = f.pause_s {
+        let field = format!("faults[{i}].pause_s");
+        if f.action != FaultAction::RollingRestart {
+            p.push(Problem::new(field, format!("only applies to rolling-restart, not {}: remove it", f.action)));
+        } else {
+            non_negative(p, &field, pause, "the pause between two instances is >= 0 s");
+        }
+    }
     if let Some(duration) = f.duration_s {
         let field = format!("faults[{i}].duration_s");
         non_negative(p, &field, duration, "a fault lasts >= 0 s");

@@ -112,12 +112,14 @@ impl EmbedPool {
                     _ = paused.changed() => continue,
                 }
             }
-            // Shutdown abandons a step in flight: its rows stay PENDING until the lease ends,
-            // and then another worker takes them (the token fences this one out).
-            let step = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                step = self.step(worker) => step,
-            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            // A step in flight is finished, not abandoned, when the instance shuts down: it is
+            // bounded by the embed timeout, and its claim is committed or released instead of
+            // waiting out its lease. (Killed mid-step, its rows stay claimed until the lease
+            // ends, and the token fences this worker out of them.)
+            let step = self.step(worker).await;
             match step {
                 Ok(step) if step.claimed > 0 => continue,
                 Ok(_) => {}

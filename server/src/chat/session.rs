@@ -63,6 +63,8 @@ pub struct ChatContext {
     pub relay: Arc<dyn Relay>,
     pub metrics: Arc<ChatMetrics>,
     pub settings: Arc<ChatSettings>,
+    /// Set once the instance shuts down: every connection closes with 1012.
+    pub draining: crate::drain::Draining,
 }
 
 impl std::fmt::Debug for ChatContext {
@@ -101,6 +103,9 @@ enum End {
     Error { message: String, detail: String, receipt: Option<String>, code: u16 },
     /// DISCONNECT: its RECEIPT is sent already.
     Disconnected,
+    /// The instance shuts down: close with 1012 (service restart) and no ERROR, since the
+    /// client did nothing wrong; it reconnects and resumes.
+    Restart,
 }
 
 impl End {
@@ -221,6 +226,7 @@ impl Session {
                     Some(item) => if let Some(end) = self.deliver(item).await { return end },
                     None => return End::Gone,
                 },
+                () = self.ctx.draining.started() => return End::Restart,
                 () = self.connection.slow.cancelled() => {
                     return End::error(
                         "too slow",
@@ -276,6 +282,10 @@ impl Session {
             End::Gone => {}
             End::Disconnected => {
                 let close = CloseFrame { code: close_code::NORMAL, reason: "".into() };
+                let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(close)))).await;
+            }
+            End::Restart => {
+                let close = CloseFrame { code: close_code::RESTART, reason: "server restarting: reconnect".into() };
                 let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(close)))).await;
             }
             End::Error { message, detail, receipt, code } => {

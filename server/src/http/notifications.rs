@@ -148,7 +148,9 @@ fn ready_event(ready: &StreamReady) -> Event {
                 (a `Notification` as JSON); a `keep-alive` comment comes every 15 seconds. The server ends a \
                 stream with a last event without `id:`: `session-ended` when its session is gone (logged out, \
                 expired), `displaced` when its user opened more streams than allowed (the oldest closes): a page \
-                closes its `EventSource` on either. When the stream cannot open now (Redis or the database down) \
+                closes its `EventSource` on either. An instance that shuts down ends every stream with `retry: <ms>` \
+                and a last `restart` event (also without `id:`): an `EventSource` comes back by itself after that \
+                time with its `Last-Event-ID`, and loses nothing. When the stream cannot open now (Redis or the database down) \
                 the answer is still 200: `retry: <ms>`, one `unavailable` event, and the end, so that a browser \
                 comes back by itself (any other status makes `EventSource` give up for good). A real \
                 authentication failure is a 401, which ends it. See \
@@ -221,7 +223,7 @@ async fn open(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
     let last_event_id = parse_last_event_id(headers, q.last_event_id.as_deref())?;
     let (user_id, session) = caller(&streams, method, headers, q.ticket.as_deref()).await?;
-    let Streams { db, hub, sessions, session_check, .. } = streams;
+    let Streams { db, hub, sessions, session_check, draining, .. } = streams;
     // Subscribe before reading the database: anything committed from now on reaches us live.
     let subscription = hub.subscribe(user_id);
     let start = match last_event_id {
@@ -230,18 +232,29 @@ async fn open(
     };
     let ordered = OrderedStream::new(db, user_id, subscription, hub.repair(), hub.metrics().clone(), start);
     let session_gone: SessionGone = Box::pin(session_ends(sessions, session, session_check));
-    let events = futures::stream::unfold(Some((ordered, session_gone)), |state| async move {
-        let (mut ordered, mut session_gone) = state?;
-        tokio::select! {
-            item = ordered.next() => match item? {
-                Item::Notification(n) => Some((Ok(event(&n)), Some((ordered, session_gone)))),
-                Item::Ready { resume_from, replayed } => {
-                    Some((Ok(ready_event(&StreamReady { resume_from, replayed })), Some((ordered, session_gone))))
-                }
-                Item::Displaced => Some((Ok(closing_event("displaced", DISPLACED)), None)),
-            },
-            // The stream ends; what `ordered` was doing is dropped with it.
-            () = &mut session_gone => Some((Ok(closing_event("session-ended", SESSION_ENDED)), None)),
+    let restart: SessionGone = Box::pin({
+        let draining = draining.clone();
+        async move { draining.started().await }
+    });
+    let events = futures::stream::unfold(Some((ordered, session_gone, restart)), move |state| {
+        let draining = draining.clone();
+        async move {
+            let (mut ordered, mut session_gone, mut restart) = state?;
+            tokio::select! {
+                // Checked first: a draining instance ends the stream even while it is busy.
+                biased;
+                () = &mut restart => Some((Ok(closing_event("restart", RESTART).retry(draining.retry())), None)),
+                item = ordered.next() => match item? {
+                    Item::Notification(n) => Some((Ok(event(&n)), Some((ordered, session_gone, restart)))),
+                    Item::Ready { resume_from, replayed } => Some((
+                        Ok(ready_event(&StreamReady { resume_from, replayed })),
+                        Some((ordered, session_gone, restart)),
+                    )),
+                    Item::Displaced => Some((Ok(closing_event("displaced", DISPLACED)), None)),
+                },
+                // The stream ends; what `ordered` was doing is dropped with it.
+                () = &mut session_gone => Some((Ok(closing_event("session-ended", SESSION_ENDED)), None)),
+            }
         }
     });
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive");
@@ -259,6 +272,7 @@ struct Streams {
     tickets: StreamTickets,
     /// How often the stream checks that its session still exists.
     session_check: Duration,
+    draining: crate::drain::Draining,
 }
 
 impl FromRef<AppState> for Streams {
@@ -269,12 +283,15 @@ impl FromRef<AppState> for Streams {
             sessions: state.sessions.clone(),
             tickets: state.tickets.clone(),
             session_check: state.guard.stream_session_check,
+            draining: state.draining.clone(),
         }
     }
 }
 
 const DISPLACED: &str =
     "you opened more streams than one user may hold; this one, the oldest, is closed: do not reconnect it";
+const RESTART: &str = "this instance is shutting down: reconnect (after `retry` ms) with the Last-Event-ID you have; \
+     nothing is lost";
 const SESSION_ENDED: &str = "your session ended (logged out or expired): log in again, then reconnect";
 
 /// Resolves once the session `session` no longer exists, checked every `every`. A session

@@ -45,6 +45,8 @@ pub struct Readiness {
     pub strategy: String,
     /// The chat relay, such as `redis-recovering`.
     pub chat_relay: String,
+    /// The instance is shutting down (SIGTERM): not ready whatever the checks say.
+    pub draining: bool,
     pub checks: ReadinessChecks,
 }
 

@@ -38,7 +38,15 @@ static FANOUT: &[&[Limit]] = &[
     limits::LOSS_RATIOS,
     RECOVERY,
     WINDOW,
+    FAILED_REQUESTS,
 ];
+
+/// Causing requests that failed (after retrying a refused connection on another instance).
+static FAILED_REQUESTS: &[Limit] = &[Limit {
+    key: "max_failed_requests",
+    value: Value::Count,
+    judge: |max, r| at_most("causing requests failed", r.failed_requests, max),
+}];
 
 /// The worst window of the load (see [`crate::report::window`]).
 static WINDOW: &[Limit] =
