@@ -1,8 +1,10 @@
 //! What an instance does between SIGTERM (or SIGINT) and its exit, so that a rolling deploy
-//! loses nothing and fails no request it accepted:
+//! loses nothing and fails no request it accepted. From the signal on, at once:
 //!
-//! 1. `/readyz` answers 503 (`draining`), so a load balancer stops sending new work here.
-//! 2. The listener stops accepting; requests in flight finish (for up to
+//! 1. `/readyz` answers 503 (`draining: true`) on any connection still open, for a load
+//!    balancer's health check.
+//! 2. The listener stops accepting (a new connection is refused, which a client can safely
+//!    send elsewhere); requests in flight finish (for up to
 //!    `SERVER_SHUTDOWN_GRACE_S`), their publishes with them (a publish after commit is part of
 //!    its request).
 //! 3. Every SSE stream gets `retry: <ms>` and a last `restart` event without `id:`, then ends:
@@ -10,7 +12,7 @@
 //!    `Last-Event-ID` it had, to an instance that is up, and loses nothing.
 //! 4. Every chat WebSocket is closed with 1012 (service restart); STOMP clients reconnect and
 //!    resume with `last-seq`.
-//! 5. The background workers stop: the scheduler records its runs in progress as abandoned (a
+//! 5. Then the background workers stop: the scheduler records its runs in progress as abandoned (a
 //!    later firing takes their work), the embed workers finish the claim they hold (bounded by
 //!    the embed timeout) and take no new one, and the broker connections close with a clean
 //!    AMQP close, so the broker drops this instance's queues at once.
