@@ -210,6 +210,7 @@ impl App {
                 comment_reward: settings.points_comment_reward,
                 daily_cap: settings.points_daily_cap,
                 ai_comments: settings.ai.enabled,
+                booking_guard: settings.booking_guard,
             }),
             metrics,
             dependencies: Arc::new(Dependencies {

@@ -68,6 +68,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("cleanup_notifications_days", Some("30")),
     ("cleanup_history_days", Some("7")),
     ("embed_mode", Some("batch")),
+    ("booking_guard", Some("version")),
+    ("booking_check_gap_ms", Some("0")),
     ("embed_workers", Some("1")),
     ("embed_claim_strategy", Some("skip-locked")),
     ("embed_batch_size", Some("32")),
@@ -169,6 +171,9 @@ pub struct Settings {
     pub argon2_iterations: u32,
     pub points_diary_reward: i64,
     pub points_comment_reward: i64,
+    /// What keeps two approvals of overlapping reservations from both committing
+    /// (`SERVER_BOOKING_GUARD`).
+    pub booking_guard: crate::rental::approval::BookingGuard,
     /// Points one user may earn per UTC day by writing diaries and comments.
     pub points_daily_cap: i64,
     pub guard: GuardSettings,
@@ -391,6 +396,12 @@ impl Resolver {
             points_diary_reward: self.number("points_diary_reward", 0i64, 1_000_000)?,
             points_comment_reward: self.number("points_comment_reward", 0i64, 1_000_000)?,
             points_daily_cap: self.number("points_daily_cap", 0i64, 1_000_000_000)?,
+            booking_guard: match self.text("booking_guard").parse().map_err(|e: String| self.err("booking_guard", e))? {
+                crate::rental::approval::BookingGuard::None { .. } => crate::rental::approval::BookingGuard::None {
+                    gap: Duration::from_millis(self.number("booking_check_gap_ms", 0u64, 10_000)?),
+                },
+                version => version,
+            },
             guard: self.guard()?,
             ai: AiSettings {
                 enabled: match self.text("ai_enabled") {
@@ -607,6 +618,28 @@ mod tests {
         let err = Settings::from_sources(None, env(&[("SERVER_EMBED_MODE", "eventually")])).unwrap_err();
         assert_eq!(err.setting, "SERVER_EMBED_MODE");
         assert!(err.message.contains("batch, inline"), "{err}");
+    }
+
+    #[test]
+    fn approvals_are_guarded_unless_the_control_group_is_asked_for_by_name() {
+        use crate::rental::approval::BookingGuard;
+        use std::time::Duration;
+        assert_eq!(Settings::from_sources(None, env(&[])).unwrap().booking_guard, BookingGuard::Version);
+        let none = Settings::from_sources(
+            None,
+            env(&[("SERVER_BOOKING_GUARD", "none"), ("SERVER_BOOKING_CHECK_GAP_MS", "50")]),
+        )
+        .unwrap();
+        assert_eq!(none.booking_guard, BookingGuard::None { gap: Duration::from_millis(50) });
+        let err = Settings::from_sources(None, env(&[("SERVER_BOOKING_GUARD", "lock")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_BOOKING_GUARD");
+        assert!(err.message.contains("version, none"), "{err}");
+        let err = Settings::from_sources(
+            None,
+            env(&[("SERVER_BOOKING_GUARD", "none"), ("SERVER_BOOKING_CHECK_GAP_MS", "99999")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.setting, "SERVER_BOOKING_CHECK_GAP_MS");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Rules {
     pub daily_cap: i64,
     /// Whether diaries get an AI comment.
     pub ai_comments: bool,
+    /// How approvals guard against double bookings.
+    pub booking_guard: crate::rental::approval::BookingGuard,
 }
 
 /// What protects the server from its own clients, besides hashing limits.

@@ -379,6 +379,11 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
     assert_eq!((b.requests, b.approvals, b.overlaps, b.disagreements, b.errors), (48, 48, 0, 0, 0), "{b:?}");
     assert!(b.approved >= 4 && b.approved <= b.max_possible, "one per item at least, never more than possible: {b:?}");
     assert_eq!(b.approved + b.conflicts, b.approvals, "{b:?}");
+    // The control group: the same race with no guard double-books, and the checker sees it;
+    // every approval it answered 2xx is still approved in the database.
+    let naive = result(&booking, "naive").booking.expect("booking counts");
+    assert!(naive.overlaps > 0, "the unguarded race double-booked: {naive:?}");
+    assert_eq!((naive.disagreements, naive.errors), (0, 0), "{naive:?}");
 
     // job-fires-once: a 1-second job with an instance killed and restarted, then a rolling
     // restart of all three.

@@ -35,11 +35,16 @@ struct Request {
 
 pub async fn run(ctx: &RunContext<'_>, booking: &BookingLoad, mode: BookingMode) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
-    // One way to guard approvals so far: the item's booking version.
-    let strategy = match mode {
-        BookingMode::Optimistic => Strategy::Optimistic,
+    // The item's booking version, or no guard at all (the control group).
+    // The control group waits 50 ms between its look and its write, as code with other reads
+    // there would: overlapping approvals sent together then race in every run.
+    let (strategy, guard, gap) = match mode {
+        BookingMode::Optimistic => (Strategy::Optimistic, "version", "0"),
+        BookingMode::Naive => (Strategy::Naive, "none", "50"),
     };
-    let stage = Stage::start(ctx, strategy, &[("SERVER_AI_ENABLED", "false")]).await?;
+    let settings =
+        [("SERVER_AI_ENABLED", "false"), ("SERVER_BOOKING_GUARD", guard), ("SERVER_BOOKING_CHECK_GAP_MS", gap)];
+    let stage = Stage::start(ctx, strategy, &settings).await?;
     let bases = stage.bases.clone();
     let api = ApiClient::new(
         reqwest::Client::builder()

@@ -110,7 +110,10 @@ string_enum!(
         RedisStreams => "redis-streams",
         Rabbitmq => "rabbitmq",
         Outbox => "outbox",
-        /// Select WAIT rows, embed, mark DONE, no claim at all: expected to double-process.
+        /// The control group of claim and booking: no guard at all. Claim: select WAIT rows,
+        /// embed, mark DONE, no claim (expected to double-process). Booking: look for an
+        /// approved overlap, then approve, no version and no transaction
+        /// (`SERVER_BOOKING_GUARD=none`; expected to double-book).
         Naive => "naive",
         /// The seed's claim: a conditional UPDATE WAIT -> PENDING bumping a version.
         Version => "version",
@@ -199,7 +202,7 @@ strategies_of!(
 
 strategies_of!(
     /// How approvals are guarded: what booking compares.
-    BookingMode { Optimistic }
+    BookingMode { Optimistic, Naive }
 );
 
 strategies_of!(

@@ -359,7 +359,7 @@ fn each_kind_reads_its_own_section_and_compares_its_own_strategies() {
     let err = error_of(&replacing("kind = \"fanout\"", "kind = \"booking\""));
     assert!(err.contains("booking: is missing"), "{err}");
     assert!(err.contains("load: does not apply to a booking scenario"), "{err}");
-    assert!(err.contains("`local` is not compared by a booking scenario: expected one of optimistic"), "{err}");
+    assert!(err.contains("`local` is not compared by a booking scenario: expected one of naive, optimistic"), "{err}");
 }
 
 #[test]

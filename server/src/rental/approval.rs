@@ -37,6 +37,33 @@ use crate::error::ApiError;
 
 use super::reservations::{Reservation, changed_meanwhile, overlapping_approved};
 
+/// What keeps two approvals of overlapping reservations from both committing
+/// (`SERVER_BOOKING_GUARD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookingGuard {
+    /// The item's `booking_version`, in one transaction (above): the default.
+    Version,
+    /// Nothing: look for an approved overlap, then approve, as a plain read-then-write does.
+    /// Two approvals that both look before either writes both commit. Never for use: the
+    /// control group that shows a booking race can be caught (scenarios/booking-race.toml).
+    /// `gap` waits between the look and the write (`SERVER_BOOKING_CHECK_GAP_MS`, 0 unless
+    /// set), the time real code spends there on other reads, so that concurrent approvals
+    /// overlap in every run instead of by luck.
+    None { gap: std::time::Duration },
+}
+
+impl std::str::FromStr for BookingGuard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "version" => Ok(BookingGuard::Version),
+            "none" => Ok(BookingGuard::None { gap: std::time::Duration::ZERO }),
+            other => Err(format!("`{other}` is not one of version, none")),
+        }
+    }
+}
+
 /// MariaDB's errors for "another transaction got there first": deadlock (1213), lock wait
 /// timeout (1205), and "record has changed since last read" (1020, snapshot isolation).
 fn lost_race(err: &sqlx::Error) -> bool {
@@ -54,7 +81,10 @@ fn booking_conflict(r: &Reservation, why: String) -> ApiError {
 
 /// Approves `r` (already checked to be `requested` and the caller's to approve).
 #[tracing::instrument(skip_all, fields(reservation_id = r.id, item_id = r.item_id))]
-pub async fn approve(db: &sqlx::MySqlPool, r: &Reservation) -> Result<(), ApiError> {
+pub async fn approve(db: &sqlx::MySqlPool, r: &Reservation, guard: BookingGuard) -> Result<(), ApiError> {
+    if let BookingGuard::None { gap } = guard {
+        return approve_unguarded(db, r, gap).await;
+    }
     match try_approve(db, r).await {
         Err(ApiError::Internal(e)) => match e.downcast_ref::<sqlx::Error>() {
             Some(db_err) if lost_race(db_err) => {
@@ -64,6 +94,35 @@ pub async fn approve(db: &sqlx::MySqlPool, r: &Reservation) -> Result<(), ApiErr
         },
         other => other,
     }
+}
+
+/// [`BookingGuard::None`]: a read, then a write, each on its own.
+async fn approve_unguarded(db: &sqlx::MySqlPool, r: &Reservation, gap: std::time::Duration) -> Result<(), ApiError> {
+    let internal = |e: sqlx::Error| ApiError::Internal(anyhow::Error::new(e));
+    let mut conn = db.acquire().await.map_err(ApiError::from)?;
+    if let Some((other, start, end)) = overlapping_approved(&mut conn, r).await.map_err(internal)? {
+        return Err(booking_conflict(
+            r,
+            format!("reservation {other} of the same item is already approved from {start} to {end}"),
+        ));
+    }
+    if !gap.is_zero() {
+        tokio::time::sleep(gap).await;
+    }
+    let approved = sqlx::query(
+        "UPDATE rental_reservations SET status = 'approved', version = version + 1, \
+         updated_at = CURRENT_TIMESTAMP(6) WHERE id = ? AND version = ? AND status = 'requested'",
+    )
+    .bind(r.id)
+    .bind(r.version)
+    .execute(&mut *conn)
+    .await
+    .map_err(internal)?
+    .rows_affected();
+    if approved == 0 {
+        return Err(changed_meanwhile(r.id));
+    }
+    Ok(())
 }
 
 async fn try_approve(db: &sqlx::MySqlPool, r: &Reservation) -> Result<(), ApiError> {

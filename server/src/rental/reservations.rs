@@ -292,6 +292,17 @@ impl Action {
 /// when the action is the other party's, 409 when the status does not allow it.
 #[tracing::instrument(skip(db), fields(user_id = viewer))]
 pub async fn act(db: &MySqlPool, viewer: u64, id: u64, action: Action) -> Result<Reservation, ApiError> {
+    act_guarded(db, viewer, id, action, super::approval::BookingGuard::Version).await
+}
+
+/// [`act`], with approvals guarded by `guard`.
+pub async fn act_guarded(
+    db: &MySqlPool,
+    viewer: u64,
+    id: u64,
+    action: Action,
+    guard: super::approval::BookingGuard,
+) -> Result<Reservation, ApiError> {
     let current = fetch(db, id).await?.ok_or_else(|| not_found(id))?;
     let is_owner = current.item_owner_id == viewer;
     if !is_owner && current.requester_id != viewer {
@@ -323,7 +334,7 @@ pub async fn act(db: &MySqlPool, viewer: u64, id: u64, action: Action) -> Result
         ));
     }
     if action == Action::Approve {
-        super::approval::approve(db, &current).await?;
+        super::approval::approve(db, &current, guard).await?;
     } else {
         let changed = sqlx::query(
             "UPDATE rental_reservations SET status = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP(6) \

@@ -2,7 +2,7 @@
 
 use crate::report::StrategyResult;
 use crate::report::columns::{self, Chart, View};
-use crate::report::limits::{self, Limit, Value, at_most};
+use crate::report::limits::{self, Limit, Value, at_least, at_most};
 use crate::report::table::{Cell, Column, Table};
 
 pub fn view() -> View {
@@ -19,11 +19,19 @@ pub fn view() -> View {
 
 static LIMITS: &[&[Limit]] = &[limits::REQUEST_P99, BOOKING];
 
-static BOOKING: &[Limit] = &[Limit {
-    key: "max_overlaps",
-    value: Value::Count,
-    judge: |max, r| at_most("overlapping approvals", r.booking.unwrap_or_default().overlaps, max),
-}];
+static BOOKING: &[Limit] = &[
+    Limit {
+        key: "max_overlaps",
+        value: Value::Count,
+        judge: |max, r| at_most("overlapping approvals", r.booking.unwrap_or_default().overlaps, max),
+    },
+    // For a control group: the load must be able to produce a double booking.
+    Limit {
+        key: "min_overlaps",
+        value: Value::Count,
+        judge: |min, r| at_least("overlapping approvals", r.booking.unwrap_or_default().overlaps, min),
+    },
+];
 
 fn bookings(results: &[StrategyResult]) -> Table {
     let mut t = Table::new(

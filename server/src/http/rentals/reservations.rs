@@ -142,9 +142,10 @@ async fn act(db: &MySqlPool, user: CurrentUser, id: u64, action: Action) -> Resu
 async fn approve(
     user: CurrentUser,
     State(db): State<MySqlPool>,
+    State(rules): State<std::sync::Arc<crate::state::Rules>>,
     ApiPath(id): ApiPath<u64>,
 ) -> Result<Json<Reservation>, ApiError> {
-    act(&db, user, id, Action::Approve).await
+    Ok(Json(reservations::act_guarded(&db, user.id, id, Action::Approve, rules.booking_guard).await?))
 }
 
 /// The owner rejects a requested reservation.
