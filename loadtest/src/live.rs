@@ -39,6 +39,9 @@ struct State {
     scenario: String,
     strategy: String,
     round: u32,
+    /// The round the next strategy's run belongs to: the labels change only when it begins,
+    /// so the last run's figures are never shown under the next round's labels.
+    next_round: u32,
     /// Unix time (s) the strategy's run started.
     started_unix_s: f64,
     notify: Option<Notify>,
@@ -102,17 +105,18 @@ impl Live {
         Arc::new(Live { state: Mutex::new(State { scenario: scenario.to_string(), ..State::default() }) })
     }
 
-    /// A strategy's run starts (in the current round): new series from here.
+    /// A strategy's run starts (in the round last set): new series from here.
     pub fn begin(&self, strategy: &str) {
         let mut s = self.lock();
         s.strategy = strategy.to_string();
+        s.round = s.next_round;
         s.started_unix_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         s.notify = None;
     }
 
-    /// The round of `--repeat` the next strategies run in.
+    /// The round of `--repeat` the next strategies run in (from their [`Live::begin`] on).
     pub fn round(&self, round: u32) {
-        self.lock().round = round;
+        self.lock().next_round = round;
     }
 
     /// A notification run's ledger: everything but `caused` and `in_flight`, which
@@ -321,6 +325,13 @@ mod tests {
         // The driver's figures survive a ledger update and the reverse.
         live.ledger(Notify::default());
         assert!(live.render().contains(&format!("loadtest_caused_total{{{labels}}} 40")));
+        // A new round does not relabel the last run's figures: only the next run's begin does,
+        // and its series starts empty.
+        live.round(3);
+        assert!(live.render().contains(&format!("loadtest_caused_total{{{labels}}} 40")));
+        live.begin("rabbitmq");
+        let text = live.render();
+        assert!(text.contains(r#"round="3""#) && !text.contains("loadtest_caused_total"), "{text}");
     }
 
     #[tokio::test]
