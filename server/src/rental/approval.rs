@@ -98,26 +98,38 @@ pub async fn approve(db: &sqlx::MySqlPool, r: &Reservation, guard: BookingGuard)
 
 /// [`BookingGuard::None`]: a read, then a write, each on its own.
 async fn approve_unguarded(db: &sqlx::MySqlPool, r: &Reservation, gap: std::time::Duration) -> Result<(), ApiError> {
-    let internal = |e: sqlx::Error| ApiError::Internal(anyhow::Error::new(e));
     let mut conn = db.acquire().await.map_err(ApiError::from)?;
-    if let Some((other, start, end)) = overlapping_approved(&mut conn, r).await.map_err(internal)? {
-        return Err(booking_conflict(
-            r,
-            format!("reservation {other} of the same item is already approved from {start} to {end}"),
-        ));
-    }
+    no_approved_overlap(&mut conn, r).await?;
     if !gap.is_zero() {
         tokio::time::sleep(gap).await;
     }
+    mark_approved(&mut conn, r).await?;
+    Ok(())
+}
+
+/// Step 2: a 409 when an approved reservation of the item overlaps `r`.
+async fn no_approved_overlap(conn: &mut sqlx::MySqlConnection, r: &Reservation) -> Result<(), ApiError> {
+    let found = overlapping_approved(conn, r).await.map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+    match found {
+        Some((other, start, end)) => Err(booking_conflict(
+            r,
+            format!("reservation {other} of the same item is already approved from {start} to {end}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Step 4: `r` becomes approved, unless it changed since it was read.
+async fn mark_approved(conn: &mut sqlx::MySqlConnection, r: &Reservation) -> Result<(), ApiError> {
     let approved = sqlx::query(
         "UPDATE rental_reservations SET status = 'approved', version = version + 1, \
          updated_at = CURRENT_TIMESTAMP(6) WHERE id = ? AND version = ? AND status = 'requested'",
     )
     .bind(r.id)
     .bind(r.version)
-    .execute(&mut *conn)
+    .execute(conn)
     .await
-    .map_err(internal)?
+    .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?
     .rows_affected();
     if approved == 0 {
         return Err(changed_meanwhile(r.id));
@@ -137,12 +149,7 @@ async fn try_approve(db: &sqlx::MySqlPool, r: &Reservation) -> Result<(), ApiErr
     let Some(booking_version) = booking_version else {
         return Err(super::not_found(r.item_id));
     };
-    if let Some((other, start, end)) = overlapping_approved(&mut tx, r).await.map_err(internal)? {
-        return Err(booking_conflict(
-            r,
-            format!("reservation {other} of the same item is already approved from {start} to {end}"),
-        ));
-    }
+    no_approved_overlap(&mut tx, r).await?;
     let bumped = sqlx::query(
         "UPDATE rental_items SET booking_version = booking_version + 1 WHERE id = ? AND booking_version = ?",
     )
@@ -155,19 +162,7 @@ async fn try_approve(db: &sqlx::MySqlPool, r: &Reservation) -> Result<(), ApiErr
     if bumped == 0 {
         return Err(booking_conflict(r, "another reservation of the same item was approved meanwhile".to_string()));
     }
-    let approved = sqlx::query(
-        "UPDATE rental_reservations SET status = 'approved', version = version + 1, \
-         updated_at = CURRENT_TIMESTAMP(6) WHERE id = ? AND version = ? AND status = 'requested'",
-    )
-    .bind(r.id)
-    .bind(r.version)
-    .execute(&mut *tx)
-    .await
-    .map_err(internal)?
-    .rows_affected();
-    if approved == 0 {
-        return Err(changed_meanwhile(r.id));
-    }
+    mark_approved(&mut tx, r).await?;
     tx.commit().await.map_err(internal)?;
     Ok(())
 }
