@@ -131,6 +131,7 @@ impl App {
             poll: batch.poll,
             job_lease: batch.job_lease,
             misfire_threshold: batch.misfire_threshold,
+            mode: batch.scheduler,
             runner: Arc::new(JobRunner {
                 db: db.clone(),
                 notifications_retention_days: batch.notifications_retention_days,

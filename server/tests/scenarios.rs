@@ -392,8 +392,11 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
     let j = result(&jobs, "clustered").jobs.clone().expect("job counts");
     assert!(j.firings >= 16, "a 20 s window of a 1 s job: {j:?}");
     assert_eq!((j.double_firings, j.missed_firings), (0, 0), "{j:?}");
+    // The control group: every instance firing on its own clock is caught by the same judge.
+    let naive = result(&jobs, "naive").jobs.clone().expect("job counts");
+    assert!(naive.double_firings >= 8 && naive.runs > naive.firings, "{naive:?}");
     let rolled: Vec<_> = jobs.faults.iter().filter(|f| f.action == "rolling-restart").collect();
-    assert_eq!(rolled.len(), 3, "each instance in turn: {rolled:#?}");
+    assert_eq!(rolled.len(), 6, "each instance in turn, for each of the two strategies: {rolled:#?}");
     assert!(rolled.iter().all(|f| f.outcome == "ok"), "{rolled:#?}");
 }
 

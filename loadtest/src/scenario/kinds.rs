@@ -113,7 +113,9 @@ string_enum!(
         /// The control group of claim and booking: no guard at all. Claim: select WAIT rows,
         /// embed, mark DONE, no claim (expected to double-process). Booking: look for an
         /// approved overlap, then approve, no version and no transaction
-        /// (`SERVER_BOOKING_GUARD=none`; expected to double-book).
+        /// (`SERVER_BOOKING_GUARD=none`; expected to double-book). Jobs: every instance fires
+        /// every due time on its own clock, as `@Scheduled` does on each of several instances
+        /// (`SERVER_JOB_SCHEDULER=local`; expected to run each firing once per instance).
         Naive => "naive",
         /// The seed's claim: a conditional UPDATE WAIT -> PENDING bumping a version.
         Version => "version",
@@ -207,7 +209,7 @@ strategies_of!(
 
 strategies_of!(
     /// How a job's firings are acquired: what jobs compares.
-    JobsMode { Clustered }
+    JobsMode { Clustered, Naive }
 );
 
 strategies_of!(

@@ -16,6 +16,8 @@ pub struct BatchSettings {
     /// A firing later than this (every instance was down) is a misfire: it runs once and the
     /// fire times it covered are skipped, not caught up one by one.
     pub misfire_threshold: Duration,
+    /// Who fires a due time: the cluster once (the default) or every instance on its own clock.
+    pub scheduler: SchedulerMode,
     /// `None`: the job is off.
     pub embed_schedule: Option<Schedule>,
     pub cleanup_schedule: Option<Schedule>,
@@ -26,6 +28,30 @@ pub struct BatchSettings {
     /// Job runs, embed claims and embed attempts older than this are deleted by `cleanup`.
     pub history_retention_days: u32,
     pub embed: EmbedClaimSettings,
+}
+
+/// Who fires a job's due times (`SERVER_JOB_SCHEDULER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedulerMode {
+    /// Each firing is acquired through `job_schedules` by one instance of the cluster (see
+    /// `crate::batch::scheduler`).
+    Clustered,
+    /// Every instance fires every due time on its own clock, as Spring's `@Scheduled` does on
+    /// each of several instances: N instances run each firing N times. Kept only as the
+    /// control group of scenarios/job-fires-once.toml, which must catch it.
+    Local,
+}
+
+impl std::str::FromStr for SchedulerMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "clustered" => Ok(SchedulerMode::Clustered),
+            "local" => Ok(SchedulerMode::Local),
+            other => Err(format!("`{other}` is not one of clustered, local")),
+        }
+    }
 }
 
 /// When a post is embedded (`SERVER_EMBED_MODE`).

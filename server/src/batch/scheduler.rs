@@ -21,6 +21,13 @@
 //! of fire times it covered in `missed`, and the next fire time is computed from now: a
 //! recovery is one run, not a burst of catch-ups. Lateness within the threshold (a slow poll)
 //! fires normally and keeps the schedule, so a busy machine does not leave gaps.
+//!
+//! **The control group** (`SERVER_JOB_SCHEDULER=local`): every instance fires every due time
+//! of every job on its own clock, as Spring's `@Scheduled` does on each of several instances,
+//! and records each run with the moment it fired (its own phase), so N instances leave N runs
+//! per period. The poll still steers the embed pool (pause, wake) but acquires nothing; a
+//! manual trigger does nothing. Never for production: scenarios/job-fires-once.toml must
+//! catch it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +37,10 @@ use sqlx::MySqlPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::config::SchedulerMode;
 use super::embed_job::PoolControl;
 use super::jobs::JobRunner;
+use super::schedule::Schedule;
 use super::{JobName, JobSpec};
 
 /// Counting the fire times a misfire skipped stops here (an `every 1s` job down for days).
@@ -44,6 +53,7 @@ pub struct Scheduler {
     pub poll: Duration,
     pub job_lease: Duration,
     pub misfire_threshold: Duration,
+    pub mode: SchedulerMode,
     pub runner: Arc<JobRunner>,
     /// The embed pool on this instance, steered by the `embed-posts` row.
     pub pool: PoolControl,
@@ -82,6 +92,13 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let mut running = JoinSet::new();
+        if this.mode == SchedulerMode::Local {
+            for spec in &this.specs {
+                if let Some(schedule) = spec.schedule.clone() {
+                    running.spawn(this.clone().fire_locally(spec.name, schedule, shutdown.clone()));
+                }
+            }
+        }
         let mut seen_embed_fire: Option<NaiveDateTime> = None;
         loop {
             if let Err(e) = this.poll_once(&mut running, &mut seen_embed_fire, &shutdown).await {
@@ -122,7 +139,7 @@ impl Scheduler {
                 }
             }
             let due = row.next_fire_at <= row.now && (!row.paused || row.trigger_requested);
-            if !due {
+            if !due || self.mode == SchedulerMode::Local {
                 continue;
             }
             let late = (row.now - row.next_fire_at).to_std().unwrap_or_default();
@@ -222,6 +239,50 @@ impl Scheduler {
         tx.commit().await?;
         tracing::debug!(job = job.as_str(), run_id, kind = kind.as_str(), "firing acquired");
         Ok(live.is_none().then_some(run_id))
+    }
+
+    /// `SERVER_JOB_SCHEDULER=local`: fires `job` at every due time of `schedule` counted from
+    /// this instance's start, whatever the other instances do, one run after the other.
+    async fn fire_locally(self: Arc<Self>, job: JobName, schedule: Schedule, shutdown: CancellationToken) {
+        let mut next = schedule.next_after(chrono::Utc::now().naive_utc());
+        while let Some(at) = next {
+            let wait = (at - chrono::Utc::now().naive_utc()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.record_local_run(job).await {
+                Ok(run_id) => self.clone().execute(run_id, job, shutdown.clone()).await,
+                Err(e) => tracing::warn!(job = job.as_str(), error = %e, "a local firing could not be recorded"),
+            }
+            // After a stall (a frozen process), the next due time is counted from now: no burst.
+            next = schedule.next_after(at.max(chrono::Utc::now().naive_utc()));
+        }
+    }
+
+    /// The run row of a local firing, with the database's now as its fire time: each
+    /// instance's own phase, so the runs of one period on several instances are several rows.
+    async fn record_local_run(&self, job: JobName) -> sqlx::Result<u64> {
+        let insert = || {
+            sqlx::query(
+                "INSERT INTO job_runs (job, scheduled_at, trigger_kind, missed, instance_id, lease_until, outcome, detail) \
+                 VALUES (?, NOW(6), 'schedule', 0, ?, NOW(6) + INTERVAL ? SECOND, 'running', \
+                 'fired by this instance''s own clock (SERVER_JOB_SCHEDULER=local)')",
+            )
+            .bind(job.as_str())
+            .bind(&self.instance_id)
+            .bind(self.job_lease.as_secs())
+            .execute(&self.db)
+        };
+        match insert().await {
+            Ok(r) => Ok(r.last_insert_id()),
+            // Two instances in the same microsecond: the second is a microsecond later.
+            Err(e) if crate::error::violated_constraint(&e).as_deref() == Some("uq_job_runs_fire") => {
+                tokio::time::sleep(Duration::from_micros(10)).await;
+                Ok(insert().await?.last_insert_id())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn execute(self: Arc<Self>, run_id: u64, job: JobName, shutdown: CancellationToken) {

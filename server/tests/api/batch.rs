@@ -79,6 +79,27 @@ async fn three_instances_run_each_heartbeat_firing_exactly_once_without_gaps() -
     Ok(())
 }
 
+/// The control group: with `SERVER_JOB_SCHEDULER=local` each instance fires on its own
+/// clock, so three instances leave about three runs per second, each at its own phase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_local_scheduler_every_instance_fires_every_period() -> TestResult {
+    let world = World::new().await;
+    let local = [HEARTBEAT[0], HEARTBEAT[1], HEARTBEAT[2], HEARTBEAT[3], ("SERVER_JOB_SCHEDULER", "local")];
+    let _apps = [world.spawn(&local).await, world.spawn(&local).await, world.spawn(&local).await];
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+
+    let runs = runs(&world, "heartbeat").await;
+    let instances: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.3.as_str()).collect();
+    assert_eq!(instances.len(), 3, "every instance fired: {runs:?}");
+    // Each instance about 3 times in 3.5 s (its first firing 1 s after it started).
+    assert!(runs.len() >= 7, "only {} runs of three instances in 3.5 s: {runs:?}", runs.len());
+    // Several runs within one period: what the harness's judge must count as run twice.
+    let crowded = runs.windows(2).filter(|w| w[1].0 - w[0].0 < chrono::Duration::milliseconds(900)).count();
+    assert!(crowded >= 2, "runs of one period on several instances: {runs:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_missed_while_every_instance_was_down_runs_once_on_recovery() -> TestResult {
     let world = World::new().await;

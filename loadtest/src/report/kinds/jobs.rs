@@ -1,8 +1,8 @@
-//! Jobs runs: each firing of a clustered job run once, missed or twice.
+//! Jobs runs: each firing of a job run once, missed or twice.
 
 use crate::report::StrategyResult;
 use crate::report::columns::{self, Chart, View};
-use crate::report::limits::{Limit, Value, at_most};
+use crate::report::limits::{Limit, Value, at_least, at_most};
 use crate::report::table::{Cell, Column, Table};
 
 pub fn view() -> View {
@@ -29,6 +29,12 @@ static JOBS: &[Limit] = &[
         key: "max_double_firings",
         value: Value::Count,
         judge: |max, r| at_most("firings run twice", r.jobs.as_ref().map_or(0, |j| j.double_firings), max),
+    },
+    // For the control group: the load must be able to show a firing run twice.
+    Limit {
+        key: "min_double_firings",
+        value: Value::Count,
+        judge: |min, r| at_least("firings run twice", r.jobs.as_ref().map_or(0, |j| j.double_firings), min),
     },
     Limit {
         key: "max_gap_s",
