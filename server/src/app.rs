@@ -123,6 +123,10 @@ impl App {
             control: pool_control.clone(),
             // Nothing ticks the pool when embed-posts is off: fall back to polling.
             idle_poll: batch.embed_schedule.is_none().then_some(Duration::from_secs(1)),
+            pause: match settings.pause_point {
+                Some(point) => crate::pause_point::PausePoint::listen(point).context("listening for SIGUSR1")?,
+                None => crate::pause_point::PausePoint::off(),
+            },
         };
         let scheduler = Scheduler {
             db: db.clone(),

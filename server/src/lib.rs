@@ -20,6 +20,7 @@ pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod pause_point;
 pub mod points;
 pub mod provider;
 pub mod rental;

@@ -70,6 +70,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("cleanup_history_days", Some("7")),
     ("embed_mode", Some("batch")),
     ("booking_guard", Some("version")),
+    // Test-only: a point where SIGUSR1 makes this process stop itself (crate::pause_point).
+    ("pause_point", None),
     ("booking_check_gap_ms", Some("0")),
     ("embed_workers", Some("1")),
     ("embed_claim_strategy", Some("skip-locked")),
@@ -175,6 +177,8 @@ pub struct Settings {
     /// What keeps two approvals of overlapping reservations from both committing
     /// (`SERVER_BOOKING_GUARD`).
     pub booking_guard: crate::rental::approval::BookingGuard,
+    /// A test-only pause point that SIGUSR1 arms (`SERVER_PAUSE_POINT`; off unless set).
+    pub pause_point: Option<crate::pause_point::Point>,
     /// Points one user may earn per UTC day by writing diaries and comments.
     pub points_daily_cap: i64,
     pub guard: GuardSettings,
@@ -403,6 +407,10 @@ impl Resolver {
                 },
                 version => version,
             },
+            pause_point: self
+                .raw("pause_point")
+                .map(|p| p.parse().map_err(|e: String| self.err("pause_point", e)))
+                .transpose()?,
             guard: self.guard()?,
             ai: AiSettings {
                 enabled: match self.text("ai_enabled") {
@@ -642,6 +650,21 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.setting, "SERVER_BOOKING_CHECK_GAP_MS");
+    }
+
+    #[test]
+    fn the_scheduler_and_the_pause_point_name_their_values_when_wrong() {
+        use crate::batch::config::SchedulerMode;
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!((s.batch.scheduler, s.pause_point), (SchedulerMode::Clustered, None));
+        let err = Settings::from_sources(None, env(&[("SERVER_JOB_SCHEDULER", "quartz")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_JOB_SCHEDULER");
+        assert!(err.message.contains("clustered, local"), "{err}");
+        let err = Settings::from_sources(None, env(&[("SERVER_PAUSE_POINT", "commit")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_PAUSE_POINT");
+        assert!(err.message.contains("embed-before-commit"), "{err}");
+        let on = Settings::from_sources(None, env(&[("SERVER_PAUSE_POINT", "embed-before-commit")])).unwrap();
+        assert_eq!(on.pause_point, Some(crate::pause_point::Point::EmbedBeforeCommit));
     }
 
     #[test]

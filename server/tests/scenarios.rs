@@ -370,6 +370,8 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
     }
     assert!(result(&claims, "naive").claim.unwrap().double_processed > 0);
     assert_eq!(result(&claims, "skip-locked").claim.unwrap().double_processed, 0);
+    // The freeze lands mid-claim on purpose: without the token the frozen worker commits again.
+    assert!(result(&claims, "skip-locked-unfenced").claim.unwrap().double_processed > 0);
     assert!(claims.faults.iter().all(|f| f.outcome == "ok"), "{:#?}", claims.faults);
 
     // booking-race: overlapping requests approved at once on 3 instances.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use external::{AdapterRun, Adapters, External};
-pub use process::{ClusterSpec, Processes, default_server_bin};
+pub use process::{ClusterSpec, Processes, default_server_bin, wait_stopped};
 pub use targets::{Targets, TargetsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,22 @@ impl Cluster {
         match self {
             Cluster::Process(p) => p.pause(index).map(|()| None),
             Cluster::External(e) => e.pause(index).await.map(Some),
+        }
+    }
+
+    /// Arms instance `index`'s pause point (see [`process::wait_stopped`] for the rest);
+    /// returns its pid. Only for instances the harness runs: an external deployment's
+    /// processes are not its to signal.
+    pub fn arm_pause_point(&mut self, index: usize) -> Result<u32, ClusterError> {
+        match self {
+            Cluster::Process(p) => p.arm_pause_point(index),
+            Cluster::External(_) => Err(ClusterError::Signal {
+                index,
+                action: "pause at a point",
+                cause: "a pause point is armed by a signal to a process the harness started; against an external \
+                        deployment, remove `point` (the pause-instance adapter freezes it where it is)"
+                    .to_string(),
+            }),
         }
     }
 

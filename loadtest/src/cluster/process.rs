@@ -328,6 +328,17 @@ impl Processes {
         Ok(())
     }
 
+    /// Arms the instance's pause point (SIGUSR1; the server runs with `SERVER_PAUSE_POINT`);
+    /// returns its pid, for [`wait_stopped`]. Marked paused at once, so that the resume and the
+    /// final stop send SIGCONT whenever it stops.
+    pub fn arm_pause_point(&mut self, index: usize) -> Result<u32, ClusterError> {
+        let inst = self.get(index)?;
+        let pid = inst.child.as_ref().and_then(Child::id).ok_or(ClusterError::NoInstance(index))?;
+        Self::signal(pid, "USR1", index, "arm the pause point")?;
+        inst.paused = true;
+        Ok(pid)
+    }
+
     /// SIGCONT.
     pub fn resume(&mut self, index: usize) -> Result<(), ClusterError> {
         let inst = self.get(index)?;
@@ -357,4 +368,30 @@ impl Processes {
             }
         }
     }
+}
+
+/// Waits up to `within` until process `pid` is stopped (state `T`); returns how long that took.
+pub async fn wait_stopped(pid: u32, index: usize, within: Duration) -> Result<Duration, ClusterError> {
+    let began = std::time::Instant::now();
+    while began.elapsed() < within {
+        if process_state(pid).as_deref() == Some("T") {
+            return Ok(began.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Err(ClusterError::Signal {
+        index,
+        action: "pause at a point",
+        cause: format!(
+            "it did not reach its pause point within {within:?} of being armed: did its workers have anything \
+             to do then? Arm it earlier (at_s) or give them more work"
+        ),
+    })
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T` for stopped, ...), from `/proc/<pid>/stat`.
+fn process_state(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ...`: comm may hold spaces and parentheses, the state follows the last `)`.
+    stat.rsplit_once(')')?.1.split_whitespace().next().map(str::to_string)
 }

@@ -45,23 +45,23 @@ pub async fn run(ctx: &RunContext<'_>, claim: &ClaimLoad, mode: ClaimMode) -> an
         claim.embed_delay_ms.to_string(),
         claim.embed_fail_rate.to_string(),
     );
-    let stage = Stage::start(
-        ctx,
-        strategy,
-        &[
-            ("SERVER_AI_ENABLED", "false"),
-            ("SERVER_EMBEDDER", "hashing"),
-            ("SERVER_EMBED_CLAIM_STRATEGY", claim_strategy),
-            ("SERVER_EMBED_FENCING", if fencing { "true" } else { "false" }),
-            ("SERVER_EMBED_WORKERS", &workers),
-            ("SERVER_EMBED_BATCH_SIZE", &batch),
-            ("SERVER_EMBED_LEASE_S", &lease),
-            ("SERVER_EMBED_BATCH_TIMEOUT_MS", &batch_timeout_ms),
-            ("SERVER_EMBED_DELAY_MS", &delay),
-            ("SERVER_EMBED_FAIL_RATE", &fail),
-        ],
-    )
-    .await?;
+    let mut settings = vec![
+        ("SERVER_AI_ENABLED", "false"),
+        ("SERVER_EMBEDDER", "hashing"),
+        ("SERVER_EMBED_CLAIM_STRATEGY", claim_strategy),
+        ("SERVER_EMBED_FENCING", if fencing { "true" } else { "false" }),
+        ("SERVER_EMBED_WORKERS", &workers),
+        ("SERVER_EMBED_BATCH_SIZE", &batch),
+        ("SERVER_EMBED_LEASE_S", &lease),
+        ("SERVER_EMBED_BATCH_TIMEOUT_MS", &batch_timeout_ms),
+        ("SERVER_EMBED_DELAY_MS", &delay),
+        ("SERVER_EMBED_FAIL_RATE", &fail),
+    ];
+    // A pause that must land at a point: the instances listen for the signal that arms it.
+    if let Some(point) = ctx.scenario.faults.iter().find_map(|f| f.point) {
+        settings.push(("SERVER_PAUSE_POINT", point.as_str()));
+    }
+    let stage = Stage::start(ctx, strategy, &settings).await?;
     let bases = stage.bases.clone();
     let api = ApiClient::new(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?);
 

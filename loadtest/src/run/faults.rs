@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, watch};
 use crate::cluster::{AdapterRun, Cluster, ClusterError};
 use crate::infra::{Infra, ServiceFault};
 use crate::report::FaultRecord;
-use crate::scenario::{Churn, Fault, FaultAction, FaultTarget};
+use crate::scenario::{Churn, Fault, FaultAction, FaultTarget, PausePoint};
 
 /// One step of a fault timeline: when, what, on what, and for a churn, how.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,7 +24,12 @@ pub struct Step {
     pub churn: Option<Churn>,
     /// `rolling-restart`: seconds between two instances.
     pub pause_s: f64,
+    /// `pause-instance`: where the instance stops itself instead of at once.
+    pub point: Option<PausePoint>,
 }
+
+/// How long an armed pause point may take to be reached.
+pub const POINT_WITHIN: Duration = Duration::from_secs(15);
 
 /// How long an instance may take to exit after SIGTERM in a rolling deploy before it is
 /// killed (and the step counted as failed): the server's grace for in-flight requests (10 s by
@@ -47,9 +52,16 @@ pub fn schedule(faults: &[Fault]) -> Vec<Step> {
     let mut steps = Vec::new();
     for f in faults {
         let pause_s = f.pause_s.unwrap_or(crate::scenario::DEFAULT_ROLLING_PAUSE_S);
-        steps.push(Step { at_s: f.at_s, action: f.action, target: f.target, churn: f.churn(), pause_s });
+        steps.push(Step {
+            at_s: f.at_s,
+            action: f.action,
+            target: f.target,
+            churn: f.churn(),
+            pause_s,
+            point: f.point,
+        });
         if let (Some(d), Some(undo)) = (f.duration_s, f.action.undo()) {
-            steps.push(Step { at_s: f.at_s + d, action: undo, target: f.target, churn: None, pause_s });
+            steps.push(Step { at_s: f.at_s + d, action: undo, target: f.target, churn: None, pause_s, point: None });
         }
     }
     steps.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
@@ -73,10 +85,17 @@ pub async fn run_faults(faults: Vec<Fault>, strategy: String, t0: Instant, targe
         let (strategy, targets) = (&strategy, &targets);
         async move {
             let mut records = Vec::new();
+            // A pause at a point begins when the point is reached: later steps on the same
+            // target (its resume) move by as much.
+            let mut shift = Duration::ZERO;
             for s in steps {
-                tokio::time::sleep_until((t0 + Duration::from_secs_f64(s.at_s)).into()).await;
+                tokio::time::sleep_until((t0 + Duration::from_secs_f64(s.at_s) + shift).into()).await;
                 if s.action == FaultAction::RollingRestart {
                     records.extend(rolling(strategy, t0, s, targets).await);
+                } else if let Some(point) = s.point {
+                    let (record, waited) = pause_at_point(strategy, t0, s, point, targets).await;
+                    shift += waited;
+                    records.push(record);
                 } else {
                     records.push(step(strategy, t0, s, targets).await);
                 }
@@ -119,6 +138,64 @@ async fn step(strategy: &str, t0: Instant, s: Step, targets: &FaultTargets) -> F
         adapter,
         detail: None,
     }
+}
+
+/// A `pause-instance` with a `point`: arms the instance's pause point and waits until it
+/// stopped itself there. Returns the record (at the time it stopped) and how long that took.
+async fn pause_at_point(
+    strategy: &str,
+    t0: Instant,
+    s: Step,
+    point: PausePoint,
+    targets: &FaultTargets,
+) -> (FaultRecord, Duration) {
+    let armed_at = t0.elapsed().as_secs_f64();
+    let index = s.target.instance().unwrap_or(0) as usize;
+    let result = match targets.alive.get(index.wrapping_sub(1)) {
+        Some(flag) => {
+            // The wait does not hold the instances: other targets' faults keep their times.
+            let armed = targets.cluster.lock().await.arm_pause_point(index);
+            let result = match armed {
+                Ok(pid) => crate::cluster::wait_stopped(pid, index, POINT_WITHIN).await,
+                Err(e) => Err(e),
+            };
+            // Marked dead once it stopped: the driver stops sending it requests that would hang.
+            flag.store(false, Ordering::Relaxed);
+            result
+        }
+        None => Err(ClusterError::NoInstance(index)),
+    };
+    let (outcome, detail, waited) = match result {
+        Ok(waited) => (
+            "ok".to_string(),
+            Some(format!(
+                "stopped itself at {point} {:.2} s after it was armed at {armed_at:.1} s",
+                waited.as_secs_f64()
+            )),
+            waited,
+        ),
+        Err(e) => {
+            eprintln!("[{strategy}] fault pause-instance {} at {point} failed:\n{e:#}", s.target);
+            let first = format!("{e:#}").lines().next().unwrap_or_default().chars().take(240).collect::<String>();
+            (format!("failed: {first}"), None, POINT_WITHIN)
+        }
+    };
+    let started = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "[{strategy}] {started:>5.1}s  fault pause-instance {} at {point}: {outcome} {}",
+        s.target,
+        detail.as_deref().unwrap_or_default()
+    );
+    let record = FaultRecord {
+        at_s: (started * 10.0).round() / 10.0,
+        action: s.action.as_str().to_string(),
+        target: s.target.to_string(),
+        strategy: strategy.to_string(),
+        outcome,
+        adapter: None,
+        detail,
+    };
+    (record, waited)
 }
 
 /// A rolling deploy: each instance in turn gets SIGTERM while clients and the driver still

@@ -85,7 +85,9 @@ fn judge(runs: &[JobRun], every_s: i64) -> JobCounts {
         return JobCounts { runs_by_instance: by_instance, ..JobCounts::default() };
     };
     let period_ms = (every_s.max(1) * 1000) as f64;
-    let slot = |t: NaiveDateTime| ((t - first).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0 / period_ms).round() as u64;
+    let slot = |t: NaiveDateTime| {
+        ((t - first).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0 / period_ms).round() as u64
+    };
     let mut per_slot: BTreeMap<u64, u64> = BTreeMap::new();
     for t in &fires {
         *per_slot.entry(slot(*t)).or_default() += 1;
@@ -111,7 +113,8 @@ mod tests {
     }
 
     fn run_ms(ms: u32, instance: &str) -> JobRun {
-        let at = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap().and_hms_milli_opt(0, 0, ms / 1000, ms % 1000).unwrap();
+        let at =
+            chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap().and_hms_milli_opt(0, 0, ms / 1000, ms % 1000).unwrap();
         JobRun { fire_at: at, instance: instance.to_string(), outcome: "ok".to_string() }
     }
 

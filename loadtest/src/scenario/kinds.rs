@@ -275,6 +275,15 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// A test-only point in the server where a `pause-instance` lands instead of at a random
+    /// moment (`SERVER_PAUSE_POINT`, armed by SIGUSR1; the instance stops itself there).
+    PausePoint, "pause point", {
+        /// An embed worker holds a claim it has embedded and not yet written (claim scenarios).
+        EmbedBeforeCommit => "embed-before-commit",
+    }
+);
+
 impl FaultAction {
     /// True for actions on a server instance.
     pub fn on_instance(self) -> bool {

@@ -49,8 +49,8 @@ use serde::{Deserialize, Serialize};
 pub use chat::{ChatLoad, ChatSection};
 pub use error::{Problem, ScenarioError};
 pub use kinds::{
-    BookingMode, ClaimMode, Delivery, EmbedPath, FaultAction, FaultTarget, JobsMode, Kind, Reconnect, Relay, Spread,
-    Strategy, UnknownValue,
+    BookingMode, ClaimMode, Delivery, EmbedPath, FaultAction, FaultTarget, JobsMode, Kind, PausePoint, Reconnect,
+    Relay, Spread, Strategy, UnknownValue,
 };
 pub use sections::{ApiLoad, ApiMix, BookingLoad, ClaimLoad, EmbedLoad, JobsLoad};
 pub use workload::{CapacitySection, FanoutSection, Faults, Plan, Section, Workload};
@@ -248,6 +248,11 @@ pub struct Fault {
     /// one's SIGTERM (default [`DEFAULT_ROLLING_PAUSE_S`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_s: Option<f64>,
+    /// `pause-instance` only (claim scenarios): at `at_s` the instance's pause point is armed,
+    /// and it stops itself when one of its workers reaches that point; `duration_s` counts
+    /// from then. Absent: SIGSTOP at `at_s`, wherever the instance is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<PausePoint>,
 }
 
 /// The pause between two instances of a `rolling-restart` when it names none.

@@ -529,6 +529,20 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
             non_negative(p, &field, pause, "the pause between two instances is >= 0 s");
         }
     }
+    if let Some(point) = f.point {
+        let field = format!("faults[{i}].point");
+        if f.action != FaultAction::PauseInstance {
+            p.push(Problem::new(field, format!("only applies to pause-instance, not {}: remove it", f.action)));
+        } else if s.kind != Kind::Claim {
+            p.push(Problem::new(
+                field,
+                format!(
+                    "{point} is reached by embed workers, which only claim scenarios race: remove it, or use kind \
+                     = \"claim\""
+                ),
+            ));
+        }
+    }
     if let Some(duration) = f.duration_s {
         let field = format!("faults[{i}].duration_s");
         non_negative(p, &field, duration, "a fault lasts >= 0 s");

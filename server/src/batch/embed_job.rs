@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::{ClaimStrategy, ClaimedItem, Claimer, Outcome};
 use crate::embed::{EmbedError, Embedder};
+use crate::pause_point::{PausePoint, Point};
 
 /// How the scheduler steers the pool: `paused` mirrors `job_schedules.paused` of
 /// `embed-posts`; `tick` is bumped whenever a firing of it is seen.
@@ -44,6 +45,8 @@ pub struct EmbedPool {
     pub control: PoolControl,
     /// When `embed-posts` has no schedule nothing ticks the pool: idle workers poll this often.
     pub idle_poll: Option<Duration>,
+    /// Test-only: where SIGUSR1 may make this process stop itself (off unless set).
+    pub pause: PausePoint,
 }
 
 /// The embed pool of this instance when posts are embedded inside the requests that write
@@ -83,6 +86,7 @@ pub async fn embed_waiting(db: &sqlx::MySqlPool, embedder: Arc<dyn Embedder>, ba
         batch_timeout: Duration::from_secs(30),
         control: PoolControl::new(false),
         idle_poll: None,
+        pause: PausePoint::off(),
     };
     Ok(pool.step(0).await?.committed)
 }
@@ -222,6 +226,9 @@ impl EmbedPool {
                 return Ok(step);
             }
         };
+        // The claim is held and embedded, nothing written yet: where a freeze past the lease
+        // tests fencing (a no-op unless a test armed it).
+        self.pause.reached(Point::EmbedBeforeCommit).await;
         let items: Vec<(&ClaimedItem, &[f32])> =
             claim.items.iter().zip(&vectors).map(|(item, vector)| (item, vector.as_slice())).collect();
         for outcome in self.claimer.commit_batch(worker, &claim.token, &items, self.embedder.name()).await? {
