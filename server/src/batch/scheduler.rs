@@ -241,8 +241,9 @@ impl Scheduler {
         Ok(live.is_none().then_some(run_id))
     }
 
-    /// `SERVER_JOB_SCHEDULER=local`: fires `job` at every due time of `schedule` counted from
-    /// this instance's start, whatever the other instances do, one run after the other.
+    /// `SERVER_JOB_SCHEDULER=local`: fires `job` on this instance's own timing, whatever the
+    /// other instances do, one run after the other; the next due time is counted from the end
+    /// of the run (as `@Scheduled(fixedDelay)` does), so each instance keeps its own phase.
     async fn fire_locally(self: Arc<Self>, job: JobName, schedule: Schedule, shutdown: CancellationToken) {
         let mut next = schedule.next_after(chrono::Utc::now().naive_utc());
         while let Some(at) = next {
@@ -255,7 +256,7 @@ impl Scheduler {
                 Ok(run_id) => self.clone().execute(run_id, job, shutdown.clone()).await,
                 Err(e) => tracing::warn!(job = job.as_str(), error = %e, "a local firing could not be recorded"),
             }
-            // After a stall (a frozen process), the next due time is counted from now: no burst.
+            // From the end of the run, so a stall (a frozen process) brings no burst either.
             next = schedule.next_after(at.max(chrono::Utc::now().naive_utc()));
         }
     }
