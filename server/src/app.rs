@@ -81,7 +81,10 @@ impl App {
                 metrics: metrics.notify.clone(),
                 instance_id: settings.instance_id.clone(),
                 redis_url: settings.redis_url.clone(),
-                amqp_url: settings.amqp_url.clone(),
+                brokers: Arc::new(crate::notify::bus::Brokers::new(
+                    settings.amqp_urls.clone(),
+                    settings.amqp_queue_type,
+                )),
                 prefix: settings.namespace.clone(),
                 alert,
             },

@@ -26,7 +26,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("listen_addr", Some("127.0.0.1:8080")),
     ("database_url", None),
     ("redis_url", None),
+    // One URL, or several separated by commas: the nodes of a RabbitMQ cluster, tried in
+    // order, the next one first after a connection breaks.
     ("amqp_url", None),
+    ("amqp_queue_type", Some("classic")),
     ("namespace", Some("diary:")),
     ("notify_delivery", Some("rabbitmq")),
     ("notify_gap_repair", Some("auto")),
@@ -156,7 +159,10 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     pub database_url: Secret,
     pub redis_url: String,
-    pub amqp_url: String,
+    /// The nodes of the broker, in the order they are tried (`SERVER_AMQP_URL`, comma-separated).
+    pub amqp_urls: Vec<String>,
+    /// How the durable queues are declared (`SERVER_AMQP_QUEUE_TYPE`).
+    pub amqp_queue_type: crate::notify::bus::QueueType,
     /// Prefix of every Redis key, channel, stream and AMQP exchange/queue this server uses:
     /// instances that share one must share it; tests and tenants use their own.
     pub namespace: String,
@@ -308,6 +314,28 @@ impl Resolver {
         Ok((raw, parsed))
     }
 
+    /// `amqp_url`: one URL or several, comma-separated (a cluster's nodes), each checked.
+    fn amqp_urls(&self) -> Result<Vec<String>, SettingsError> {
+        const WHAT: &str = "amqp://user:pass@host:port/%2f, or several separated by commas (a cluster's nodes)";
+        let raw = self.required("amqp_url", WHAT)?;
+        let mut urls = Vec::new();
+        for (i, one) in raw.split(',').map(str::trim).enumerate() {
+            if one.is_empty() {
+                return Err(self.err("amqp_url", format!("URL {} of the list is empty: expected {WHAT}", i + 1)));
+            }
+            let parsed = url::Url::parse(one)
+                .map_err(|e| self.err("amqp_url", format!("URL {} is not a URL ({e}): expected {WHAT}", i + 1)))?;
+            if !["amqp", "amqps"].contains(&parsed.scheme()) {
+                return Err(self.err(
+                    "amqp_url",
+                    format!("URL {}: scheme `{}` is not one of amqp, amqps", i + 1, parsed.scheme()),
+                ));
+            }
+            urls.push(one.to_string());
+        }
+        Ok(urls)
+    }
+
     fn settings(&self) -> Result<Settings, SettingsError> {
         self.no_admin_emails()?;
         let instance_id = match self.raw("instance_id") {
@@ -343,7 +371,11 @@ impl Resolver {
                 self.url("database_url", &["mysql", "mariadb"], "mysql://user:pass@host:port/db")?.0,
             ),
             redis_url: self.url("redis_url", &["redis", "rediss"], "redis://host:port/")?.0,
-            amqp_url: self.url("amqp_url", &["amqp", "amqps"], "amqp://user:pass@host:port/%2f")?.0,
+            amqp_urls: self.amqp_urls()?,
+            amqp_queue_type: self
+                .text("amqp_queue_type")
+                .parse()
+                .map_err(|e: String| self.err("amqp_queue_type", e))?,
             // Set but empty means no prefix at all, not the default.
             namespace: match self.raw("namespace").unwrap_or("") {
                 ns if ns.len() <= 40 && ns.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c)) => {
@@ -665,6 +697,36 @@ mod tests {
         assert!(err.message.contains("embed-before-commit"), "{err}");
         let on = Settings::from_sources(None, env(&[("SERVER_PAUSE_POINT", "embed-before-commit")])).unwrap();
         assert_eq!(on.pause_point, Some(crate::pause_point::Point::EmbedBeforeCommit));
+    }
+
+    #[test]
+    fn several_amqp_urls_are_a_list_and_a_bad_one_is_named_by_its_place() {
+        use crate::notify::bus::QueueType;
+        let one = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(one.amqp_urls, ["amqp://guest:guest@127.0.0.1:5672/%2f"]);
+        assert_eq!(one.amqp_queue_type, QueueType::Classic);
+        let three = Settings::from_sources(
+            None,
+            env(&[
+                ("SERVER_AMQP_URL", "amqp://g:g@127.0.0.1:1/%2f, amqp://g:g@127.0.0.1:2/%2f,amqps://g:g@h:3/%2f"),
+                ("SERVER_AMQP_QUEUE_TYPE", "quorum"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(three.amqp_urls.len(), 3);
+        assert_eq!(three.amqp_urls[1], "amqp://g:g@127.0.0.1:2/%2f");
+        assert_eq!(three.amqp_queue_type, QueueType::Quorum);
+        let err =
+            Settings::from_sources(None, env(&[("SERVER_AMQP_URL", "amqp://g:g@127.0.0.1:1/%2f,http://127.0.0.1:2/")]))
+                .unwrap_err();
+        assert_eq!(err.setting, "SERVER_AMQP_URL");
+        assert!(err.message.contains("URL 2") && err.message.contains("`http`"), "{err}");
+        let err =
+            Settings::from_sources(None, env(&[("SERVER_AMQP_URL", "amqp://g:g@127.0.0.1:1/%2f,,")])).unwrap_err();
+        assert!(err.message.contains("URL 2 of the list is empty"), "{err}");
+        let err = Settings::from_sources(None, env(&[("SERVER_AMQP_QUEUE_TYPE", "stream")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_AMQP_QUEUE_TYPE");
+        assert!(err.message.contains("classic, quorum"), "{err}");
     }
 
     #[test]

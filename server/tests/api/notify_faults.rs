@@ -101,3 +101,45 @@ async fn outbox_accepts_diaries_while_the_broker_is_down_and_delivers_them_after
     wait_ready(&one).await; // and the instance reports itself whole again
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_answer_is_skipped_and_quorum_queues_are_declared_as_asked() -> TestResult {
+    let world = World::new().await;
+    // A loopback port nobody listens on: the first "node" of the list refuses connections.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let urls = format!("amqp://guest:guest@127.0.0.1:{dead}/%2f,{}", world.infra.rabbitmq().url());
+    let env = [
+        ("SERVER_NOTIFY_DELIVERY", "rabbitmq"),
+        ("SERVER_AMQP_URL", urls.as_str()),
+        ("SERVER_AMQP_QUEUE_TYPE", "quorum"),
+        ("SERVER_AI_ENABLED", "false"),
+    ];
+    let app = world.spawn(&env).await;
+    wait_ready(&app).await;
+    let (author, friend) = (app.signup("author").await, app.signup("friend").await);
+    app.befriend(&author, &friend).await;
+    let mut stream = Stream::open(&app, &friend, None).await;
+    let diary = app.diary(&author, "friends").await;
+    let (_, data) = stream.next(Duration::from_secs(15)).await.expect("delivered through the second node");
+    assert_eq!(data["cause_id"], diary);
+
+    // The store queue is a quorum queue: declaring it as a classic one is refused as
+    // inequivalent (PRECONDITION_FAILED), which a classic queue of the same name would accept.
+    let conn = Connection::connect(world.infra.rabbitmq().url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    let prefix = format!("{}notify", world.redis_prefix.replace(':', "."));
+    // The arguments a classic store queue is declared with, so that only the type differs.
+    let mut args = lapin::types::FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), lapin::types::AMQPValue::LongString(format!("{prefix}.dlx").into()));
+    let classic = ch
+        .queue_declare(
+            format!("{prefix}.store").as_str().into(),
+            lapin::options::QueueDeclareOptions { durable: true, ..Default::default() },
+            args,
+        )
+        .await;
+    let err = classic.expect_err("a classic declaration of a quorum queue is refused").to_string();
+    assert!(err.contains("PRECONDITION_FAILED") || err.contains("inequivalent"), "{err}");
+    let _ = conn.close(200, "done".into()).await;
+    Ok(())
+}

@@ -8,6 +8,14 @@
 //! * `<p>.fanout` (fanout, durable) -> `<p>.push.<instance>` (exclusive, auto-delete: one per
 //!   instance, gone with its connection, as in the seed);
 //! * `<p>.dlx` (fanout, durable) -> `<p>.dlq` (durable): rejected messages, alerted on.
+//!
+//! On a cluster (several URLs in `SERVER_AMQP_URL`) a session connects to the first node that
+//! answers, starting after the node of the last session: a session ends because its node
+//! failed, so another is tried first. With `SERVER_AMQP_QUEUE_TYPE=quorum` the durable queues
+//! (store, DLQ, the outbox's push queues) are quorum queues, replicated on the nodes, so one
+//! node's loss loses none of them; a classic queue lives on the node it was declared on and is
+//! unavailable while that node is down. The exclusive push queues of `rabbitmq` stay classic:
+//! a quorum queue cannot be exclusive, and they live and die with their connection anyway.
 
 use futures::StreamExt;
 use lapin::options::{
@@ -15,7 +23,9 @@ use lapin::options::{
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
@@ -65,26 +75,123 @@ pub enum PushQueue {
     DurableExpiring(std::time::Duration),
 }
 
+/// How the durable queues are declared (`SERVER_AMQP_QUEUE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// One copy, on the node the queue was declared on (the broker's default).
+    #[default]
+    Classic,
+    /// Replicated on the cluster's nodes (Raft): available while a majority of them runs.
+    /// https://www.rabbitmq.com/docs/quorum-queues
+    Quorum,
+}
+
+impl QueueType {
+    pub const ALL: [QueueType; 2] = [QueueType::Classic, QueueType::Quorum];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+
+    /// The declare arguments of a durable queue of this type.
+    fn args(self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if self == Self::Quorum {
+            args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            // RabbitMQ 4 dead-letters a quorum queue's message after 20 redeliveries; a store
+            // requeues every 200 ms while the database is away, so 20 would give up after
+            // seconds. Poison messages are rejected without requeue and do not need a limit.
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(QUORUM_DELIVERY_LIMIT));
+        }
+        args
+    }
+}
+
+/// Redeliveries of one message before a quorum queue dead-letters it (about 3 minutes of
+/// requeues every 200 ms).
+const QUORUM_DELIVERY_LIMIT: i32 = 1_000;
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            format!("`{s}` is not one of {}", names.join(", "))
+        })
+    }
+}
+
+/// The broker's nodes (one URL, or a cluster's several) and which to try first.
+#[derive(Debug)]
+pub struct Brokers {
+    urls: Vec<String>,
+    /// The node a new session tries first: the one after the last session's.
+    next: AtomicUsize,
+    pub queue_type: QueueType,
+}
+
+impl Brokers {
+    pub fn new(urls: Vec<String>, queue_type: QueueType) -> Self {
+        assert!(!urls.is_empty(), "settings refuse an empty SERVER_AMQP_URL");
+        Self { urls, next: AtomicUsize::new(0), queue_type }
+    }
+
+    /// Connects to the first node that answers, in order from the one after the last
+    /// session's node; the error of the last node tried when none answers. Returns the
+    /// connection and the node's number (1-based, for logs).
+    async fn connect(&self) -> lapin::Result<(Connection, usize)> {
+        let n = self.urls.len();
+        let first = self.next.load(Ordering::Relaxed) % n;
+        let mut last_error = None;
+        for i in (0..n).map(|k| (first + k) % n) {
+            match Connection::connect(&self.urls[i], ConnectionProperties::default()).await {
+                Ok(conn) => {
+                    self.next.store((i + 1) % n, Ordering::Relaxed);
+                    return Ok((conn, i + 1));
+                }
+                Err(e) => {
+                    if n > 1 {
+                        tracing::warn!(node = i + 1, nodes = n, error = %e, "RabbitMQ node does not answer; trying the next");
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.expect("at least one URL"))
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.urls.len()
+    }
+}
+
 /// A connected session: the connection and a confirm-mode channel for publishing.
 pub struct Session {
     pub conn: Connection,
     pub publish: Channel,
+    /// The node connected to (1-based, in the order of `SERVER_AMQP_URL`).
+    pub node: usize,
 }
 
-/// Connects and declares the topology (idempotent: every instance does it at every connect).
+/// Connects to a node and declares the topology (idempotent: every instance does it at every
+/// connect).
 pub async fn connect(
-    url: &str,
+    brokers: &Brokers,
     names: &Names,
     with_store_queue: bool,
     push_queue: PushQueue,
 ) -> lapin::Result<Session> {
-    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let (conn, node) = brokers.connect().await?;
     let ch = conn.create_channel().await?;
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
     ch.exchange_declare(names.fanout.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
     ch.exchange_declare(names.dlx.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
     let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
-    ch.queue_declare(names.dlq.as_str().into(), durable_queue, FieldTable::default()).await?;
+    ch.queue_declare(names.dlq.as_str().into(), durable_queue, brokers.queue_type.args()).await?;
     ch.queue_bind(
         names.dlq.as_str().into(),
         names.dlx.as_str().into(),
@@ -95,7 +202,7 @@ pub async fn connect(
     .await?;
     if with_store_queue {
         ch.exchange_declare(names.direct.as_str().into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
-        let mut args = FieldTable::default();
+        let mut args = brokers.queue_type.args();
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(names.dlx.as_str().into()));
         ch.queue_declare(names.store_queue.as_str().into(), durable_queue, args).await?;
         ch.queue_bind(
@@ -113,7 +220,7 @@ pub async fn connect(
             FieldTable::default(),
         ),
         PushQueue::DurableExpiring(expires) => {
-            let mut args = FieldTable::default();
+            let mut args = brokers.queue_type.args();
             // https://www.rabbitmq.com/docs/ttl#queue-ttl: milliseconds without consumers.
             args.insert("x-expires".into(), AMQPValue::LongLongInt(expires.as_millis() as i64));
             (QueueDeclareOptions { durable: true, ..Default::default() }, args)
@@ -129,7 +236,7 @@ pub async fn connect(
     )
     .await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(Session { conn, publish: ch })
+    Ok(Session { conn, publish: ch, node })
 }
 
 /// The current publishing channel, if connected. Swapped by the supervisor on reconnects.
@@ -142,23 +249,39 @@ impl PublisherSlot {
     }
 
     /// Publishes and waits for the broker's confirm: Ok means the broker has the message.
+    /// `mandatory`: a message that reaches no queue is an error too (the broker confirms an
+    /// unroutable message: without this, a store queue whose node is down swallows it).
     pub async fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         payload: &[u8],
         persistent: bool,
+        mandatory: bool,
     ) -> Result<(), String> {
         let ch = self.0.read().await.clone().ok_or_else(|| "not connected".to_string())?;
         let props =
             if persistent { BasicProperties::default().with_delivery_mode(2) } else { BasicProperties::default() };
         let confirm = ch
-            .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), payload, props)
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions { mandatory, ..Default::default() },
+                payload,
+                props,
+            )
             .await
             .map_err(|e| e.to_string())?
             .await
             .map_err(|e| e.to_string())?;
-        if confirm.is_ack() { Ok(()) } else { Err(format!("broker refused the message: {confirm:?}")) }
+        match confirm {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(format!(
+                "the broker returned the message: it reached no queue ({} {})",
+                returned.reply_code, returned.reply_text
+            )),
+            other => Err(format!("broker refused the message: {other:?}")),
+        }
     }
 }
 

@@ -25,6 +25,8 @@ use futures::future::BoxFuture;
 use sqlx::{MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
+pub use amqp::{Brokers, QueueType};
+
 use super::alert::AlertSink;
 use super::hub::Hub;
 use super::metrics::NotifyMetrics;
@@ -85,7 +87,8 @@ pub struct BusContext {
     pub metrics: Arc<NotifyMetrics>,
     pub instance_id: String,
     pub redis_url: String,
-    pub amqp_url: String,
+    /// The broker's nodes and queue type (`rabbitmq`, `outbox`).
+    pub brokers: Arc<amqp::Brokers>,
     /// Prefix of exchanges, queues, channels and stream keys: tests and tenants use their own.
     pub prefix: String,
     pub alert: Option<AlertSink>,

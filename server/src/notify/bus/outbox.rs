@@ -59,7 +59,7 @@ impl OutboxDelivery {
         for chunk in rows.chunks(RELAY_MESSAGE) {
             let payload = serde_json::to_vec(chunk).map_err(|e| e.to_string())?;
             // On failure the transaction rolls back: the rows stay unrelayed for the next try.
-            self.publisher.publish(&self.names.fanout, "", &payload, false).await?;
+            self.publisher.publish(&self.names.fanout, "", &payload, false, false).await?;
             self.ctx.metrics.published.inc_by(chunk.len() as u64);
         }
         let mut update =
@@ -90,11 +90,11 @@ impl OutboxDelivery {
 
     async fn session(&self, shutdown: &CancellationToken) -> lapin::Result<()> {
         let session =
-            amqp::connect(&self.ctx.amqp_url, &self.names, false, PushQueue::DurableExpiring(PUSH_QUEUE_EXPIRES))
+            amqp::connect(&self.ctx.brokers, &self.names, false, PushQueue::DurableExpiring(PUSH_QUEUE_EXPIRES))
                 .await?;
         self.publisher.set(Some(session.publish.clone())).await;
         self.link.set(true);
-        tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ (outbox relay)");
+        tracing::info!(queue = %self.names.push_queue, node = session.node, nodes = self.ctx.brokers.nodes(), "connected to RabbitMQ (outbox relay)");
         let result = tokio::select! {
             r = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown) => r,
             e = amqp::broken(&session.conn) => Err(e),

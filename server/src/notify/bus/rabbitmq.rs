@@ -82,7 +82,7 @@ impl RabbitMqDelivery {
         // The whole batch in one fanout message: one publish and one confirm per cause, not
         // per recipient.
         let payload = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
-        self.publisher.publish(&self.names.fanout, "", &payload, false).await
+        self.publisher.publish(&self.names.fanout, "", &payload, false, false).await
     }
 
     async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
@@ -117,10 +117,10 @@ impl RabbitMqDelivery {
     }
 
     async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> lapin::Result<()> {
-        let session = amqp::connect(&self.ctx.amqp_url, &self.names, true, PushQueue::ExclusiveAutoDelete).await?;
+        let session = amqp::connect(&self.ctx.brokers, &self.names, true, PushQueue::ExclusiveAutoDelete).await?;
         self.publisher.set(Some(session.publish.clone())).await;
         self.link.set(true);
-        tracing::info!(queue = %self.names.push_queue, "connected to RabbitMQ");
+        tracing::info!(queue = %self.names.push_queue, node = session.node, nodes = self.ctx.brokers.nodes(), "connected to RabbitMQ");
         let result = tokio::select! {
             r = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown) => r,
             r = self.consume_store(&session.conn, shutdown) => r,
@@ -141,7 +141,9 @@ impl Delivery for RabbitMqDelivery {
     fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
             let payload = serde_json::to_vec(&batch).map_err(|e| DeliveryError::Transport(e.to_string()))?;
-            match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true).await {
+            // Mandatory: a store queue that is unavailable (a classic queue whose node is down)
+            // must fail the publish, not swallow the message under a positive confirm.
+            match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true, true).await {
                 Ok(()) => {
                     self.ctx.metrics.published.inc();
                     Ok(())
