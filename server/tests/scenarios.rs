@@ -21,7 +21,7 @@ async fn run_ci(name: &str) -> RunReport {
 /// Runs a CI scenario, against the deployment of a targets file when given (the external
 /// runner) or as processes.
 async fn run_ci_against(name: &str, targets: Option<PathBuf>) -> RunReport {
-    run_ci_with(name, targets, 1, None).await
+    run_ci_with(name, targets, 1, None).await.0
 }
 
 async fn run_ci_with(
@@ -29,7 +29,7 @@ async fn run_ci_with(
     targets: Option<PathBuf>,
     repeat: u32,
     metrics_listen: Option<std::net::SocketAddr>,
-) -> RunReport {
+) -> (RunReport, PathBuf) {
     server::install_crypto_provider();
     let external = targets.is_some();
     let opts = RunOptions {
@@ -54,7 +54,26 @@ async fn run_ci_with(
         let goose_html = paths.json.with_file_name(&api.goose_report);
         assert!(goose_html.is_file(), "goose's own report {} was not written", goose_html.display());
     }
-    report
+    let dir = paths.json.parent().expect("report dir").to_path_buf();
+    (report, dir)
+}
+
+/// Text without the terminal colour codes a log may carry.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The scenarios measure races and rates: one at a time, even though cargo runs tests at once.
@@ -96,7 +115,7 @@ async fn ci_repeated_runs_give_each_figure_its_range_and_a_run_is_not_a_regressi
     drop(free);
     let stop = tokio_util::sync::CancellationToken::new();
     let scraper = tokio::spawn(scrape(addr, stop.clone()));
-    let repeated = run_ci_with("notify-fanout", None, 2, Some(addr)).await;
+    let (repeated, _) = run_ci_with("notify-fanout", None, 2, Some(addr)).await;
     stop.cancel();
     let scrapes = scraper.await.expect("the scraper ends");
     // While rabbitmq's second round ran, the endpoint counted its deliveries, with its labels.
@@ -419,6 +438,32 @@ async fn ci_rolling_deploy_loses_no_notification_and_fails_no_causing_request() 
         assert_eq!((r.lost, r.duplicated, r.unexpected, r.failed_requests), (0, 0, 0, 0), "{r:#?}");
         // Every stream's instance was restarted: each one resumed somewhere at least once.
         assert!(r.resumes >= 40, "{}: {} resumes", r.strategy, r.resumes);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_a_broker_cluster_losing_a_node_costs_classic_queues_and_not_the_quorum_outbox() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (report, dir) = run_ci_with("notify-broker-cluster", None, 1, None).await;
+    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
+    assert_eq!(report.results.len(), 3);
+    let nodes: Vec<_> = report.faults.iter().filter(|f| f.target == "rabbitmq:1").collect();
+    assert_eq!(nodes.len(), 6, "a kill and a start per strategy: {nodes:#?}");
+    assert!(nodes.iter().all(|f| f.outcome == "ok"), "{nodes:#?}");
+    for r in &report.results {
+        assert!(r.expected > 400, "{}: too little load to judge: {}", r.strategy, r.expected);
+        assert_eq!((r.unexpected, r.stored_twice), (0, 0), "{r:#?}");
+    }
+    let (classic, quorum) = (result(&report, "rabbitmq"), result(&report, "rabbitmq-quorum"));
+    assert!(classic.lost > 2 * quorum.lost, "classic {} vs quorum {}", classic.lost, quorum.lost);
+    let outbox = result(&report, "outbox-quorum");
+    assert_eq!((outbox.lost, outbox.duplicated), (0, 0), "{outbox:#?}");
+    // Every instance reconnected to another node once node 1 died.
+    for i in 1..=3 {
+        let log = std::fs::read_to_string(dir.join(format!("logs/outbox-quorum/instance-{i}.log"))).expect("log");
+        let plain = strip_ansi(&log);
+        assert!(plain.contains("node=1 nodes=3"), "instance {i} first connects to node 1");
+        assert!(plain.contains("node=2 nodes=3") || plain.contains("node=3 nodes=3"), "instance {i} fails over");
     }
 }
 

@@ -97,7 +97,29 @@ pub async fn remove_stale(docker: &Docker) -> Result<usize, InfraError> {
             removed += 1;
         }
     }
+    remove_stale_networks(docker).await;
     Ok(removed)
+}
+
+/// The prefix of the network a RabbitMQ cluster's nodes share, followed by `lt-<owner pid>-…`.
+pub const CLUSTER_NETWORK_PREFIX: &str = "loadtest-rabbitmq-";
+
+/// Removes the networks of RabbitMQ clusters whose owning process is gone (their containers
+/// went first). Docker has room for a few dozen bridge networks: left behind, they would
+/// exhaust its address pools. Best effort: a network still in use stays.
+async fn remove_stale_networks(docker: &Docker) {
+    use testcontainers::bollard::query_parameters::ListNetworksOptions;
+    let options = ListNetworksOptions {
+        filters: Some(HashMap::from([("name".to_string(), vec![CLUSTER_NETWORK_PREFIX.to_string()])])),
+    };
+    let Ok(networks) = docker.list_networks(Some(options)).await else { return };
+    for name in networks.into_iter().filter_map(|n| n.name) {
+        let owner = name.strip_prefix(CLUSTER_NETWORK_PREFIX).and_then(|rest| rest.strip_prefix("lt-"));
+        let Some(pid) = owner.and_then(|rest| rest.split('-').next()) else { continue };
+        if !process_alive(pid) && docker.remove_network(&name).await.is_ok() {
+            tracing::info!(network = %name, "removed a network left behind by a process that is gone");
+        }
+    }
 }
 
 /// Removes every detached container (`loadtest infra down`). Returns how many.

@@ -6,6 +6,7 @@
 
 pub mod docker;
 pub mod images;
+mod rabbit_cluster;
 pub mod ready;
 pub mod service;
 mod shared;
@@ -69,6 +70,8 @@ pub struct ProvisionOptions {
     pub detached: bool,
     /// URLs of the `external` set (`LOADTEST_AMQP_URL`, `LOADTEST_REDIS_URL`, `LOADTEST_MYSQL_URL`).
     pub external_urls: HashMap<ServiceKind, String>,
+    /// RabbitMQ nodes to cluster (a scenario's `[cluster] rabbitmq_nodes`); 1: one broker.
+    pub rabbitmq_nodes: u32,
 }
 
 impl Default for ProvisionOptions {
@@ -79,6 +82,7 @@ impl Default for ProvisionOptions {
             ready_timeout: Duration::from_secs(90),
             detached: false,
             external_urls: HashMap::new(),
+            rabbitmq_nodes: 1,
         }
     }
 }
@@ -123,7 +127,10 @@ pub struct Urls {
 #[derive(Debug)]
 pub struct Infra {
     set: ImageSet,
+    /// The broker, or the first node of its cluster.
     rabbitmq: Service,
+    /// The other nodes of the RabbitMQ cluster (none for a single broker).
+    rabbit_peers: Vec<Service>,
     redis: Service,
     mariadb: Service,
 }
@@ -144,15 +151,24 @@ impl Infra {
         for (kind, spec) in ServiceKind::ALL.iter().zip([&rabbit_spec, &redis_spec, &mariadb_spec]) {
             ensure_local(&docker, *kind, spec).await?;
         }
-        let start = service::StartOptions { ready_timeout: opts.ready_timeout, detached: opts.detached };
+        let start = service::StartOptions { ready_timeout: opts.ready_timeout, detached: opts.detached, node: None };
+        let brokers = async {
+            if opts.rabbitmq_nodes > 1 {
+                rabbit_cluster::start(&rabbit_spec, opts.rabbitmq_nodes, &start).await
+            } else {
+                Service::start_container(ServiceKind::RabbitMq, &rabbit_spec, &start).await.map(|s| vec![s])
+            }
+        };
         // `join!`, not `try_join!`: a start cancelled half-way would leave a container no
         // handle owns. On error, the services that did start are dropped, which removes them.
-        let (rabbitmq, redis, mariadb) = tokio::join!(
-            Service::start_container(ServiceKind::RabbitMq, &rabbit_spec, &start),
+        let (brokers, redis, mariadb) = tokio::join!(
+            brokers,
             Service::start_container(ServiceKind::Redis, &redis_spec, &start),
             Service::start_container(ServiceKind::MariaDb, &mariadb_spec, &start),
         );
-        Ok(Infra { set, rabbitmq: rabbitmq?, redis: redis?, mariadb: mariadb? })
+        let mut brokers = brokers?.into_iter();
+        let rabbitmq = brokers.next().expect("at least one node");
+        Ok(Infra { set, rabbitmq, rabbit_peers: brokers.collect(), redis: redis?, mariadb: mariadb? })
     }
 
     async fn external(opts: &ProvisionOptions) -> Result<Self, InfraError> {
@@ -169,7 +185,13 @@ impl Infra {
             Service::external(ServiceKind::Redis, redis, opts.ready_timeout),
             Service::external(ServiceKind::MariaDb, mysql, opts.ready_timeout),
         );
-        Ok(Infra { set: ImageSet::External, rabbitmq: rabbitmq?, redis: redis?, mariadb: mariadb? })
+        Ok(Infra {
+            set: ImageSet::External,
+            rabbitmq: rabbitmq?,
+            rabbit_peers: Vec::new(),
+            redis: redis?,
+            mariadb: mariadb?,
+        })
     }
 
     /// Starts a single service of `kind` (for tests that fault it and must not disturb others).
@@ -181,16 +203,19 @@ impl Infra {
         let set = resolve_set(&docker, opts.images, &[kind]).await?;
         let spec = spec_for(opts, set, kind);
         ensure_local(&docker, kind, &spec).await?;
-        let start = service::StartOptions { ready_timeout: opts.ready_timeout, detached: opts.detached };
+        let start = service::StartOptions { ready_timeout: opts.ready_timeout, detached: opts.detached, node: None };
         Service::start_container(kind, &spec, &start).await
     }
 
     /// (service name, container id) of every service running in a container of ours.
     pub fn containers(&self) -> Vec<(String, String)> {
-        [&self.rabbitmq, &self.redis, &self.mariadb]
-            .into_iter()
-            .filter_map(|s| s.container_id().map(|id| (s.kind().name().to_string(), id.to_string())))
-            .collect()
+        let nodes = self.rabbitmq_nodes().into_iter().enumerate().map(|(i, s)| {
+            let name =
+                if self.rabbit_peers.is_empty() { s.kind().name().to_string() } else { format!("rabbitmq:{}", i + 1) };
+            (name, s)
+        });
+        let others = [&self.redis, &self.mariadb].into_iter().map(|s| (s.kind().name().to_string(), s));
+        nodes.chain(others).filter_map(|(name, s)| s.container_id().map(|id| (name, id.to_string()))).collect()
     }
 
     pub fn image_set(&self) -> ImageSet {
@@ -199,6 +224,21 @@ impl Infra {
 
     pub fn rabbitmq(&self) -> &Service {
         &self.rabbitmq
+    }
+
+    /// Every RabbitMQ node, the first one first (one for a single broker).
+    pub fn rabbitmq_nodes(&self) -> Vec<&Service> {
+        std::iter::once(&self.rabbitmq).chain(&self.rabbit_peers).collect()
+    }
+
+    /// Node `n` (1-based) of the RabbitMQ cluster.
+    pub fn rabbitmq_node(&self, n: u32) -> Option<&Service> {
+        self.rabbitmq_nodes().get((n as usize).checked_sub(1)?).copied()
+    }
+
+    /// Every node's AMQP URL, the first node first: what the server's `SERVER_AMQP_URL` lists.
+    pub fn amqp_urls(&self) -> Vec<String> {
+        self.rabbitmq_nodes().iter().map(|s| s.url().to_string()).collect()
     }
 
     pub fn redis(&self) -> &Service {
@@ -248,6 +288,9 @@ impl Infra {
     /// Leaves every container running after this process exits (see [`Service::detach`]).
     pub fn detach(self) {
         self.rabbitmq.detach();
+        for peer in self.rabbit_peers {
+            peer.detach();
+        }
         self.redis.detach();
         self.mariadb.detach();
     }

@@ -23,6 +23,9 @@ pub enum ServiceFault {
     Restart,
     Pause,
     Unpause,
+    /// SIGKILL to every process of the container: no shutdown at all. Its data stays; `Start`
+    /// boots it again.
+    Kill,
 }
 
 impl ServiceFault {
@@ -33,6 +36,7 @@ impl ServiceFault {
             Self::Restart => "restart",
             Self::Pause => "pause",
             Self::Unpause => "unpause",
+            Self::Kill => "kill",
         }
     }
 }
@@ -64,6 +68,18 @@ impl std::fmt::Debug for Service {
 pub(crate) struct StartOptions {
     pub ready_timeout: Duration,
     pub detached: bool,
+    /// A member of a user-defined network (a RabbitMQ cluster's node), reachable by the
+    /// others under its name.
+    pub node: Option<Node>,
+}
+
+/// A container that joins `network` under `name` (its container name and host name, which
+/// Docker's DNS resolves on that network), with `env` on top of its image's.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub network: String,
+    pub name: String,
+    pub env: Vec<(String, String)>,
 }
 
 impl Service {
@@ -158,6 +174,53 @@ impl Service {
             ServiceFault::Restart => self.restart().await,
             ServiceFault::Pause => self.pause().await,
             ServiceFault::Unpause => self.unpause().await,
+            ServiceFault::Kill => self.kill().await,
+        }
+    }
+
+    /// SIGKILL (`docker kill`): the processes die at once, the container stays, and `start`
+    /// boots it again on the same port with its data.
+    pub async fn kill(&self) -> Result<(), InfraError> {
+        let c = self.container(ServiceFault::Kill)?;
+        let docker = super::docker::connect().await?;
+        let options = testcontainers::bollard::query_parameters::KillContainerOptions { signal: "SIGKILL".into() };
+        docker
+            .kill_container(c.id(), Some(options))
+            .await
+            .map_err(|e| InfraError::Docker { action: format!("kill {} (SIGKILL)", self.kind), cause: e.to_string() })
+    }
+
+    /// Runs `cmd` in the container (`docker exec`); its output when it exits 0, else an error
+    /// with it.
+    pub(crate) async fn exec(&self, cmd: &[&str]) -> Result<String, InfraError> {
+        use futures::StreamExt;
+        use testcontainers::bollard::exec::StartExecResults;
+        use testcontainers::bollard::models::ExecConfig;
+        let what = || format!("run `{}` in {}", cmd.join(" "), self.kind);
+        let fail =
+            |e: testcontainers::bollard::errors::Error| InfraError::Docker { action: what(), cause: e.to_string() };
+        let c = self.container.as_ref().ok_or(InfraError::FaultUnavailable { service: self.kind, fault: "exec" })?;
+        let docker = super::docker::connect().await?;
+        let config = ExecConfig {
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = docker.create_exec(c.id(), config).await.map_err(fail)?;
+        let mut output = String::new();
+        if let StartExecResults::Attached { output: mut stream, .. } =
+            docker.start_exec(&exec.id, None).await.map_err(fail)?
+        {
+            while let Some(chunk) = stream.next().await {
+                output.push_str(&chunk.map_err(fail)?.to_string());
+            }
+        }
+        let code = docker.inspect_exec(&exec.id).await.map_err(fail)?.exit_code;
+        if code == Some(0) {
+            Ok(output)
+        } else {
+            Err(InfraError::Docker { action: what(), cause: format!("exit code {code:?}: {}", output.trim()) })
         }
     }
 
@@ -230,6 +293,15 @@ async fn run_container(
         });
     for (key, value) in &spec.env {
         request = request.with_env_var(key, value);
+    }
+    if let Some(node) = &opts.node {
+        request = request
+            .with_network(node.network.clone())
+            .with_container_name(node.name.clone())
+            .with_hostname(node.name.clone());
+        for (key, value) in &node.env {
+            request = request.with_env_var(key, value);
+        }
     }
     if !spec.cmd.is_empty() {
         request = request.with_cmd(spec.cmd.clone());

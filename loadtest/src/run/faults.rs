@@ -296,6 +296,17 @@ async fn apply(s: Step, targets: &FaultTargets) -> anyhow::Result<Option<Adapter
         };
         return Ok(run);
     }
+    if let FaultTarget::BrokerNode(n) = target {
+        let node = targets.infra.rabbitmq_node(n).ok_or_else(|| {
+            anyhow::anyhow!("RabbitMQ node {n} does not exist: the run has {}", targets.infra.rabbitmq_nodes().len())
+        })?;
+        match action {
+            FaultAction::BrokerNodeKill => node.kill().await?,
+            FaultAction::BrokerNodeStart => node.start().await?,
+            other => anyhow::bail!("{} does not act on a RabbitMQ node", other.as_str()),
+        }
+        return Ok(None);
+    }
     let kind = target.service().ok_or_else(|| anyhow::anyhow!("fault without a target"))?;
     let fault = match action {
         FaultAction::StopService => ServiceFault::Stop,

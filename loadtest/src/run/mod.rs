@@ -104,7 +104,9 @@ pub(crate) async fn provision(opts: &ProvisionOptions, targets: Option<&Targets>
         eprintln!("external runner: {} instance(s) from {}", targets.instances.len(), targets.path.display());
     }
     let infra = Arc::new(Infra::provision(&provision).await?);
-    eprintln!("infrastructure up (image set {})", infra.image_set());
+    let nodes = infra.rabbitmq_nodes().len();
+    let cluster = if nodes > 1 { format!(", RabbitMQ cluster of {nodes} nodes") } else { String::new() };
+    eprintln!("infrastructure up (image set {}{cluster})", infra.image_set());
     Ok(infra)
 }
 
@@ -127,7 +129,9 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
         Some(addr) => Some(crate::live::serve(addr, live.clone()).await?.1),
         None => None,
     };
-    let infra = provision(&opts.provision, targets.as_deref()).await?;
+    let mut provision_opts = opts.provision.clone();
+    provision_opts.rabbitmq_nodes = scenario.cluster.rabbitmq_nodes;
+    let infra = provision(&provision_opts, targets.as_deref()).await?;
     let ctx = RunContext {
         scenario: &scenario,
         infra: infra.clone(),
@@ -138,8 +142,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     };
 
     // The broker's own fan-out rate, before any strategy runs, as the yardstick of the report.
-    let brokered =
-        |strategies: &[Delivery]| strategies.iter().any(|s| matches!(s, Delivery::Rabbitmq | Delivery::Outbox));
+    let brokered = |strategies: &[Delivery]| strategies.iter().any(|s| s.uses_rabbitmq());
     let broker_yardstick = match &scenario.workload {
         Workload::Fanout(plan) => brokered(&plan.strategies),
         Workload::Capacity(plan) => brokered(&plan.strategies),

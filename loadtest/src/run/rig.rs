@@ -52,20 +52,19 @@ pub struct Rig {
     progress: tokio::task::JoinHandle<()>,
 }
 
-/// The servers' settings of a fan-out run with `strategy`.
-pub fn settings(strategy: Strategy) -> [(&'static str, &'static str); 2] {
-    [
-        ("SERVER_NOTIFY_DELIVERY", strategy.as_str()),
-        // The notification path alone is measured: no AI comments competing for the CPU.
-        ("SERVER_AI_ENABLED", "false"),
-    ]
+/// The servers' settings of a fan-out run with `delivery`.
+pub fn settings(delivery: Delivery) -> Vec<(&'static str, &'static str)> {
+    let mut settings = delivery.server_settings();
+    // The notification path alone is measured: no AI comments competing for the CPU.
+    settings.push(("SERVER_AI_ENABLED", "false"));
+    settings
 }
 
 impl Rig {
     pub async fn start(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<Rig> {
         let scn = ctx.scenario;
         let strategy = Strategy::from(delivery);
-        let stage = Stage::start(ctx, strategy, &settings(strategy)).await?;
+        let stage = Stage::start(ctx, strategy, &settings(delivery)).await?;
         let bases = Arc::new(stage.bases.clone());
         let n_instances = bases.len();
         let http = reqwest::Client::builder()

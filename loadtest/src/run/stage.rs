@@ -143,7 +143,8 @@ pub fn server_env(ctx: &RunContext<'_>, database_url: &str, extra: &[(&str, &str
     let mut env = vec![
         ("SERVER_DATABASE_URL".to_string(), database_url.to_string()),
         ("SERVER_REDIS_URL".to_string(), urls.redis.clone()),
-        ("SERVER_AMQP_URL".to_string(), urls.amqp.clone()),
+        // Every node of a RabbitMQ cluster, the first one first.
+        ("SERVER_AMQP_URL".to_string(), ctx.infra.amqp_urls().join(",")),
         ("SERVER_NAMESPACE".to_string(), format!("{}:", unique_name("lt"))),
         // Thousands of sign-ups on 2 cores: cheap hashes (logged as weak by the server).
         ("SERVER_ARGON2_MEMORY_KIB".to_string(), "256".to_string()),

@@ -110,6 +110,11 @@ string_enum!(
         RedisStreams => "redis-streams",
         Rabbitmq => "rabbitmq",
         Outbox => "outbox",
+        /// `rabbitmq` with its durable queues declared as quorum queues, replicated on the
+        /// nodes of a RabbitMQ cluster (`SERVER_AMQP_QUEUE_TYPE=quorum`).
+        RabbitmqQuorum => "rabbitmq-quorum",
+        /// `outbox` with quorum queues (`SERVER_AMQP_QUEUE_TYPE=quorum`).
+        OutboxQuorum => "outbox-quorum",
         /// The control group of claim and booking: no guard at all. Claim: select WAIT rows,
         /// embed, mark DONE, no claim (expected to double-process). Booking: look for an
         /// approved overlap, then approve, no version and no transaction
@@ -194,8 +199,28 @@ macro_rules! strategies_of {
 strategies_of!(
     /// How a notification travels from the instance that caused it to the one holding the
     /// recipient's stream (`SERVER_NOTIFY_DELIVERY`): what fanout, capacity and api compare.
-    Delivery { Local, RedisPubsub, RedisStreams, Rabbitmq, Outbox }
+    Delivery { Local, RedisPubsub, RedisStreams, Rabbitmq, Outbox, RabbitmqQuorum, OutboxQuorum }
 );
+
+impl Delivery {
+    /// The server's settings for this strategy: `SERVER_NOTIFY_DELIVERY` and, for the quorum
+    /// variants, `SERVER_AMQP_QUEUE_TYPE`.
+    pub fn server_settings(self) -> Vec<(&'static str, &'static str)> {
+        let (delivery, queues) = match self {
+            Self::RabbitmqQuorum => ("rabbitmq", Some("quorum")),
+            Self::OutboxQuorum => ("outbox", Some("quorum")),
+            other => (other.as_str(), None),
+        };
+        let mut settings = vec![("SERVER_NOTIFY_DELIVERY", delivery)];
+        settings.extend(queues.map(|q| ("SERVER_AMQP_QUEUE_TYPE", q)));
+        settings
+    }
+
+    /// True for the strategies that carry notifications through RabbitMQ.
+    pub fn uses_rabbitmq(self) -> bool {
+        matches!(self, Self::Rabbitmq | Self::Outbox | Self::RabbitmqQuorum | Self::OutboxQuorum)
+    }
+}
 
 strategies_of!(
     /// How embed workers claim posts: what claim compares.
@@ -272,6 +297,12 @@ string_enum!(
         /// (SIGKILL if it does not within its grace), is started again and waited for until
         /// `/readyz` answers; `pause_s` between two instances. Target `instances`.
         RollingRestart => "rolling-restart",
+        /// SIGKILL one node of the RabbitMQ cluster (`[cluster] rabbitmq_nodes`); target
+        /// `rabbitmq:N`. Its data stays: `broker-node-start` (after `duration_s`) boots it
+        /// again and it rejoins the cluster.
+        BrokerNodeKill => "broker-node-kill",
+        /// Starts a killed node again and waits until it answers a client.
+        BrokerNodeStart => "broker-node-start",
     }
 );
 
@@ -290,6 +321,11 @@ impl FaultAction {
         matches!(self, Self::KillInstance | Self::RestartInstance | Self::PauseInstance | Self::ResumeInstance)
     }
 
+    /// True for actions on one node of the RabbitMQ cluster (target `rabbitmq:N`).
+    pub fn on_broker_node(self) -> bool {
+        matches!(self, Self::BrokerNodeKill | Self::BrokerNodeStart)
+    }
+
     /// True for actions on every instance in turn (target `instances`).
     pub fn on_all_instances(self) -> bool {
         matches!(self, Self::RollingRestart)
@@ -304,7 +340,12 @@ impl FaultAction {
     pub fn takes_duration(self) -> bool {
         matches!(
             self,
-            Self::KillInstance | Self::PauseInstance | Self::StopService | Self::PauseService | Self::ClientChurn
+            Self::KillInstance
+                | Self::PauseInstance
+                | Self::StopService
+                | Self::PauseService
+                | Self::ClientChurn
+                | Self::BrokerNodeKill
         )
     }
 
@@ -316,6 +357,7 @@ impl FaultAction {
             Self::StopService => Some(Self::StartService),
             Self::PauseService => Some(Self::UnpauseService),
             Self::ClientChurn => Some(Self::EndClientChurn),
+            Self::BrokerNodeKill => Some(Self::BrokerNodeStart),
             _ => None,
         }
     }
@@ -329,6 +371,8 @@ pub enum FaultTarget {
     /// Every instance, one after the other (`rolling-restart`).
     Instances,
     Service(ServiceKind),
+    /// Node N (1-based) of the RabbitMQ cluster: `rabbitmq:N`.
+    BrokerNode(u32),
     Clients,
 }
 
@@ -337,14 +381,14 @@ impl FaultTarget {
     pub fn instance(self) -> Option<u32> {
         match self {
             Self::Instance(n) => Some(n),
-            Self::Instances | Self::Service(_) | Self::Clients => None,
+            Self::Instances | Self::Service(_) | Self::BrokerNode(_) | Self::Clients => None,
         }
     }
 
     pub fn service(self) -> Option<ServiceKind> {
         match self {
             Self::Service(kind) => Some(kind),
-            Self::Instance(_) | Self::Instances | Self::Clients => None,
+            Self::Instance(_) | Self::Instances | Self::BrokerNode(_) | Self::Clients => None,
         }
     }
 }
@@ -356,7 +400,9 @@ impl FromStr for FaultTarget {
         let unknown = || UnknownValue {
             what: "fault target",
             value: s.to_string(),
-            known: "instance:N (1-based), instances, rabbitmq, redis, mariadb, clients".to_string(),
+            known: "instance:N (1-based), instances, rabbitmq, rabbitmq:N (a node of the cluster, 1-based), redis, \
+                    mariadb, clients"
+                .to_string(),
         };
         if s == "clients" {
             return Ok(Self::Clients);
@@ -366,6 +412,9 @@ impl FromStr for FaultTarget {
         }
         if let Some(n) = s.strip_prefix("instance:") {
             return n.parse().map(Self::Instance).map_err(|_| unknown());
+        }
+        if let Some(n) = s.strip_prefix("rabbitmq:") {
+            return n.parse().map(Self::BrokerNode).map_err(|_| unknown());
         }
         ServiceKind::ALL.into_iter().find(|kind| kind.name() == s).map(Self::Service).ok_or_else(unknown)
     }
@@ -377,6 +426,7 @@ impl fmt::Display for FaultTarget {
             Self::Instance(n) => write!(f, "instance:{n}"),
             Self::Instances => f.write_str("instances"),
             Self::Service(kind) => f.write_str(kind.name()),
+            Self::BrokerNode(n) => write!(f, "rabbitmq:{n}"),
             Self::Clients => f.write_str("clients"),
         }
     }
@@ -407,7 +457,7 @@ mod tests {
         for a in FaultAction::ALL {
             assert_eq!(a.as_str().parse::<FaultAction>(), Ok(*a));
         }
-        for t in ["instance:1", "instance:16", "rabbitmq", "redis", "mariadb", "clients"] {
+        for t in ["instance:1", "instance:16", "rabbitmq", "rabbitmq:2", "redis", "mariadb", "clients"] {
             assert_eq!(t.parse::<FaultTarget>().map(|t| t.to_string()).as_deref(), Ok(t));
         }
     }
@@ -417,7 +467,8 @@ mod tests {
         let err = "kafka".parse::<Strategy>().unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "unknown strategy `kafka`: expected one of local, redis-pubsub, redis-streams, rabbitmq, outbox, naive"
+                "unknown strategy `kafka`: expected one of local, redis-pubsub, redis-streams, rabbitmq, outbox, \
+                 rabbitmq-quorum, outbox-quorum, naive"
             ),
             "{err}"
         );
@@ -425,6 +476,7 @@ mod tests {
         assert!("instance:x".parse::<FaultTarget>().is_err());
         assert!("instance:".parse::<FaultTarget>().is_err());
         assert!("postgres".parse::<FaultTarget>().is_err());
+        assert!("rabbitmq:x".parse::<FaultTarget>().is_err());
     }
 
     #[test]

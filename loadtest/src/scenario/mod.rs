@@ -113,7 +113,22 @@ pub struct Cluster {
     /// `loadtest run --targets FILE`, which also selects `external`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<std::path::PathBuf>,
+    /// RabbitMQ nodes, clustered (1..=5; 1: a single broker). The instances get every node's
+    /// URL and `broker-node-kill` faults act on one of them (`rabbitmq:N`).
+    #[serde(default = "one_node", skip_serializing_if = "is_one_node")]
+    pub rabbitmq_nodes: u32,
 }
+
+fn one_node() -> u32 {
+    1
+}
+
+fn is_one_node(n: &u32) -> bool {
+    *n == 1
+}
+
+/// The largest RabbitMQ cluster a scenario may ask for (each node is a container of ~150 MiB).
+pub const MAX_RABBITMQ_NODES: u32 = 5;
 
 /// Who runs a scenario's server instances.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -596,3 +596,35 @@ fn a_rolling_restart_acts_on_every_instance_and_only_it_takes_a_pause() {
     ));
     assert!(err.contains("faults[0].pause_s: only applies to rolling-restart, not kill-instance"), "{err}");
 }
+
+#[test]
+fn a_broker_node_kill_names_a_node_of_the_cluster_the_scenario_asks_for() {
+    let nodes = |n: &str, target: &str| {
+        replacing("instances = 3\n", &format!("instances = 3\nrabbitmq_nodes = {n}\n")).replace(
+            "duration_s = 10\n",
+            &format!(
+                "duration_s = 10\n\n[[faults]]\nat_s = 4\naction = \"broker-node-kill\"\ntarget = \"{target}\"\nduration_s = 2\n"
+            ),
+        )
+    };
+    let s = Scenario::parse(&nodes("3", "rabbitmq:2"), "x").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.cluster.rabbitmq_nodes, 3);
+    assert_eq!((s.faults[0].action, s.faults[0].target), (FaultAction::BrokerNodeKill, FaultTarget::BrokerNode(2)));
+    assert_eq!(Scenario::parse(MINIMAL, "x").unwrap_or_else(|e| panic!("{e}")).cluster.rabbitmq_nodes, 1);
+    let err = error_of(&nodes("3", "rabbitmq:4"));
+    assert!(err.contains("faults[0].target: RabbitMQ node 4 does not exist: this scenario runs 3 node(s)"), "{err}");
+    let err = error_of(&nodes("3", "rabbitmq"));
+    assert!(
+        err.contains("`rabbitmq` is a service, but broker-node-kill acts on a node of the RabbitMQ cluster"),
+        "{err}"
+    );
+    let err = error_of(&nodes("9", "rabbitmq:1"));
+    assert!(err.contains("cluster.rabbitmq_nodes: 9 is out of range: between 1 and 5"), "{err}");
+    let err = error_of(&nodes("1", "rabbitmq:2"));
+    assert!(err.contains("RabbitMQ node 2 does not exist: this scenario runs 1 node(s)"), "{err}");
+    let external = nodes("3", "rabbitmq:1").replace("instances = 3\n", "instances = 3\nrunner = \"external\"\n");
+    let err = error_of(&external);
+    assert!(err.contains("cluster.rabbitmq_nodes: applies to the harness's own containers"), "{err}");
+    let err = error_of(&with("[[faults]]\nat_s = 4\naction = \"stop-service\"\ntarget = \"rabbitmq:1\"\n"));
+    assert!(err.contains("`rabbitmq:1` is a RabbitMQ node, but stop-service acts on a service"), "{err}");
+}

@@ -95,6 +95,18 @@ fn cluster(p: &mut Vec<Problem>, s: &ScenarioFile) {
             ));
         }
     }
+    let nodes = s.cluster.rabbitmq_nodes;
+    if !(1..=super::MAX_RABBITMQ_NODES).contains(&nodes) {
+        p.push(Problem::new(
+            "cluster.rabbitmq_nodes",
+            format!("{nodes} is out of range: between 1 and {}", super::MAX_RABBITMQ_NODES),
+        ));
+    } else if nodes > 1 && (s.cluster.runner == super::Runner::External || s.cluster.targets.is_some()) {
+        p.push(Problem::new(
+            "cluster.rabbitmq_nodes",
+            "applies to the harness's own containers, not to an external deployment's broker: remove it",
+        ));
+    }
     if s.cluster.targets.is_some() && s.cluster.runner != super::Runner::External {
         p.push(Problem::new(
             "cluster.targets",
@@ -480,6 +492,8 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
             "a server instance: use instance:N"
         } else if action.on_clients() {
             "the run's clients (SSE streams, chat connections): use clients"
+        } else if action.on_broker_node() {
+            "a node of the RabbitMQ cluster: use rabbitmq:N"
         } else {
             "a service: use rabbitmq, redis or mariadb"
         }
@@ -488,13 +502,20 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
         FaultTarget::Instance(_) => f.action.on_instance(),
         FaultTarget::Instances => f.action.on_all_instances(),
         FaultTarget::Clients => f.action.on_clients(),
-        FaultTarget::Service(_) => !f.action.on_instance() && !f.action.on_clients() && !f.action.on_all_instances(),
+        FaultTarget::BrokerNode(_) => f.action.on_broker_node(),
+        FaultTarget::Service(_) => {
+            !f.action.on_instance()
+                && !f.action.on_clients()
+                && !f.action.on_all_instances()
+                && !f.action.on_broker_node()
+        }
     };
     let what = match f.target {
         FaultTarget::Instance(_) => "an instance",
         FaultTarget::Instances => "every instance",
         FaultTarget::Clients => "the clients",
         FaultTarget::Service(_) => "a service",
+        FaultTarget::BrokerNode(_) => "a RabbitMQ node",
     };
     if !fits {
         p.push(Problem::new(
@@ -507,6 +528,18 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
         p.push(Problem::new(
             target,
             format!("instance {n} does not exist: instances are numbered 1 to {}", s.cluster.instances),
+        ));
+    } else if let FaultTarget::BrokerNode(n) = f.target
+        && fits
+        && (n == 0 || n > s.cluster.rabbitmq_nodes)
+    {
+        p.push(Problem::new(
+            target,
+            format!(
+                "RabbitMQ node {n} does not exist: this scenario runs {} node(s), numbered from 1 (set [cluster] \
+                 rabbitmq_nodes)",
+                s.cluster.rabbitmq_nodes
+            ),
         ));
     }
     if f.action.on_clients() && !clients {
@@ -551,7 +584,7 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
                 field,
                 format!(
                     "{} happens at once and is not undone: duration_s only applies to kill-instance, \
-                     pause-instance, stop-service, pause-service and client-churn",
+                     pause-instance, stop-service, pause-service, client-churn and broker-node-kill",
                     f.action
                 ),
             ));

@@ -82,7 +82,9 @@ pub async fn prepare(opts: &PrepareOptions) -> anyhow::Result<WorldFile> {
         targets: Some(targets.clone()),
         live: crate::live::Live::new(&scenario.name),
     };
-    let stage = Stage::start(&ctx, strategy, &crate::run::rig::settings(strategy)).await?;
+    let delivery = crate::scenario::Delivery::try_from(strategy)
+        .map_err(|s| anyhow::anyhow!("{s} is not a delivery strategy: a sharded run drives notifications"))?;
+    let stage = Stage::start(&ctx, strategy, &crate::run::rig::settings(delivery)).await?;
     let world_id = unique_name(&format!("{}_{}", scenario.name, strategy.as_str()));
     eprintln!(
         "[prepare] building the world on {} instance(s): {} users, {} friends each",

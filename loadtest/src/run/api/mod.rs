@@ -111,8 +111,8 @@ fn call_of(name: &str, n: u64) -> Call {
 pub async fn run(ctx: &RunContext<'_>, load: &ApiLoad, delivery: Delivery) -> anyhow::Result<StrategyRun> {
     let scn = ctx.scenario;
     let strategy = Strategy::from(delivery);
-    let settings =
-        [("SERVER_NOTIFY_DELIVERY", strategy.as_str()), ("SERVER_AI_ENABLED", "false"), ("SERVER_EMBEDDER", "hashing")];
+    let mut settings = delivery.server_settings();
+    settings.extend([("SERVER_AI_ENABLED", "false"), ("SERVER_EMBEDDER", "hashing")]);
     let stage = Stage::start(ctx, strategy, &settings).await?;
     let bases = stage.bases.clone();
     let api = ApiClient::new(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?);
