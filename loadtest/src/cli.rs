@@ -115,6 +115,21 @@ pub enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// One strategy x fault table from several fan-out runs, one run per column: each cell the
+    /// run's lost (share of expected) / duplicated for the strategy, and under the table the
+    /// run each column came from. Prints Markdown (and writes it to --out). Exit 1 when
+    /// --must-hold names a strategy that lost or duplicated anything in some column.
+    Matrix {
+        /// HEADING=REPORT, one per column in order, e.g.
+        /// "instance kill=reports/notify-instance-kill-20261203-061755".
+        #[arg(required = true, value_parser = parse_column)]
+        columns: Vec<crate::matrix::Column>,
+        /// A strategy that must show 0 / 0 in every column that ran it, e.g. outbox.
+        #[arg(long)]
+        must_hold: Option<String>,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Provision or remove the infrastructure by hand.
     Infra {
         #[command(subcommand)]
@@ -133,6 +148,10 @@ pub enum InfraAction {
     },
     /// Remove the containers `infra up` left running.
     Down,
+}
+
+fn parse_column(s: &str) -> Result<crate::matrix::Column, String> {
+    s.parse()
 }
 
 fn parse_strategy(s: &str) -> Result<crate::scenario::Strategy, String> {

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod infra;
 pub mod ledger;
 pub mod live;
+pub mod matrix;
 pub mod probe;
 pub mod report;
 pub mod run;

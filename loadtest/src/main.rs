@@ -134,6 +134,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("written: {}", out.join("compare.html").display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Matrix { columns, must_hold, out } => {
+            let m = loadtest::matrix::build(&columns, must_hold.as_deref())?;
+            print!("{}", m.markdown);
+            if let Some(out) = out {
+                std::fs::write(&out, &m.markdown)
+                    .map_err(|e| anyhow::anyhow!("cannot write the table to {}: {e}", out.display()))?;
+            }
+            for (column, strategy, lost, duplicated) in &m.broken {
+                eprintln!("{strategy} under {column}: {lost} lost, {duplicated} duplicated (--must-hold wants 0 / 0)");
+            }
+            Ok(if m.broken.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Infra { action: InfraAction::Up { foreground } } => {
             let opts = ProvisionOptions { images: cli.images, detached: !foreground, ..ProvisionOptions::from_env()? };
             let infra = Infra::provision(&opts).await?;
