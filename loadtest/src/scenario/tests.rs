@@ -625,6 +625,8 @@ fn a_broker_node_kill_names_a_node_of_the_cluster_the_scenario_asks_for() {
     let external = nodes("3", "rabbitmq:1").replace("instances = 3\n", "instances = 3\nrunner = \"external\"\n");
     let err = error_of(&external);
     assert!(err.contains("cluster.rabbitmq_nodes: applies to the harness's own containers"), "{err}");
+    let err = error_of(&nodes("1", "rabbitmq:1").replace("instances = 3\n", "instances = 3\nrunner = \"external\"\n"));
+    assert!(err.contains("faults[0].action: broker-node-kill acts on a node of the harness's own RabbitMQ"), "{err}");
     let err = error_of(&with("[[faults]]\nat_s = 4\naction = \"stop-service\"\ntarget = \"rabbitmq:1\"\n"));
     assert!(err.contains("`rabbitmq:1` is a RabbitMQ node, but stop-service acts on a service"), "{err}");
 }

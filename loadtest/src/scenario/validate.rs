@@ -542,6 +542,16 @@ fn fault_rules(p: &mut Vec<Problem>, s: &ScenarioFile, i: usize, f: &Fault, clie
             ),
         ));
     }
+    if f.action.on_broker_node() && (s.cluster.runner == super::Runner::External || s.cluster.targets.is_some()) {
+        p.push(Problem::new(
+            format!("faults[{i}].action"),
+            format!(
+                "{} acts on a node of the harness's own RabbitMQ cluster, which an external deployment does not \
+                 have: fault its broker with stop-service rabbitmq and its adapter",
+                f.action
+            ),
+        ));
+    }
     if f.action.on_clients() && !clients {
         p.push(Problem::new(
             format!("faults[{i}].action"),
