@@ -50,6 +50,12 @@ impl App {
         let db = crate::db::connect_and_migrate(settings.database_url.expose(), settings.db_max_connections)
             .await
             .context("connecting to the database (SERVER_DATABASE_URL) and applying migrations")?;
+        // Half as many again for the notification stores (at least 2): they ran on the shared
+        // pool before and never needed more than that share of it.
+        let store_db =
+            crate::db::connect_store_pool(settings.database_url.expose(), (settings.db_max_connections / 2).max(2))
+                .await
+                .context("connecting the notification store pool (SERVER_DATABASE_URL)")?;
         let redis_config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_connection_timeout(Some(Duration::from_secs(2)));
@@ -77,6 +83,7 @@ impl App {
             settings.notify_delivery,
             BusContext {
                 db: db.clone(),
+                store_db,
                 hub: hub.clone(),
                 metrics: metrics.notify.clone(),
                 instance_id: settings.instance_id.clone(),

@@ -42,6 +42,46 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
     Ok(pool)
 }
 
+/// How long a store transaction may sit between two of its statements before MariaDB ends it
+/// (`idle_transaction_timeout`), and how long a store waits for a stream row another one
+/// locked (`innodb_lock_wait_timeout`, 50 s by default). A store locks its recipients' stream
+/// rows (`SELECT … FOR UPDATE`); a process frozen between two of its statements (SIGSTOP, a
+/// VM pause) held them until it woke, every other instance's stores queued behind them and
+/// took their connection pools with them: scenarios/matrix/notify-instance-freeze.toml
+/// measured 343 causing requests failing with 503 and nothing caused for the 12 s freeze
+/// under `rabbitmq`, whose store consumers are always mid-transaction.
+pub const STORE_IDLE_TIMEOUT_S: u32 = 5;
+pub const STORE_LOCK_WAIT_S: u32 = 3;
+
+/// The pool that stores notification batches after their cause committed: its sessions are
+/// bounded as [`STORE_IDLE_TIMEOUT_S`] says, once, when each connection opens. Setting the
+/// bounds around every store on the shared pool cost two more round trips per batch; other
+/// paths (claims, bookings, the cause's own transaction) keep the server's defaults.
+pub async fn connect_store_pool(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> {
+    let options: MySqlConnectOptions = url.parse()?;
+    let pool = MySqlPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(SESSION_SETUP).await?;
+                conn.execute(
+                    format!(
+                        "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = \
+                         {STORE_LOCK_WAIT_S}"
+                    )
+                    .as_str(),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
 async fn migrate(conn: &mut sqlx::MySqlConnection) -> anyhow::Result<()> {
     let lock_name = "server_migrations";
     let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT(DATABASE(), ':', ?), ?)")

@@ -174,6 +174,7 @@ pub struct Settings {
     /// Slack-compatible webhook that dead-lettered notifications are reported to.
     pub alert_webhook_url: Option<url::Url>,
     pub log_format: LogFormat,
+    /// The main pool's size; the notification store pool has half as many (at least 2).
     pub db_max_connections: u32,
     pub session_ttl: Duration,
     pub argon2_memory_kib: u32,

@@ -58,6 +58,35 @@ async fn run_ci_with(
     (report, dir)
 }
 
+/// The thresholds a run broke, one line each, with every strategy's counts: short enough that
+/// a CI log cut to its head and tail still shows why each failing test failed.
+fn broken(report: &RunReport) -> String {
+    let mut out = String::from("thresholds broken:");
+    for t in report.thresholds.iter().filter(|t| !t.passed) {
+        out.push_str(&format!("\n  {}: {}", t.name, t.detail));
+    }
+    for r in &report.results {
+        out.push_str(&format!("\n  {}", counts(r)));
+    }
+    out
+}
+
+/// One strategy's counts on one line.
+fn counts(r: &StrategyResult) -> String {
+    format!(
+        "[{}] expected {} delivered {} lost {} duplicated {} unexpected {} stored twice {} failed requests {} resumes {}",
+        r.strategy,
+        r.expected,
+        r.delivered,
+        r.lost,
+        r.duplicated,
+        r.unexpected,
+        r.stored_twice,
+        r.failed_requests,
+        r.resumes
+    )
+}
+
 /// Text without the terminal colour codes a log may carry.
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -91,7 +120,7 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
 
     // notify-capacity: a rate ramp per strategy, each step judged on its own requests.
     let capacity = run_ci("notify-capacity").await;
-    assert!(capacity.passed, "thresholds: {:#?}", capacity.thresholds);
+    assert!(capacity.passed, "{}", broken(&capacity));
     let local = result(&capacity, "local");
     assert_eq!(local.ramp.len(), 1, "local loses at the first step, and the ramp stops there: {:?}", local.ramp);
     assert!(!local.ramp[0].sustained && local.ramp[0].lost > 0, "{:?}", local.ramp[0]);
@@ -166,7 +195,7 @@ async fn scrape(addr: std::net::SocketAddr, stop: tokio_util::sync::Cancellation
 
 /// notify-fanout's verdicts: the seed's claim on 3 instances.
 fn check_fanout(fanout: &RunReport) {
-    assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
+    assert!(fanout.passed, "{}", broken(fanout));
     let local = result(fanout, "local");
     let rabbit = result(fanout, "rabbitmq");
     assert!(local.expected > 100 && rabbit.expected > 100, "too little load to judge: {local:?} {rabbit:?}");
@@ -183,7 +212,7 @@ fn check_fanout(fanout: &RunReport) {
 /// notify-faults' verdicts: every strategy under a kill, a broker outage, a Redis restart, a
 /// pause.
 fn check_faults(faults: &RunReport) {
-    assert!(faults.passed, "thresholds: {:#?}", faults.thresholds);
+    assert!(faults.passed, "{}", broken(faults));
     assert_eq!(faults.results.len(), 5);
     for r in &faults.results {
         assert!(r.expected > 0, "{}: nothing expected", r.strategy);
@@ -296,7 +325,7 @@ async fn ci_churn_scenario_resumes_every_stream_exactly_whatever_the_strategy() 
     // notify-churn: every client drops and resumes its stream again and again while
     // notifications flow; a resume must neither skip nor repeat anything.
     let churn = run_ci("notify-churn").await;
-    assert!(churn.passed, "thresholds: {:#?}", churn.thresholds);
+    assert!(churn.passed, "{}", broken(&churn));
     assert_eq!(churn.results.len(), 5);
     for r in &churn.results {
         assert!(r.expected > 500, "{}: too little load to judge: {r:?}", r.strategy);
@@ -319,7 +348,7 @@ async fn ci_browser_scenario_keeps_every_browser_stream_through_a_session_store_
     // notify-browser: clients that give up on any non-200, as EventSource does, churn while
     // Redis (the sessions) is down; the server tells them to come back instead.
     let browser = run_ci("notify-browser").await;
-    assert!(browser.passed, "thresholds: {:#?}", browser.thresholds);
+    assert!(browser.passed, "{}", broken(&browser));
     let stopped = browser.faults.iter().filter(|f| f.action == "stop-service" && f.outcome == "ok").count();
     assert_eq!(stopped, 2, "Redis was stopped once per strategy: {:#?}", browser.faults);
     for r in &browser.results {
@@ -334,7 +363,7 @@ async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_rel
     let _serial = ONE_AT_A_TIME.lock().await;
     // chat-fanout: members of a room on different instances.
     let fanout = run_ci("chat-fanout").await;
-    assert!(fanout.passed, "thresholds: {:#?}", fanout.thresholds);
+    assert!(fanout.passed, "{}", broken(&fanout));
     for r in &fanout.results {
         let chat = r.chat.as_ref().expect("chat counts");
         assert_eq!(chat.clients, 60, "{}", r.strategy);
@@ -352,7 +381,7 @@ async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_rel
 
     // chat-faults: churn, a dead instance, a Redis restart.
     let faults = run_ci("chat-faults").await;
-    assert!(faults.passed, "thresholds: {:#?}", faults.thresholds);
+    assert!(faults.passed, "{}", broken(&faults));
     let failed: Vec<_> = faults.faults.iter().filter(|f| f.outcome != "ok").collect();
     assert!(failed.is_empty(), "faults that could not be injected: {failed:#?}");
     for r in &faults.results {
@@ -363,7 +392,7 @@ async fn ci_chat_scenarios_count_every_message_per_member_and_show_what_each_rel
 
     // chat-capacity: the message rate in steps, each judged on its own messages.
     let capacity = run_ci("chat-capacity").await;
-    assert!(capacity.passed, "thresholds: {:#?}", capacity.thresholds);
+    assert!(capacity.passed, "{}", broken(&capacity));
     for r in &capacity.results {
         let offered: Vec<f64> = r.ramp.iter().map(|s| s.offered_per_s).collect();
         assert_eq!(offered, [40.0, 80.0, 160.0], "{}: {:?}", r.strategy, r.ramp);
@@ -381,7 +410,7 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
     // claim-contention: naive must be seen double-processing; skip-locked never does, even
     // with an instance frozen past its lease; nothing stuck.
     let claims = run_ci("claim-contention").await;
-    assert!(claims.passed, "thresholds: {:#?}", claims.thresholds);
+    assert!(claims.passed, "{}", broken(&claims));
     for r in &claims.results {
         let c = r.claim.expect("claim counts");
         assert_eq!((c.items, c.done, c.stuck), (600, 600, 0), "{}: {c:?}", r.strategy);
@@ -395,7 +424,7 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
 
     // booking-race: overlapping requests approved at once on 3 instances.
     let booking = run_ci("booking-race").await;
-    assert!(booking.passed, "thresholds: {:#?}", booking.thresholds);
+    assert!(booking.passed, "{}", broken(&booking));
     let b = result(&booking, "optimistic").booking.expect("booking counts");
     assert_eq!((b.requests, b.approvals, b.overlaps, b.disagreements, b.errors), (48, 48, 0, 0, 0), "{b:?}");
     assert!(b.approved >= 4 && b.approved <= b.max_possible, "one per item at least, never more than possible: {b:?}");
@@ -409,7 +438,7 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
     // job-fires-once: a 1-second job with an instance killed and restarted, then a rolling
     // restart of all three.
     let jobs = run_ci("job-fires-once").await;
-    assert!(jobs.passed, "thresholds: {:#?}", jobs.thresholds);
+    assert!(jobs.passed, "{}", broken(&jobs));
     let j = result(&jobs, "clustered").jobs.clone().expect("job counts");
     assert!(j.firings >= 16, "a 20 s window of a 1 s job: {j:?}");
     assert_eq!((j.double_firings, j.missed_firings), (0, 0), "{j:?}");
@@ -425,7 +454,7 @@ async fn ci_rental_scenarios_find_double_processing_and_prove_claims_bookings_an
 async fn ci_rolling_deploy_loses_no_notification_and_fails_no_causing_request() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let report = run_ci("notify-rolling-deploy").await;
-    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
+    assert!(report.passed, "{}", broken(&report));
     let rolled: Vec<_> = report.faults.iter().filter(|f| f.action == "rolling-restart").collect();
     assert_eq!(rolled.len(), 6, "3 instances x 2 strategies: {rolled:#?}");
     for f in &rolled {
@@ -435,7 +464,7 @@ async fn ci_rolling_deploy_loses_no_notification_and_fails_no_causing_request() 
     }
     for r in &report.results {
         assert!(r.expected > 200, "{}: too little load to judge: {}", r.strategy, r.expected);
-        assert_eq!((r.lost, r.duplicated, r.unexpected, r.failed_requests), (0, 0, 0, 0), "{r:#?}");
+        assert_eq!((r.lost, r.duplicated, r.unexpected, r.failed_requests), (0, 0, 0, 0), "{}", counts(r));
         // Every stream's instance was restarted: each one resumed somewhere at least once.
         assert!(r.resumes >= 40, "{}: {} resumes", r.strategy, r.resumes);
     }
@@ -445,19 +474,19 @@ async fn ci_rolling_deploy_loses_no_notification_and_fails_no_causing_request() 
 async fn ci_a_broker_cluster_losing_a_node_costs_classic_queues_and_not_the_quorum_outbox() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let (report, dir) = run_ci_with("notify-broker-cluster", None, 1, None).await;
-    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
-    assert_eq!(report.results.len(), 3);
+    assert!(report.passed, "{}", broken(&report));
+    assert_eq!(report.results.len(), 2);
     let nodes: Vec<_> = report.faults.iter().filter(|f| f.target == "rabbitmq:1").collect();
-    assert_eq!(nodes.len(), 6, "a kill and a start per strategy: {nodes:#?}");
+    assert_eq!(nodes.len(), 4, "a kill and a start per strategy: {nodes:#?}");
     assert!(nodes.iter().all(|f| f.outcome == "ok"), "{nodes:#?}");
     for r in &report.results {
         assert!(r.expected > 400, "{}: too little load to judge: {}", r.strategy, r.expected);
-        assert_eq!((r.unexpected, r.stored_twice), (0, 0), "{r:#?}");
+        assert_eq!((r.unexpected, r.stored_twice), (0, 0), "{}", counts(r));
     }
-    let (classic, quorum) = (result(&report, "rabbitmq"), result(&report, "rabbitmq-quorum"));
-    assert!(classic.lost > 2 * quorum.lost, "classic {} vs quorum {}", classic.lost, quorum.lost);
+    let classic = result(&report, "rabbitmq");
+    assert!(classic.lost * 5 >= classic.expected, "the kill hit classic queues: {}", counts(classic));
     let outbox = result(&report, "outbox-quorum");
-    assert_eq!((outbox.lost, outbox.duplicated), (0, 0), "{outbox:#?}");
+    assert_eq!((outbox.lost, outbox.duplicated), (0, 0), "{}", counts(outbox));
     // Every instance reconnected to another node once node 1 died.
     for i in 1..=3 {
         let log = std::fs::read_to_string(dir.join(format!("logs/outbox-quorum/instance-{i}.log"))).expect("log");
@@ -473,7 +502,7 @@ async fn ci_embed_scenario_shows_the_request_paying_for_an_inline_embedder_and_b
     // The seed's claim, both sides: with a 1.5 s embedder, `inline` answers POST /rentals
     // after it, `batch` long before it, and search finds every post by meaning either way.
     let report = run_ci("embed-off-request-path").await;
-    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
+    assert!(report.passed, "{}", broken(&report));
     let (inline, batch) = (result(&report, "inline"), result(&report, "batch"));
     for r in [inline, batch] {
         let e = r.embed.as_ref().expect("embed counts");
@@ -502,7 +531,7 @@ async fn ci_embed_scenario_shows_the_request_paying_for_an_inline_embedder_and_b
 async fn ci_api_scenario_drives_every_endpoint_with_goose_and_counts_each_request() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let report = run_ci("api-capacity").await;
-    assert!(report.passed, "thresholds: {:#?}", report.thresholds);
+    assert!(report.passed, "{}", broken(&report));
     for r in &report.results {
         let a = r.api.as_ref().expect("api counts");
         assert_eq!(a.users, 8, "{}: every goose user ran", r.strategy);
@@ -526,7 +555,7 @@ async fn ci_api_scenario_drives_every_endpoint_with_goose_and_counts_each_reques
 
     // The open loop: every request of the schedule (60/s x 4 s) started, whatever the answers.
     let open = run_ci("api-open-loop").await;
-    assert!(open.passed, "thresholds: {:#?}", open.thresholds);
+    assert!(open.passed, "{}", broken(&open));
     let r = result(&open, "outbox");
     let a = r.api.as_ref().expect("api counts");
     assert_eq!(a.requests, 240, "{a:#?}");
@@ -639,7 +668,7 @@ async fn ci_two_shards_and_a_merge_count_exactly_what_one_whole_run_counts() {
     })
     .await
     .expect("the whole run runs");
-    assert!(whole.passed, "{:#?}", whole.thresholds);
+    assert!(whole.passed, "{}", broken(&whole));
     let w = result(&whole, "rabbitmq").clone();
 
     // The same scenario as two load machines would run it: prepare, two shard processes at
@@ -692,7 +721,7 @@ async fn ci_two_shards_and_a_merge_count_exactly_what_one_whole_run_counts() {
     .await;
     assert_eq!(code, 0, "merge: {err}");
     let merged = merged_report(&reports);
-    assert!(merged.passed, "{:#?}", merged.thresholds);
+    assert!(merged.passed, "{}", broken(&merged));
     let m = result(&merged, "rabbitmq");
 
     // The same schedule was caused, and nothing was lost, repeated or invented either way.

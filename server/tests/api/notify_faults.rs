@@ -143,3 +143,55 @@ async fn a_node_that_does_not_answer_is_skipped_and_quorum_queues_are_declared_a
     let _ = conn.close(200, "done".into()).await;
     Ok(())
 }
+
+/// The pool that stores notification batches bounds its sessions: a stream row locked by a
+/// frozen peer is given up in seconds (not MariaDB's 50), and a transaction left idle is ended
+/// by the server; the main pool keeps the defaults.
+#[tokio::test]
+async fn a_store_session_gives_up_a_locked_row_in_seconds_and_an_idle_transaction_is_ended() -> TestResult {
+    use sqlx::Connection;
+    let world = World::new().await;
+    let main = server::db::connect_and_migrate(&world.database_url, 2).await?;
+    let store = server::db::connect_store_pool(&world.database_url, 2).await?;
+    let bounds = "SELECT CAST(@@session.idle_transaction_timeout AS SIGNED), \
+                  CAST(@@session.innodb_lock_wait_timeout AS SIGNED)";
+    let defaults: (i64, i64) = sqlx::query_as(bounds).fetch_one(&main).await?;
+    assert_eq!(defaults, (0, 50), "the main pool keeps MariaDB's defaults");
+    let bounded: (i64, i64) = sqlx::query_as(bounds).fetch_one(&store).await?;
+    let expected = (i64::from(server::db::STORE_IDLE_TIMEOUT_S), i64::from(server::db::STORE_LOCK_WAIT_S));
+    assert_eq!(bounded, expected, "every store connection is bounded from its first use");
+
+    // A peer holds a row (as a frozen instance held its recipients' stream rows).
+    let id =
+        sqlx::query("INSERT INTO users (email, display_name, password_hash) VALUES ('held@example.test', 'h', 'x')")
+            .execute(&main)
+            .await?
+            .last_insert_id();
+    let mut holder = main.begin().await?;
+    sqlx::query("SELECT id FROM users WHERE id = ? FOR UPDATE").bind(id).fetch_one(&mut *holder).await?;
+    let mut conn = store.acquire().await?;
+    let mut waiter = conn.begin().await?;
+    let started = std::time::Instant::now();
+    let refused = sqlx::query("SELECT id FROM users WHERE id = ? FOR UPDATE").bind(id).fetch_one(&mut *waiter).await;
+    let waited = started.elapsed();
+    let error = refused.expect_err("the lock is held");
+    let number = error.as_database_error().and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>());
+    assert_eq!(number.map(|e| e.number()), Some(1205), "lock wait timeout exceeded: {error}");
+    assert!(waited < Duration::from_secs(20), "gave up after {waited:?}, not MariaDB's default 50 s");
+    drop(waiter);
+    holder.rollback().await?;
+    drop(conn);
+
+    // A transaction left idle past the bound is ended by the server: its next statement fails.
+    let mut conn = store.acquire().await?;
+    let mut idle = conn.begin().await?;
+    sqlx::query("SELECT id FROM users WHERE id = ? FOR UPDATE").bind(id).fetch_one(&mut *idle).await?;
+    tokio::time::sleep(Duration::from_secs(u64::from(server::db::STORE_IDLE_TIMEOUT_S) + 2)).await;
+    let ended = sqlx::query("SELECT 1").execute(&mut *idle).await;
+    assert!(ended.is_err(), "the server ended the idle transaction and its connection");
+    // And its lock is gone: the main pool takes the row at once.
+    let mut next = main.begin().await?;
+    sqlx::query("SELECT id FROM users WHERE id = ? FOR UPDATE").bind(id).fetch_one(&mut *next).await?;
+    next.rollback().await?;
+    Ok(())
+}

@@ -83,6 +83,8 @@ pub enum DeliveryError {
 #[derive(Clone)]
 pub struct BusContext {
     pub db: MySqlPool,
+    /// Where batches are stored after their cause committed ([`store_now`]).
+    pub store_db: MySqlPool,
     pub hub: Hub,
     pub metrics: Arc<NotifyMetrics>,
     pub instance_id: String,
@@ -142,31 +144,13 @@ pub fn build(strategy: Strategy, ctx: BusContext) -> Arc<dyn Delivery> {
     }
 }
 
-/// How long a store transaction may sit between two of its statements before MariaDB ends it
-/// (`idle_transaction_timeout`), and how long a store waits for a stream row another one
-/// locked (`innodb_lock_wait_timeout`, 50 s by default). A store locks its recipients' stream
-/// rows (`SELECT … FOR UPDATE`); a process frozen between two of its statements (SIGSTOP, a
-/// VM pause) held them until it woke, every other instance's stores queued behind them and
-/// took their connection pools with them: scenarios/matrix/notify-instance-freeze.toml
-/// measured 343 causing requests failing with 503 and nothing caused for the 12 s freeze
-/// under `rabbitmq`, whose store consumers are always mid-transaction.
-const STORE_IDLE_TIMEOUT_S: u32 = 5;
-const STORE_LOCK_WAIT_S: u32 = 3;
-
 /// Stores a batch in a transaction of its own (the strategies that store after the cause
-/// committed), on a connection whose session is bounded as [`STORE_IDLE_TIMEOUT_S`] says.
-/// The connection returns to the pool with the server's defaults again, or is closed.
+/// committed), on the store pool, whose sessions are bounded (see
+/// [`crate::db::STORE_IDLE_TIMEOUT_S`]). A connection the server ended is closed, never
+/// handed out again.
 pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
-    use sqlx::{Connection, Executor};
-    let mut conn = ctx.db.acquire().await?;
-    conn.execute(
-        format!(
-            "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = \
-             {STORE_LOCK_WAIT_S}"
-        )
-        .as_str(),
-    )
-    .await?;
+    use sqlx::Connection;
+    let mut conn = ctx.store_db.acquire().await?;
     let stored = async {
         let mut tx = conn.begin().await?;
         let stored = store::insert_batch(&mut tx, batch, Relay::NotNeeded).await?;
@@ -174,10 +158,7 @@ pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sq
         Ok::<_, sqlx::Error>(stored)
     }
     .await;
-    let reset =
-        conn.execute("SET SESSION idle_transaction_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT").await;
-    if stored.is_err() || reset.is_err() {
-        // Ended by the server, or its session still bounded: never handed out again.
+    if stored.is_err() {
         conn.close_on_drop();
     }
     let stored = stored?;
