@@ -50,8 +50,8 @@ impl App {
         let db = crate::db::connect_and_migrate(settings.database_url.expose(), settings.db_max_connections)
             .await
             .context("connecting to the database (SERVER_DATABASE_URL) and applying migrations")?;
-        // Half as many again for the notification stores (at least 2): they ran on the shared
-        // pool before and never needed more than that share of it.
+        // A second pool, half the main one's size (at least 2), for the notification stores,
+        // whose sessions are bounded (`db::connect_store_pool`).
         let store_db =
             crate::db::connect_store_pool(settings.database_url.expose(), (settings.db_max_connections / 2).max(2))
                 .await
