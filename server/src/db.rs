@@ -27,19 +27,33 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
     conn.execute(SESSION_SETUP).await?;
     migrate(&mut conn).await?;
     conn.close().await?;
-    let pool = MySqlPoolOptions::new()
+    Ok(open_pool(options, max_connections, 1, None).await?)
+}
+
+/// A pool whose every connection runs [`SESSION_SETUP`], then `extra` when given.
+async fn open_pool(
+    options: MySqlConnectOptions,
+    max_connections: u32,
+    min_connections: u32,
+    extra: Option<String>,
+) -> sqlx::Result<MySqlPool> {
+    let extra: Option<std::sync::Arc<str>> = extra.map(Into::into);
+    MySqlPoolOptions::new()
         .max_connections(max_connections)
-        .min_connections(1)
+        .min_connections(min_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
+            let extra = extra.clone();
             Box::pin(async move {
                 conn.execute(SESSION_SETUP).await?;
+                if let Some(sql) = extra.as_deref() {
+                    conn.execute(sql).await?;
+                }
                 Ok(())
             })
         })
         .connect_with(options)
-        .await?;
-    Ok(pool)
+        .await
 }
 
 /// How long a store transaction may sit between two of its statements before MariaDB ends it
@@ -58,28 +72,10 @@ pub const STORE_LOCK_WAIT_S: u32 = 3;
 /// bounds around every store on the shared pool cost two more round trips per batch; other
 /// paths (claims, bookings, the cause's own transaction) keep the server's defaults.
 pub async fn connect_store_pool(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> {
-    let options: MySqlConnectOptions = url.parse()?;
-    let pool = MySqlPoolOptions::new()
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(SESSION_SETUP).await?;
-                conn.execute(
-                    format!(
-                        "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = \
-                         {STORE_LOCK_WAIT_S}"
-                    )
-                    .as_str(),
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .connect_with(options)
-        .await?;
-    Ok(pool)
+    let bounds = format!(
+        "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = {STORE_LOCK_WAIT_S}"
+    );
+    Ok(open_pool(url.parse()?, max_connections, 0, Some(bounds)).await?)
 }
 
 async fn migrate(conn: &mut sqlx::MySqlConnection) -> anyhow::Result<()> {
