@@ -499,7 +499,7 @@ async fn ci_a_broker_cluster_losing_a_node_costs_classic_queues_and_not_the_quor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_embed_scenario_shows_the_request_paying_for_an_inline_embedder_and_batch_keeping_it_off() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    // The seed's claim, both sides: with a 1.5 s embedder, `inline` answers POST /rentals
+    // The seed's claim, both sides: with a 3 s embedder, `inline` answers POST /rentals
     // after it, `batch` long before it, and search finds every post by meaning either way.
     let report = run_ci("embed-off-request-path").await;
     assert!(report.passed, "{}", broken(&report));
@@ -518,9 +518,9 @@ async fn ci_embed_scenario_shows_the_request_paying_for_an_inline_embedder_and_b
     }
     assert_eq!(inline.embed.as_ref().unwrap().embedded_in_request, 32);
     assert_eq!(batch.embed.as_ref().unwrap().embedded_in_request, 0);
-    assert!(inline.latency_us.p50 >= 1_500_000, "every inline POST waits for the embedder: {:?}", inline.latency_us);
+    assert!(inline.latency_us.p50 >= 3_000_000, "every inline POST waits for the embedder: {:?}", inline.latency_us);
     assert!(
-        batch.latency_us.p99 * 5 < inline.latency_us.p50,
+        batch.latency_us.p99 * 3 < inline.latency_us.p50,
         "batch p99 {:?} vs inline p50 {:?}",
         batch.latency_us,
         inline.latency_us
