@@ -7,8 +7,13 @@
 # server/benches/reference/requirements.txt (PyPI only; PyTorch's Linux wheels bring their CUDA
 # libraries, ~4 GB in all, downloaded once). It runs here, never in the server.
 #
+# The two run one after the other, PAIRS times (candle, reference, candle, reference, ...), and
+# the verdict is the median of the pairs' ratios: this machine's speed drifts by a third from
+# one minute to the next, so one pair's ratio says little (0.72 to 1.07 for the same binaries).
+#
 # Environment:
 #   SECONDS_PER_BATCH  measuring time per batch size and implementation (default 10)
+#   PAIRS              candle/reference pairs (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,8 @@ say() { printf 'bench-embed-reference: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 seconds=${SECONDS_PER_BATCH:-10}
+pairs=${PAIRS:-5}
+[[ $pairs =~ ^[1-9][0-9]*$ ]] || die "PAIRS=$pairs is not a positive whole number"
 model=models/all-MiniLM-L6-v2
 texts=server/benches/reference/descriptions.txt
 out=target/embed-reference
@@ -35,9 +42,11 @@ if [[ ! -x $venv/bin/python || ! -f $venv/.installed || $(cat "$venv/.installed"
 fi
 
 cargo build --release --locked -p server --example minilm_measure
-say "candle: ${seconds} s per batch size"
-target/release/examples/minilm_measure "$model" "$texts" "$seconds" >"$out/candle.json"
-say "reference: ${seconds} s per batch size"
-"$venv/bin/python" server/benches/reference/minilm_reference.py "$model" "$texts" "$out/candle.json" \
-  "$out/report.json" "$seconds"
+for pair in $(seq 1 "$pairs"); do
+  say "pair $pair of $pairs: candle, then the reference, ${seconds} s per batch size each"
+  target/release/examples/minilm_measure "$model" "$texts" "$seconds" >"$out/candle-$pair.json"
+  "$venv/bin/python" server/benches/reference/minilm_reference.py "$model" "$texts" "$out/candle-$pair.json" \
+    "$out/report-$pair.json" "$seconds"
+done
+"$venv/bin/python" server/benches/reference/minilm_pairs.py "$out/report.json" "$out"/report-*.json
 say "written: $out/report.json"
