@@ -12,10 +12,11 @@
 //!   and filtered, the optimiser reads the filter's index and sorts every matching row instead).
 //!   So the `k` nearest vectors come from the index (EXPLAIN: `type index, key
 //!   ix_rental_embeddings_embedding`), then a primary-key lookup of those items applies the
-//!   filters. `k` is twice the limit when nothing is filtered; otherwise twice the limit over
-//!   the share of items the filter keeps, by the optimiser's estimates (at least four times
-//!   the limit, at most 1,000). When fewer than `limit` survive although the index returned a
-//!   full `k`, the share that survived sizes the next round, up to 1,000, then the exact path.
+//!   filters. `k` is [`UNFILTERED_OVERFETCH`] times the limit when nothing is filtered;
+//!   otherwise twice the limit over the share of items the filter keeps, by the optimiser's
+//!   estimates (at least [`FILTERED_MIN_OVERFETCH`] times the limit, at most 1,000). When fewer
+//!   than `limit` survive although the index returned a full `k`, the share that survived sizes
+//!   the next round, up to 1,000, then the exact path.
 
 use sqlx::MySqlPool;
 
@@ -25,6 +26,16 @@ use crate::rental::{COLUMNS, Rental};
 
 /// Most candidates fetched from the index in step 1.
 const MAX_CANDIDATES: u32 = 1_000;
+
+/// Candidates per wanted item without a filter. The graph is approximate: with 2 (40 for 20)
+/// recall@20 was 0.955-0.967 over 100,000 items, too near the 0.95 goal; see reports/README.md.
+pub const UNFILTERED_OVERFETCH: u32 = 3;
+
+/// Fewest candidates per wanted item with a filter. The optimiser's estimate of the share a
+/// filter keeps can be twice the truth (a price range keeping 31% estimated at over 50%), so
+/// the estimate's over-fetch alone left a price range at k 80 for 20: 1.2x what it needed,
+/// recall@20 0.948-0.968.
+pub const FILTERED_MIN_OVERFETCH: u32 = 6;
 
 /// A filter that keeps at most this many items is searched exactly. Measured on 100,000 items
 /// (`cargo bench -p server --bench search`): see `reports/README.md`.
@@ -61,7 +72,7 @@ pub async fn plan(db: &MySqlPool, filter: &SearchFilter, limit: u32) -> sqlx::Re
         return Ok(Plan::Exact { rows: kept.max(0) as u64 });
     }
     if indexed.is_empty() {
-        let k = if filter.is_empty() { limit * 2 } else { limit * 4 };
+        let k = if filter.is_empty() { limit * UNFILTERED_OVERFETCH } else { limit * FILTERED_MIN_OVERFETCH };
         return Ok(Plan::Index { k: k.min(MAX_CANDIDATES) });
     }
     // A broad filter: the optimiser's estimates (an index dive each, no row read) of the items
@@ -70,9 +81,9 @@ pub async fn plan(db: &MySqlPool, filter: &SearchFilter, limit: u32) -> sqlx::Re
     let done = estimate(db, filter, false).await?;
     let k = match (kept, done) {
         (Some(kept), Some(done)) if kept > 0 => (2 * u64::from(limit) * done).div_ceil(kept),
-        _ => u64::from(limit) * 4,
+        _ => u64::from(limit * FILTERED_MIN_OVERFETCH),
     };
-    Ok(Plan::Index { k: k.clamp(u64::from(limit) * 4, u64::from(MAX_CANDIDATES)) as u32 })
+    Ok(Plan::Index { k: k.clamp(u64::from(limit * FILTERED_MIN_OVERFETCH), u64::from(MAX_CANDIDATES)) as u32 })
 }
 
 /// The optimiser's estimate of the embedded items `filter` keeps (or of all of them).

@@ -134,8 +134,9 @@ async fn embedded_items_are_ranked_by_vector_with_scores_and_filters() -> TestRe
         }
         q.execute(&world.db).await?;
     }
-    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Index { k: 40 });
-    assert_eq!(plan(&world.db, &free, 20).await?, Plan::Index { k: 80 });
+    use server::search::vector::{FILTERED_MIN_OVERFETCH, UNFILTERED_OVERFETCH};
+    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Index { k: 20 * UNFILTERED_OVERFETCH });
+    assert_eq!(plan(&world.db, &free, 20).await?, Plan::Index { k: 20 * FILTERED_MIN_OVERFETCH });
     assert_eq!(plan(&world.db, &camping, 20).await?, Plan::Exact { rows: 2 }, "a category still counts its own");
     Ok(())
 }
