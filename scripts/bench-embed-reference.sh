@@ -42,6 +42,7 @@ if [[ ! -x $venv/bin/python || ! -f $venv/.installed || $(cat "$venv/.installed"
 fi
 
 cargo build --release --locked -p server --example minilm_measure
+rm -f "$out"/candle-*.json "$out"/report-*.json # an earlier run's pairs are not this run's
 for pair in $(seq 1 "$pairs"); do
   say "pair $pair of $pairs: candle, then the reference, ${seconds} s per batch size each"
   target/release/examples/minilm_measure "$model" "$texts" "$seconds" >"$out/candle-$pair.json"
