@@ -79,11 +79,12 @@ pub async fn plan(db: &MySqlPool, filter: &SearchFilter, limit: u32) -> sqlx::Re
     // it keeps and of all the embedded ones size the over-fetch, so one round usually does.
     let kept = estimate(db, filter, true).await?;
     let done = estimate(db, filter, false).await?;
+    let floor = u64::from(limit * FILTERED_MIN_OVERFETCH);
     let k = match (kept, done) {
         (Some(kept), Some(done)) if kept > 0 => (2 * u64::from(limit) * done).div_ceil(kept),
-        _ => u64::from(limit * FILTERED_MIN_OVERFETCH),
+        _ => floor,
     };
-    Ok(Plan::Index { k: k.clamp(u64::from(limit * FILTERED_MIN_OVERFETCH), u64::from(MAX_CANDIDATES)) as u32 })
+    Ok(Plan::Index { k: k.clamp(floor, u64::from(MAX_CANDIDATES)) as u32 })
 }
 
 /// The optimiser's estimate of the embedded items `filter` keeps (or of all of them).
