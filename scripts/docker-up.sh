@@ -55,6 +55,7 @@ for pidfile in /var/run/docker.pid /run/docker.pid; do
   fi
 done
 
+started_pid=
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   # --userland-proxy=false: published ports are reached through iptables' NAT, not through a
   # docker-proxy process per port copying every byte. With the proxy, at 840 notifications/s
@@ -63,14 +64,27 @@ if ! pgrep -x dockerd >/dev/null 2>&1; then
   say "starting dockerd --ip 127.0.0.1 --userland-proxy=false (log: $log)"
   # setsid + nohup: the engine outlives this script and the shell that ran it.
   "${sudo_cmd[@]}" setsid nohup dockerd --ip 127.0.0.1 --userland-proxy=false >"$log" 2>&1 </dev/null &
+  # The process we started (sudo, setsid and nohup exec or wait, so it lives as long as dockerd
+  # does). Asking `pgrep -x dockerd` instead raced with those execs: on a busy machine the first
+  # check could run before the process was named dockerd, and a healthy start was called dead.
+  started_pid=$!
 fi
+
+dockerd_alive() {
+  if [[ -n $started_pid ]]; then
+    # /proc, not kill -0: under sudo the process is root's, and kill -0 would be refused.
+    [[ -d /proc/$started_pid ]]
+  else
+    pgrep -x dockerd >/dev/null 2>&1
+  fi
+}
 
 for ((i = 0; i < wait_s; i++)); do
   if engine_answers; then
     say "Docker engine is up ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
     exit 0
   fi
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  if ! dockerd_alive; then
     tail -n 20 "$log" >&2 || true
     die "dockerd exited while starting; its log is above ($log)"
   fi
