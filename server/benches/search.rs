@@ -20,6 +20,7 @@
 //! Set `BENCH_MYSQL_URL=mysql://user:pass@host:port` to use a running MariaDB instead of a
 //! container; `BENCH_ITEMS` to change the item count.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
@@ -30,7 +31,7 @@ use server::embed::to_vector_bytes;
 use server::rental::Category;
 use server::rental::embedding::embedding_text;
 use server::search::text::{self, Scope};
-use server::search::{self as search_api, SearchFilter, SearchRequest, vector};
+use server::search::{self as search_api, SearchFilter, SearchRequest, Selectivity, vector};
 use sqlx::MySqlPool;
 
 const ITEM_ROWS_PER_INSERT: usize = 1_000;
@@ -250,18 +251,24 @@ impl Case {
     }
 }
 
+/// The bench's one database's counts for search plans, as an instance of the server keeps them.
+fn selectivity() -> &'static Arc<Selectivity> {
+    static SELECTIVITY: OnceLock<Arc<Selectivity>> = OnceLock::new();
+    SELECTIVITY.get_or_init(Selectivity::new)
+}
+
 async fn hits(db: &MySqlPool, case: Case, q: &str) -> Vec<server::search::SearchHit> {
     let v = HashingEmbedder::embed_one(q);
     let hits = match case {
         Case::Vector | Case::VectorFiltered | Case::VectorCategory | Case::VectorPrice => {
-            vector::search(db, "hashing", &v, &case.filter().unwrap_or_default(), LIMIT).await
+            vector::search(db, selectivity(), "hashing", &v, &case.filter().unwrap_or_default(), LIMIT).await
         }
         Case::ExactFiltered => vector::exact(db, "hashing", &to_vector_bytes(&v), &filtered(), LIMIT).await,
         Case::ExactCategory => vector::exact(db, "hashing", &to_vector_bytes(&v), &category(), LIMIT).await,
         Case::Text => text::search(db, Scope::All, q, &SearchFilter::default(), LIMIT).await,
         Case::Api => {
             let req = SearchRequest { q: q.to_string(), filter: SearchFilter::default(), limit: LIMIT };
-            return search_api::search(db, &HashingEmbedder, &req).await.expect("search").hits;
+            return search_api::search(db, selectivity(), &HashingEmbedder, &req).await.expect("search").hits;
         }
     };
     hits.expect("search")
@@ -327,7 +334,7 @@ async fn explain(db: &MySqlPool) {
         ("category", category()),
         ("price", price()),
     ] {
-        println!("plan for {name}: {:?}", vector::plan(db, &filter, LIMIT).await.expect("plan"));
+        println!("plan for {name}: {:?}", vector::plan(db, selectivity(), &filter, LIMIT).await.expect("plan"));
     }
 }
 

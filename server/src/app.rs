@@ -240,6 +240,7 @@ impl App {
             hub,
             jobs,
             embedder,
+            selectivity: crate::search::Selectivity::new(),
             inline_embed: InlineEmbed((batch.embed.mode == EmbedMode::Inline).then(|| embed_pool.clone())),
             chat,
             tickets,

@@ -62,6 +62,8 @@ pub struct AppState {
     /// Turns search queries into vectors; the same one the embedding worker uses, so a query
     /// and the items it is compared with come from one model.
     pub embedder: Arc<dyn Embedder>,
+    /// This instance's counts of the items each search filter keeps, for search plans.
+    pub selectivity: Arc<crate::search::Selectivity>,
     /// Set in the `inline` embed mode: `POST /rentals` embeds the post before answering.
     pub inline_embed: crate::batch::embed_job::InlineEmbed,
     /// Chat's STOMP connections: the hub of this instance's subscribers, the relay, limits.

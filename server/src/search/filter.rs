@@ -181,11 +181,6 @@ impl SearchFilter {
         bind_each!(query, self.values(false))
     }
 
-    /// The values of [`SearchFilter::indexed_sql`].
-    pub fn bind_indexed_values<'q>(&self, query: Query<'q, MySql, MySqlArguments>) -> Query<'q, MySql, MySqlArguments> {
-        bind_each!(query, self.values(true))
-    }
-
     /// [`SearchFilter::bind`] for a typed query.
     pub fn bind_as<'q, O>(
         &self,

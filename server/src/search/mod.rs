@@ -8,8 +8,11 @@
 //! ranks with the best semantic matches rather than after all of them.
 
 pub mod filter;
+pub mod selectivity;
 pub mod text;
 pub mod vector;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use sqlx::MySqlPool;
@@ -19,6 +22,7 @@ use crate::error::ApiError;
 use crate::rental::Rental;
 
 pub use filter::{SearchFilter, SearchQuery, SearchRequest};
+pub use selectivity::Selectivity;
 
 /// Which search produced a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -60,7 +64,12 @@ pub struct SearchResults {
 /// Embeds the query with `embedder`, then runs the vector search over items embedded by it and
 /// the text search over the rest, and merges them.
 #[tracing::instrument(skip_all, fields(embedder = embedder.name()))]
-pub async fn search(db: &MySqlPool, embedder: &dyn Embedder, req: &SearchRequest) -> Result<SearchResults, ApiError> {
+pub async fn search(
+    db: &MySqlPool,
+    selectivity: &Arc<Selectivity>,
+    embedder: &dyn Embedder,
+    req: &SearchRequest,
+) -> Result<SearchResults, ApiError> {
     let query_vector = match embedder.embed(std::slice::from_ref(&req.q)).await {
         // A query with no word the embedder knows (punctuation only, for the hashing embedder)
         // is the zero vector, whose cosine distance to anything is undefined.
@@ -72,7 +81,7 @@ pub async fn search(db: &MySqlPool, embedder: &dyn Embedder, req: &SearchRequest
         }
     };
     let mut hits = match &query_vector {
-        Some(v) => vector::search(db, embedder.name(), v, &req.filter, req.limit).await?,
+        Some(v) => vector::search(db, selectivity, embedder.name(), v, &req.filter, req.limit).await?,
         None => Vec::new(),
     };
     let scope = if query_vector.is_some() { text::Scope::NotEmbedded } else { text::Scope::All };

@@ -5,21 +5,25 @@
 //! * **exact**, when the category and price filters (or, without them, the catalogue) keep at
 //!   most [`EXACT_MAX_ROWS`] items (a count over `ix_rental_items_search`,
 //!   `ix_rental_items_price` or `ix_rental_items_embed` that stops after `EXACT_MAX_ROWS + 1`
-//!   says so): those items' ids come from the index alone, each one's
-//!   distance is computed, and only the nearest `limit` item rows are read. Exact: recall 1.
+//!   says so, when this instance's counts, [`Selectivity`], do not already say far more):
+//!   those items' ids come from the index alone, each one's distance is computed, and only
+//!   the nearest `limit` item rows are read. Exact: recall 1.
 //! * **index**, otherwise: MariaDB 11.8 uses the vector index (an HNSW graph) only for
 //!   `ORDER BY VEC_DISTANCE_COSINE(col, <constant>) LIMIT n` on the vector's own table (joined
 //!   and filtered, the optimiser reads the filter's index and sorts every matching row instead).
 //!   So the `k` nearest vectors come from the index (EXPLAIN: `type index, key
 //!   ix_rental_embeddings_embedding`), then a primary-key lookup of those items applies the
 //!   filters. `k` is [`UNFILTERED_OVERFETCH`] times the limit when nothing is filtered;
-//!   otherwise twice the limit over the share of items the filter keeps, by the optimiser's
-//!   estimates (at least [`FILTERED_MIN_OVERFETCH`] times the limit, at most 1,000). When fewer
+//!   otherwise twice the limit over the share of items the filter keeps, by this instance's
+//!   counts (at least [`FILTERED_MIN_OVERFETCH`] times the limit, at most 1,000). When fewer
 //!   than `limit` survive although the index returned a full `k`, the share that survived sizes
 //!   the next round, up to 1,000, then the exact path.
 
+use std::sync::Arc;
+
 use sqlx::MySqlPool;
 
+use super::selectivity::Selectivity;
 use super::{MatchedBy, SearchFilter, SearchHit};
 use crate::embed::to_vector_bytes;
 use crate::rental::{COLUMNS, Rental};
@@ -31,10 +35,8 @@ const MAX_CANDIDATES: u32 = 1_000;
 /// recall@20 was 0.955-0.967 over 100,000 items, too near the 0.95 goal; see reports/README.md.
 pub const UNFILTERED_OVERFETCH: u32 = 3;
 
-/// Fewest candidates per wanted item with a filter. The optimiser's estimate of the share a
-/// filter keeps can be twice the truth (a price range keeping 31% estimated at over 50%), so
-/// the estimate's over-fetch alone left a price range at k 80 for 20: 1.2x what it needed,
-/// recall@20 0.948-0.968.
+/// Fewest candidates per wanted item with a filter, whatever share it keeps: a price range
+/// keeping 31% searched with k 80 for 20 had recall@20 0.948-0.968 (the graph is approximate).
 pub const FILTERED_MIN_OVERFETCH: u32 = 6;
 
 /// A filter that keeps at most this many items is searched exactly. Measured on 100,000 items
@@ -54,67 +56,60 @@ pub enum Plan {
     Index { k: u32 },
 }
 
-/// The plan for `filter`: a count over the index that serves the category and price filters,
-/// stopped after [`EXACT_MAX_ROWS`] + 1 (availability is not counted: it only removes items,
-/// so the count is an upper bound).
-pub async fn plan(db: &MySqlPool, filter: &SearchFilter, limit: u32) -> sqlx::Result<Plan> {
-    let indexed = filter.indexed_sql();
-    // Counted over the filter's index, or over (embed_status, id) without one: a catalogue this
-    // small is searched exactly even unfiltered. The index's graph is approximate, and
-    // scenarios/ci/embed-off-request-path.toml saw it miss a new post (embedded, DONE) for its
-    // own title on every one of ~60 searches over 32 items.
-    let sql = format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM rental_items i WHERE i.embed_status = 'DONE'{indexed} LIMIT {}) t",
-        EXACT_MAX_ROWS + 1
-    );
-    let kept: i64 = filter.bind_indexed(sqlx::query_as::<_, (i64,)>(&sql)).fetch_one(db).await?.0;
-    if kept.max(0) as u64 <= EXACT_MAX_ROWS {
-        return Ok(Plan::Exact { rows: kept.max(0) as u64 });
+/// The plan for `filter`. From this instance's counts ([`Selectivity`]) of the items the
+/// category and price filters keep: past twice [`EXACT_MAX_ROWS`], the index; otherwise a
+/// count over the index that serves the filters, stopped after [`EXACT_MAX_ROWS`] + 1, decides
+/// (so a stale count never sends a search to the exact path over too many rows). Availability
+/// is not counted: it only removes items, so both counts are upper bounds.
+pub async fn plan(
+    db: &MySqlPool,
+    selectivity: &Arc<Selectivity>,
+    filter: &SearchFilter,
+    limit: u32,
+) -> sqlx::Result<Plan> {
+    let counts = selectivity.counts(db).await?;
+    let estimated = counts.kept(filter);
+    if estimated <= 2 * EXACT_MAX_ROWS {
+        // Counted over the filter's index, or over (embed_status, id) without one: a catalogue
+        // this small is searched exactly even unfiltered. The index's graph is approximate, and
+        // scenarios/ci/embed-off-request-path.toml saw it miss a new post (embedded, DONE) for
+        // its own title on every one of ~60 searches over 32 items.
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM rental_items i WHERE i.embed_status = 'DONE'{} LIMIT {}) t",
+            filter.indexed_sql(),
+            EXACT_MAX_ROWS + 1
+        );
+        let kept: i64 = filter.bind_indexed(sqlx::query_as::<_, (i64,)>(&sql)).fetch_one(db).await?.0;
+        if kept.max(0) as u64 <= EXACT_MAX_ROWS {
+            return Ok(Plan::Exact { rows: kept.max(0) as u64 });
+        }
     }
-    if indexed.is_empty() {
-        let k = if filter.is_empty() { limit * UNFILTERED_OVERFETCH } else { limit * FILTERED_MIN_OVERFETCH };
-        return Ok(Plan::Index { k: k.min(MAX_CANDIDATES) });
+    if filter.is_empty() {
+        return Ok(Plan::Index { k: (limit * UNFILTERED_OVERFETCH).min(MAX_CANDIDATES) });
     }
-    // A broad filter: the optimiser's estimates (an index dive each, no row read) of the items
-    // it keeps and of all the embedded ones size the over-fetch, so one round usually does.
-    let kept = estimate(db, filter, true).await?;
-    let done = estimate(db, filter, false).await?;
+    // A broad filter: twice the candidates its share of the items says `limit` needs, so one
+    // round usually does (with 166 for 20 from a share estimated at twice the truth, one search
+    // in two went round again).
     let floor = u64::from(limit * FILTERED_MIN_OVERFETCH);
-    let k = match (kept, done) {
-        (Some(kept), Some(done)) if kept > 0 => (2 * u64::from(limit) * done).div_ceil(kept),
+    let k = match (estimated, counts.total()) {
+        (kept, total) if kept > 0 && total > 0 => (2 * u64::from(limit) * total).div_ceil(kept),
         _ => floor,
     };
     Ok(Plan::Index { k: k.clamp(floor, u64::from(MAX_CANDIDATES)) as u32 })
-}
-
-/// The optimiser's estimate of the embedded items `filter` keeps (or of all of them).
-async fn estimate(db: &MySqlPool, filter: &SearchFilter, filtered: bool) -> sqlx::Result<Option<u64>> {
-    use sqlx::Row;
-    let conditions = if filtered { filter.indexed_sql() } else { String::new() };
-    let sql = format!("EXPLAIN SELECT 1 FROM rental_items i WHERE i.embed_status = 'DONE'{conditions}");
-    let q = sqlx::query(&sql);
-    let q = if filtered { filter.bind_indexed_values(q) } else { q };
-    let rows = q.fetch_all(db).await?;
-    Ok(rows.first().and_then(|r| {
-        r.try_get::<Option<u64>, _>("rows")
-            .ok()
-            .flatten()
-            .or_else(|| r.try_get::<Option<i64>, _>("rows").ok().flatten().map(|n| n.max(0) as u64))
-            .or_else(|| r.try_get::<Option<String>, _>("rows").ok().flatten().and_then(|t| t.parse().ok()))
-    }))
 }
 
 /// Up to `limit` embedded items nearest to `query`, nearest first.
 #[tracing::instrument(skip_all, fields(limit = limit))]
 pub async fn search(
     db: &MySqlPool,
+    selectivity: &Arc<Selectivity>,
     embedder: &str,
     query: &[f32],
     filter: &SearchFilter,
     limit: u32,
 ) -> sqlx::Result<Vec<SearchHit>> {
     let bytes = to_vector_bytes(query);
-    let first = match plan(db, filter, limit).await? {
+    let first = match plan(db, selectivity, filter, limit).await? {
         Plan::Exact { .. } => return exact(db, embedder, &bytes, filter, limit).await,
         Plan::Index { k } => k,
     };

@@ -102,42 +102,85 @@ async fn embedded_items_are_ranked_by_vector_with_scores_and_filters() -> TestRe
 
     // The plan of each: a category or a price range keeps few items here, counted over their
     // index and searched exactly; so is a small catalogue with no filter, or availability
-    // alone. Past 5,000 embedded items those go through the vector index, over-fetching when
-    // something is filtered.
+    // alone. Past 5,000 embedded items those go through the vector index, over-fetching by the
+    // share of the items the filter keeps, from the instance's own counts.
     use server::rental::Category;
-    use server::search::SearchFilter;
-    use server::search::vector::{EXACT_MAX_ROWS, Plan, plan};
+    use server::search::vector::{EXACT_MAX_ROWS, FILTERED_MIN_OVERFETCH, Plan, UNFILTERED_OVERFETCH, plan};
+    use server::search::{SearchFilter, Selectivity};
+    let counted_first = Selectivity::new();
     let camping = SearchFilter { category: Some(Category::Camping), ..SearchFilter::default() };
-    assert_eq!(plan(&world.db, &camping, 20).await?, Plan::Exact { rows: 2 });
+    assert_eq!(plan(&world.db, &counted_first, &camping, 20).await?, Plan::Exact { rows: 2 });
     let cheap = SearchFilter { max_price: Some(20_000), ..SearchFilter::default() };
-    assert_eq!(plan(&world.db, &cheap, 20).await?, Plan::Exact { rows: 2 });
+    assert_eq!(plan(&world.db, &counted_first, &cheap, 20).await?, Plan::Exact { rows: 2 });
     let today = Utc::now().date_naive();
     let range = server::rental::reservations::DateRange { start: today, end: today };
     let free = SearchFilter { available: Some(range), ..SearchFilter::default() };
-    let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE'")
-        .fetch_one(&world.db)
-        .await?;
-    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Exact { rows: done as u64 });
-    assert_eq!(plan(&world.db, &free, 20).await?, Plan::Exact { rows: done as u64 });
-    // Items of another category marked DONE (the plan counts items, not vectors): a catalogue
-    // past the exact limit.
-    let owner_id = owner.id;
-    for chunk in (0..EXACT_MAX_ROWS).collect::<Vec<_>>().chunks(1_000) {
-        let values = vec!["(?, 'filler', '', 'other', 1000, 0, '[]', 'DONE')"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO rental_items (owner_id, title, description, category, price_per_day, deposit, photo_urls, \
-             embed_status) VALUES {values}"
-        );
-        let mut q = sqlx::query(&sql);
-        for _ in chunk {
-            q = q.bind(owner_id);
+    let done = |db: sqlx::MySqlPool, sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(&db).await.map(|n| n as u64)
+    };
+    let all = "SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE'";
+    let n = done(world.db.clone(), all).await?;
+    assert_eq!(plan(&world.db, &counted_first, &SearchFilter::default(), 20).await?, Plan::Exact { rows: n });
+    assert_eq!(plan(&world.db, &counted_first, &free, 20).await?, Plan::Exact { rows: n });
+
+    // Items marked DONE (the plan counts items, not vectors): 15,000 `other` at 1,000 a day and
+    // EXACT_MAX_ROWS + 1 `tools` at 50,000, a catalogue four times past the exact limit.
+    let filler = |category: &'static str, price: u32, count: u64| {
+        let (db, owner_id) = (world.db.clone(), owner.id);
+        async move {
+            for chunk in (0..count).collect::<Vec<_>>().chunks(1_000) {
+                let values = vec!["(?, 'filler', '', ?, ?, 0, '[]', 'DONE')"; chunk.len()].join(", ");
+                let sql = format!(
+                    "INSERT INTO rental_items (owner_id, title, description, category, price_per_day, deposit, \
+                     photo_urls, embed_status) VALUES {values}"
+                );
+                let mut q = sqlx::query(&sql);
+                for _ in chunk {
+                    q = q.bind(owner_id).bind(category).bind(price);
+                }
+                q.execute(&db).await?;
+            }
+            Ok::<_, sqlx::Error>(())
         }
-        q.execute(&world.db).await?;
+    };
+    filler("other", 1_000, 15_000).await?;
+    filler("tools", 50_000, EXACT_MAX_ROWS + 1).await?;
+    let n = done(world.db.clone(), all).await?;
+    let tools =
+        done(world.db.clone(), "SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE' AND category = 'tools'")
+            .await?;
+    let pricey = done(
+        world.db.clone(),
+        "SELECT COUNT(*) FROM rental_items WHERE embed_status = 'DONE' AND price_per_day >= 40000",
+    )
+    .await?;
+    let by_share =
+        |kept: u64| Plan::Index { k: (2 * 20 * n).div_ceil(kept).max(u64::from(20 * FILTERED_MIN_OVERFETCH)) as u32 };
+
+    // An instance that counts now: the share a filter keeps sizes its over-fetch (a quarter of
+    // the catalogue: 160 for 20, over the floor of 120).
+    let counted_now = Selectivity::new();
+    let tools_only = SearchFilter { category: Some(Category::Tools), ..SearchFilter::default() };
+    let from_40k = SearchFilter { min_price: Some(40_000), ..SearchFilter::default() };
+    let cheap_tools = SearchFilter { max_price: Some(20_000), ..tools_only.clone() };
+    for selectivity in [&counted_now, &counted_first] {
+        assert_eq!(
+            plan(&world.db, selectivity, &SearchFilter::default(), 20).await?,
+            Plan::Index { k: 20 * UNFILTERED_OVERFETCH }
+        );
+        assert_eq!(plan(&world.db, selectivity, &free, 20).await?, Plan::Index { k: 20 * FILTERED_MIN_OVERFETCH });
+        assert_eq!(
+            plan(&world.db, selectivity, &camping, 20).await?,
+            Plan::Exact { rows: 2 },
+            "a category still counts its own"
+        );
+        assert_eq!(plan(&world.db, selectivity, &cheap_tools, 20).await?, Plan::Exact { rows: 1 }, "the drill alone");
     }
-    use server::search::vector::{FILTERED_MIN_OVERFETCH, UNFILTERED_OVERFETCH};
-    assert_eq!(plan(&world.db, &SearchFilter::default(), 20).await?, Plan::Index { k: 20 * UNFILTERED_OVERFETCH });
-    assert_eq!(plan(&world.db, &free, 20).await?, Plan::Index { k: 20 * FILTERED_MIN_OVERFETCH });
-    assert_eq!(plan(&world.db, &camping, 20).await?, Plan::Exact { rows: 2 }, "a category still counts its own");
+    assert_eq!(plan(&world.db, &counted_now, &tools_only, 20).await?, by_share(tools));
+    assert_eq!(plan(&world.db, &counted_now, &from_40k, 20).await?, by_share(pricey));
+    // An instance whose counts predate the fillers still counts before any exact scan: the
+    // index, sized by its older shares.
+    assert!(matches!(plan(&world.db, &counted_first, &tools_only, 20).await?, Plan::Index { .. }));
     Ok(())
 }
 

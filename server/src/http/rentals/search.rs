@@ -12,7 +12,7 @@ use crate::embed::Embedder;
 use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, CurrentUser};
 use crate::openapi::{BadRequest, ErrorBody, Unauthorized, Unavailable};
-use crate::search::{self, SearchQuery, SearchResults};
+use crate::search::{self, SearchQuery, SearchResults, Selectivity};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,8 +47,9 @@ async fn search_rentals(
     _user: CurrentUser,
     State(db): State<MySqlPool>,
     State(embedder): State<Arc<dyn Embedder>>,
+    State(selectivity): State<Arc<Selectivity>>,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let request = q.parse()?;
-    Ok(Json(search::search(&db, embedder.as_ref(), &request).await?))
+    Ok(Json(search::search(&db, &selectivity, embedder.as_ref(), &request).await?))
 }
