@@ -9,11 +9,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use futures::future::BoxFuture;
 use tokenizers::{Tokenizer, TruncationParams};
 use tokio::sync::Semaphore;
 
+use super::bert::Bert;
 use super::{DIM, EmbedError, Embedder, normalize};
 
 /// The files a model folder must hold; the settings check them at start-up.
@@ -37,10 +38,10 @@ pub struct MiniLmEmbedder {
     dir: PathBuf,
 }
 
-/// `BertModel` and `Tokenizer` are `Sync` and their forward/encode take `&self`, so the
-/// model is shared without a lock; the semaphore above only paces it.
+/// `Bert` and `Tokenizer` are `Sync` and their forward/encode take `&self`, so the model is
+/// shared without a lock; the semaphore above only paces it.
 struct Model {
-    bert: BertModel,
+    bert: Bert,
     tokenizer: Tokenizer,
     pad_id: u32,
 }
@@ -79,7 +80,7 @@ impl MiniLmEmbedder {
             std::fs::read(&weights_path).with_context(|| format!("cannot read {}", weights_path.display()))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .with_context(|| format!("{} is not a safetensors file: {hint}", weights_path.display()))?;
-        let bert = BertModel::load(vb, &config)
+        let bert = Bert::load(vb, &config)
             .with_context(|| format!("{} does not hold BERT weights: {hint}", weights_path.display()))?;
 
         let tokenizer_path = dir.join("tokenizer.json");
@@ -160,9 +161,9 @@ impl Model {
             flat_mask.extend(std::iter::repeat_n(0u32, width - t.len()));
         }
         let input_ids = Tensor::from_vec(flat_ids, (rows, width), &Device::Cpu)?;
+        let padded = ids.iter().any(|t| t.len() < width);
         let mask = Tensor::from_vec(flat_mask, (rows, width), &Device::Cpu)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        let hidden = self.bert.forward(&input_ids, &token_type_ids, Some(&mask))?; // (rows, width, DIM)
+        let hidden = self.bert.forward(&input_ids, padded.then_some(&mask))?; // (rows, width, DIM)
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, width, 1)
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (rows, DIM)
         // Every text has at least [CLS] and [SEP], so no count is zero; the clamp mirrors

@@ -10,8 +10,10 @@
 //! Every embedder returns L2-normalised vectors of [`DIM`] floats, so cosine distance and
 //! dot product rank alike.
 
+pub mod bert;
 pub mod config;
 pub mod hashing;
+mod kernels;
 pub mod minilm;
 pub mod openai;
 
