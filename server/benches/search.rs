@@ -15,7 +15,9 @@
 //! Criterion reports each distribution; the bench also times 200 queries of varied text per
 //! case itself and prints p50/p99, and for every vector case its recall@20 against the exact
 //! answer (the same filters, every distance computed) over 50 queries: a hit counts when its
-//! distance is within the exact 20th's, so ties are not misses. Run:
+//! distance is within the exact 20th's, so ties are not misses; and for the category and the
+//! price range, in how many of 50 queries the first round of the index path came back with
+//! fewer than 20 passing, at the plan's `k` and at half of it. Run:
 //! `cargo bench -p server --bench search`.
 //! Set `BENCH_MYSQL_URL=mysql://user:pass@host:port` to use a running MariaDB instead of a
 //! container; `BENCH_ITEMS` to change the item count.
@@ -338,6 +340,30 @@ async fn explain(db: &MySqlPool) {
     }
 }
 
+/// How many of `queries` find fewer than [`LIMIT`] items passing `filter` among their `k`
+/// nearest candidates from the index: the searches whose first round comes back short.
+async fn short_first_rounds(db: &MySqlPool, filter: &SearchFilter, k: u32, queries: &[String]) -> usize {
+    let mut short = 0;
+    for q in queries {
+        let ids: Vec<(u64,)> =
+            sqlx::query_as("SELECT item_id FROM rental_embeddings ORDER BY VEC_DISTANCE_COSINE(embedding, ?) LIMIT ?")
+                .bind(to_vector_bytes(&HashingEmbedder::embed_one(q)))
+                .bind(k)
+                .fetch_all(db)
+                .await
+                .expect("candidates");
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!("SELECT COUNT(*) FROM rental_items i WHERE i.id IN ({placeholders}){}", filter.sql());
+        let mut count = sqlx::query_as::<_, (i64,)>(&sql);
+        for (id,) in &ids {
+            count = count.bind(*id);
+        }
+        let (passed,) = filter.bind_as(count).fetch_one(db).await.expect("count");
+        short += usize::from(passed < i64::from(LIMIT));
+    }
+    short
+}
+
 fn main() {
     server::install_crypto_provider();
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
@@ -379,6 +405,19 @@ fn main() {
         percentiles(name, times);
         if empty > 0 {
             println!("{name:>16}: {empty} of {} queries found nothing", queries.len());
+        }
+    }
+    // The plan's over-fetch against half of it (what a share estimated at twice the truth gives).
+    for (name, filter) in [("category", category()), ("price", price())] {
+        if let Ok(vector::Plan::Index { k }) = rt.block_on(vector::plan(&db, selectivity(), &filter, LIMIT)) {
+            let sample = &queries[..RECALL_QUERIES];
+            let at_k = rt.block_on(short_first_rounds(&db, &filter, k, sample));
+            let at_half = rt.block_on(short_first_rounds(&db, &filter, k / 2, sample));
+            println!(
+                "{name:>16}: first round short of {LIMIT} in {at_k} of {} queries at k {k}, {at_half} at k {}",
+                sample.len(),
+                k / 2
+            );
         }
     }
     for (name, case) in cases {
