@@ -37,9 +37,14 @@ struct Cdf {
 }
 
 impl Cdf {
+    /// Adds the items at `price`, above every price so far. Thins as it goes, so a catalogue
+    /// of a million distinct prices never holds more than 4 x [`MAX_KNOTS`] points.
     fn push(&mut self, price: u32, count: u64) {
         let below = self.knots.last().map_or(0, |k| k.1);
         self.knots.push((price, below + count));
+        if self.knots.len() >= 4 * MAX_KNOTS {
+            self.thin();
+        }
     }
 
     fn total(&self) -> u64 {
@@ -104,31 +109,37 @@ fn slot(category: Category) -> usize {
 }
 
 impl Counts {
-    /// Builds the counts from `(category, price, items)` rows, prices rising within each
-    /// category, as the index gives them. Rows of a category this server does not know are
-    /// skipped.
-    fn from_sorted(rows: impl IntoIterator<Item = (String, u32, u64)>) -> Counts {
-        let mut by_category: [Cdf; Category::ALL.len()] = Default::default();
-        for (category, price, count) in rows {
-            if let Some(category) = Category::parse(&category) {
-                by_category[slot(category)].push(price, count);
-            }
+    fn empty() -> Counts {
+        Counts { taken: Instant::now(), by_category: Default::default() }
+    }
+
+    /// Adds the `items` of `category` at `price`: within a category, prices must rise (as the
+    /// index gives them). Rows of a category this server does not know are skipped.
+    fn add(&mut self, category: &str, price: u32, items: u64) {
+        if let Some(category) = Category::parse(category) {
+            self.by_category[slot(category)].push(price, items);
         }
-        by_category.iter_mut().for_each(Cdf::thin);
-        Counts { taken: Instant::now(), by_category }
+    }
+
+    fn finish(mut self) -> Counts {
+        self.by_category.iter_mut().for_each(Cdf::thin);
+        self.taken = Instant::now();
+        self
     }
 
     /// Counts every embedded item by category and price: one read of the covering index in its
-    /// own order (no sort, no temporary table).
+    /// own order (no sort, no temporary table), taken in as the rows arrive.
     pub async fn load(db: &MySqlPool) -> sqlx::Result<Counts> {
-        let rows: Vec<(String, u32, i64)> = sqlx::query_as(
+        let mut rows = sqlx::query_as::<_, (String, u32, i64)>(
             "SELECT category, price_per_day, COUNT(*) FROM rental_items WHERE embed_status = 'DONE' \
              GROUP BY category, price_per_day ORDER BY category, price_per_day",
         )
-        .fetch(db)
-        .try_collect()
-        .await?;
-        Ok(Counts::from_sorted(rows.into_iter().map(|(c, p, n)| (c, p, n.max(0) as u64))))
+        .fetch(db);
+        let mut counts = Counts::empty();
+        while let Some((category, price, items)) = rows.try_next().await? {
+            counts.add(&category, price, items.max(0) as u64);
+        }
+        Ok(counts.finish())
     }
 
     /// Every embedded item, when counted.
@@ -206,6 +217,17 @@ impl Selectivity {
 mod tests {
     use super::*;
 
+    impl Counts {
+        /// The counts of `(category, price, items)` rows, as [`Counts::load`] takes them in.
+        fn from_sorted(rows: impl IntoIterator<Item = (String, u32, u64)>) -> Counts {
+            let mut counts = Counts::empty();
+            for (category, price, items) in rows {
+                counts.add(&category, price, items);
+            }
+            counts.finish()
+        }
+    }
+
     fn filter(category: Option<Category>, min_price: Option<u32>, max_price: Option<u32>) -> SearchFilter {
         SearchFilter { category, min_price, max_price, available: None }
     }
@@ -251,6 +273,20 @@ mod tests {
             let truth = f64::from(hi.min(100_000) - lo + 1);
             assert!((kept - truth).abs() <= truth * 0.02 + 100.0, "{lo}..={hi}: {kept} for {truth}");
         }
+    }
+
+    #[test]
+    fn a_million_distinct_prices_never_hold_more_than_four_times_max_knots() {
+        let mut counts = Counts::empty();
+        for p in 0..1_000_000u32 {
+            counts.add("tools", p, 1);
+            assert!(counts.by_category[slot(Category::Tools)].knots.len() < 4 * MAX_KNOTS);
+        }
+        let counts = counts.finish();
+        assert!(counts.by_category[slot(Category::Tools)].knots.len() <= MAX_KNOTS + 1);
+        assert_eq!(counts.total(), 1_000_000);
+        let kept = counts.kept(&filter(Some(Category::Tools), Some(250_000), Some(499_999))) as f64;
+        assert!((kept - 250_000.0).abs() < 2_500.0, "{kept}");
     }
 
     #[test]
