@@ -7,8 +7,9 @@
 //!   attention scale 1/sqrt(head size) folded into the query's weights and bias;
 //! * tokens stay one `(texts x tokens, hidden)` matrix between layers, so every projection is
 //!   one 2-D product rather than a batch of them;
-//! * softmax is one pass per row and GELU one pass per tensor ([`super::kernels`]), where
-//!   candle's `softmax` runs five tensor ops and its `gelu_erf` a scalar `erf` per element;
+//! * softmax is one kernel over each row (its maximum, exponentials, then scaling) and GELU one
+//!   pass over the tensor ([`super::kernels`]), their exponentials vectorised, where candle's
+//!   `softmax` runs five tensor ops and its `gelu_erf` a scalar `erf` per element;
 //! * the padding mask is added only when a pass has padding (never for one text).
 //!
 //! Dropout is absent: this is inference only.
@@ -66,8 +67,9 @@ fn layer_norm(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Laye
 }
 
 impl Bert {
-    /// Loads a BERT checkpoint's encoder (with or without a `bert.` prefix), as `BertModel`
-    /// does; only `hidden_act: gelu` (exact GELU), the one BERT and MiniLM use, is accepted.
+    /// Loads a BERT checkpoint's encoder, its weights named as Hugging Face's `BertModel` saves
+    /// them (with or without a `bert.` prefix; not the `gamma`/`beta` of older checkpoints);
+    /// only `hidden_act: gelu` (exact GELU), the one BERT and MiniLM use, is accepted.
     pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Bert> {
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
         if config.hidden_act != HiddenAct::Gelu {

@@ -12,7 +12,7 @@
 //! cumulative count), exact while it has at most [`MAX_KNOTS`] distinct prices, and thinned to
 //! that many points, between which prices are taken as evenly spread, past it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
@@ -24,7 +24,8 @@ use crate::rental::Category;
 /// How long one count serves before the next is taken (in the background).
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 
-/// Most points kept per category: 8 categories x 1,024 x 16 bytes, 128 KiB at most.
+/// Most points kept per category once counted: 8 categories x 1,024 x 16 bytes, 128 KiB at
+/// most (4 times that while a count is taken in).
 pub const MAX_KNOTS: usize = 1_024;
 
 /// How many items of one category cost at most each price: `(price, items priced <= price)`,
@@ -51,24 +52,30 @@ impl Cdf {
         self.knots.last().map_or(0, |k| k.1)
     }
 
-    /// Keeps at most [`MAX_KNOTS`] points, about evenly spaced in count, and the last.
+    /// Keeps at most [`MAX_KNOTS`] points: those where the count crosses each of about
+    /// `MAX_KNOTS / 2` even steps, each with the point before it (so that the items of one
+    /// heavy price stay at that price rather than spread back to the previous kept point), and
+    /// the last.
     fn thin(&mut self) {
         if self.knots.len() <= MAX_KNOTS {
             return;
         }
-        let step = self.total().div_ceil(MAX_KNOTS as u64 - 1).max(1);
-        let last = *self.knots.last().expect("more than MAX_KNOTS points");
+        let step = self.total().div_ceil(MAX_KNOTS as u64 / 2 - 1).max(1);
+        let mut keep = vec![false; self.knots.len()];
         let mut next = step;
-        self.knots.retain(|&(_, below)| {
-            let keep = below >= next;
-            if keep {
+        for (i, &(_, below)) in self.knots.iter().enumerate() {
+            if below >= next {
+                keep[i] = true;
+                keep[i.saturating_sub(1)] = true;
                 next = (below / step + 1) * step;
             }
-            keep
-        });
-        if self.knots.last() != Some(&last) {
-            self.knots.push(last);
         }
+        if let Some(last) = keep.last_mut() {
+            *last = true;
+        }
+        let mut flags = keep.into_iter();
+        self.knots.retain(|_| flags.next().unwrap_or(true));
+        self.knots.shrink_to_fit();
         self.thinned = true;
     }
 
@@ -164,8 +171,26 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct Selectivity {
     latest: RwLock<Option<Arc<Counts>>>,
+    /// When the last count started, so that a failing one is retried after [`RETRY_AFTER`],
+    /// not by every search.
+    last_attempt: Mutex<Option<Instant>>,
     /// Held by whoever is counting, so one count runs at a time.
     counting: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A count that takes longer is given up (and retried after [`RETRY_AFTER`]): a hung query must
+/// not hold the counting lock for ever.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The wait before a count that failed is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(15);
+
+async fn load_bounded(db: &MySqlPool) -> Result<Counts, String> {
+    match tokio::time::timeout(LOAD_TIMEOUT, Counts::load(db)).await {
+        Ok(Ok(counts)) => Ok(counts),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", LOAD_TIMEOUT.as_secs())),
+    }
 }
 
 impl Selectivity {
@@ -183,33 +208,64 @@ impl Selectivity {
         counts
     }
 
-    /// The latest counts. The first call counts (others wait for it); once they are older than
+    fn attempt_due(&self) -> bool {
+        self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()).is_none_or(|t| t.elapsed() >= RETRY_AFTER)
+    }
+
+    fn mark_attempt(&self) {
+        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// The latest counts, or none when no count has succeeded yet (searches then plan without
+    /// them). The first call counts, others waiting for it; once the counts are older than
     /// [`MAX_AGE`], one call starts a new count in the background and every call goes on with
-    /// the old one until it is stored.
-    pub async fn counts(self: &Arc<Self>, db: &MySqlPool) -> sqlx::Result<Arc<Counts>> {
+    /// the old one until it is stored. A count that fails or times out is logged and tried
+    /// again after [`RETRY_AFTER`].
+    pub async fn counts(self: &Arc<Self>, db: &MySqlPool) -> Option<Arc<Counts>> {
         if let Some(counts) = self.latest() {
             if counts.taken.elapsed() >= MAX_AGE
+                && self.attempt_due()
                 && let Ok(guard) = self.counting.clone().try_lock_owned()
             {
+                self.mark_attempt();
                 let (me, db) = (self.clone(), db.clone());
                 tokio::spawn(async move {
                     let _guard = guard;
-                    match Counts::load(&db).await {
+                    // Another count may have been stored since this caller read the old one.
+                    if me.latest().is_some_and(|c| c.taken.elapsed() < MAX_AGE) {
+                        return;
+                    }
+                    match load_bounded(&db).await {
                         Ok(counts) => {
                             me.store(counts);
                         }
-                        // The old counts serve on; the next search past MAX_AGE tries again.
-                        Err(e) => tracing::warn!(error = %e, "counting the items for search plans failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "counting the items for search plans failed; the older counts serve on")
+                        }
                     }
                 });
             }
-            return Ok(counts);
+            return Some(counts);
+        }
+        if !self.attempt_due() {
+            return None;
         }
         let _guard = self.counting.lock().await;
         if let Some(counts) = self.latest() {
-            return Ok(counts);
+            return Some(counts);
         }
-        Ok(self.store(Counts::load(db).await?))
+        // The count this call waited for may have failed just now.
+        if !self.attempt_due() {
+            return None;
+        }
+        self.mark_attempt();
+        match load_bounded(db).await {
+            Ok(counts) => Some(self.store(counts)),
+            Err(e) => {
+                tracing::warn!(error = %e, "counting the items for search plans failed; planning without counts");
+                None
+            }
+        }
     }
 }
 
@@ -265,7 +321,7 @@ mod tests {
         // 100,000 items of 100,000 distinct prices (1 to 100,000), rising by one.
         let rows = (1..=100_000).map(|p| ("home".to_string(), p, 1));
         let counts = Counts::from_sorted(rows);
-        assert!(counts.by_category[slot(Category::Home)].knots.len() <= MAX_KNOTS + 1);
+        assert!(counts.by_category[slot(Category::Home)].knots.len() <= MAX_KNOTS);
         assert_eq!(counts.total(), 100_000);
         assert_eq!(counts.kept(&filter(Some(Category::Home), None, None)), 100_000);
         for (lo, hi) in [(1, 100_000), (10_000, 40_000), (50_000, 50_999), (99_950, 200_000), (1, 30)] {
@@ -283,10 +339,23 @@ mod tests {
             assert!(counts.by_category[slot(Category::Tools)].knots.len() < 4 * MAX_KNOTS);
         }
         let counts = counts.finish();
-        assert!(counts.by_category[slot(Category::Tools)].knots.len() <= MAX_KNOTS + 1);
+        assert!(counts.by_category[slot(Category::Tools)].knots.len() <= MAX_KNOTS);
         assert_eq!(counts.total(), 1_000_000);
         let kept = counts.kept(&filter(Some(Category::Tools), Some(250_000), Some(499_999))) as f64;
         assert!((kept - 250_000.0).abs() < 2_500.0, "{kept}");
+    }
+
+    #[test]
+    fn a_heavy_price_among_many_stays_at_its_price_when_thinned() {
+        // Prices 1 to 2,000 with one item each, and 100,000 more items at 1,500.
+        let rows = (1..=2_000u32).map(|p| ("tools".to_string(), p, if p == 1_500 { 100_001 } else { 1 }));
+        let counts = Counts::from_sorted(rows);
+        assert!(counts.by_category[slot(Category::Tools)].thinned);
+        let below = counts.kept(&filter(None, None, Some(1_499))) as f64;
+        assert!((below - 1_499.0).abs() <= 30.0, "under 1,500: {below} for 1,499");
+        let from = counts.kept(&filter(None, Some(1_500), None)) as f64;
+        assert!((from - 100_501.0).abs() <= 30.0, "from 1,500: {from} for 100,501");
+        assert_eq!(counts.kept(&filter(None, Some(1_500), Some(1_500))), 100_001);
     }
 
     #[test]
@@ -297,7 +366,7 @@ mod tests {
         }
         let total = cdf.total();
         cdf.thin();
-        assert!(cdf.thinned && cdf.knots.len() <= MAX_KNOTS + 1, "{}", cdf.knots.len());
+        assert!(cdf.thinned && cdf.knots.len() <= MAX_KNOTS, "{}", cdf.knots.len());
         assert_eq!(cdf.knots.last(), Some(&(4_999, total)));
         assert!(cdf.knots.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
     }

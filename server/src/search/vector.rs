@@ -67,8 +67,9 @@ pub async fn plan(
     filter: &SearchFilter,
     limit: u32,
 ) -> sqlx::Result<Plan> {
-    let counts = selectivity.counts(db).await?;
-    let estimated = counts.kept(filter);
+    // Without counts (the first count failed), the bounded count decides and k is the floor.
+    let counts = selectivity.counts(db).await;
+    let (estimated, total) = counts.as_ref().map_or((0, 0), |c| (c.kept(filter), c.total()));
     if estimated <= 2 * EXACT_MAX_ROWS {
         // Counted over the filter's index, or over (embed_status, id) without one: a catalogue
         // this small is searched exactly even unfiltered. The index's graph is approximate, and
@@ -91,7 +92,7 @@ pub async fn plan(
     // round usually does (with 166 for 20 from a share estimated at twice the truth, one search
     // in two went round again).
     let floor = u64::from(limit * FILTERED_MIN_OVERFETCH);
-    let k = match (estimated, counts.total()) {
+    let k = match (estimated, total) {
         (kept, total) if kept > 0 && total > 0 => (2 * u64::from(limit) * total).div_ceil(kept),
         _ => floor,
     };
