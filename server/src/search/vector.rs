@@ -89,8 +89,8 @@ pub async fn plan(
         return Ok(Plan::Index { k: (limit * UNFILTERED_OVERFETCH).min(MAX_CANDIDATES) });
     }
     // A broad filter: twice the candidates its share of the items says `limit` needs, so one
-    // round usually does (with 166 for 20 from a share estimated at twice the truth, one search
-    // in two went round again).
+    // round usually does (with half that, as a share estimated at twice the truth gave, 19 of
+    // 50 bench queries of a category went round again; reports/README.md).
     let floor = u64::from(limit * FILTERED_MIN_OVERFETCH);
     let k = match (estimated, total) {
         (kept, total) if kept > 0 && total > 0 => (2 * u64::from(limit) * total).div_ceil(kept),
