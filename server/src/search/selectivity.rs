@@ -5,12 +5,13 @@
 //! optimiser's estimates (`EXPLAIN`'s rows) are index dives that InnoDB doubles for trees over
 //! one level deep and caps at half the table: over 100,000 items a category keeping 12,462 was
 //! estimated at 23,764 and a price range keeping 30,921 at 71,738, so about two category
-//! searches in five came back with too few and went round again (reports/README.md). These counts are exact when
-//! taken: one ordered read of `ix_rental_items_search` (category, price), grouped as it is read,
-//! about 20 ms for 100,000 items, at most once per [`MAX_AGE`] per instance, in the background
-//! once a first count exists. Each category keeps how many items cost at most each price (the
-//! cumulative count), exact while it has at most [`MAX_KNOTS`] distinct prices, and thinned to
-//! that many points, between which prices are taken as evenly spread, past it.
+//! searches in five came back with too few and went round again (reports/README.md). These
+//! counts are exact when taken: one ordered read of `ix_rental_items_search` (category, price),
+//! grouped as it is read, about 20 ms for 100,000 items, at most once per [`MAX_AGE`] per
+//! instance, in the background once a first count exists. Each category keeps how many items
+//! cost at most each price (the cumulative count), exact while it has at most [`MAX_KNOTS`]
+//! distinct prices, and thinned to that many points past it, between which prices are taken as
+//! evenly spread.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};

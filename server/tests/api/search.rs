@@ -176,6 +176,8 @@ async fn embedded_items_are_ranked_by_vector_with_scores_and_filters() -> TestRe
         );
         assert_eq!(plan(&world.db, selectivity, &cheap_tools, 20).await?, Plan::Exact { rows: 1 }, "the drill alone");
     }
+    let floor = 20 * FILTERED_MIN_OVERFETCH;
+    assert!(matches!(by_share(tools), Plan::Index { k } if k > floor), "{n} items, {tools} tools: over the floor");
     assert_eq!(plan(&world.db, &counted_now, &tools_only, 20).await?, by_share(tools));
     assert_eq!(plan(&world.db, &counted_now, &from_40k, 20).await?, by_share(pricey));
     // An instance whose counts predate the fillers still counts before any exact scan: the
