@@ -519,9 +519,11 @@ async fn ci_embed_scenario_shows_the_request_paying_for_an_inline_embedder_and_b
     assert_eq!(inline.embed.as_ref().unwrap().embedded_in_request, 32);
     assert_eq!(batch.embed.as_ref().unwrap().embedded_in_request, 0);
     assert!(inline.latency_us.p50 >= 3_000_000, "every inline POST waits for the embedder: {:?}", inline.latency_us);
+    // No batch request waited for the embedder; the typical one is far faster than any inline.
+    assert!(batch.latency_us.p99 < 3_000_000, "a batch POST waited as long as the embedder: {:?}", batch.latency_us);
     assert!(
-        batch.latency_us.p99 * 3 < inline.latency_us.p50,
-        "batch p99 {:?} vs inline p50 {:?}",
+        batch.latency_us.p50 * 10 < inline.latency_us.p50,
+        "batch p50 {:?} vs inline p50 {:?}",
         batch.latency_us,
         inline.latency_us
     );

@@ -125,6 +125,54 @@ mod tests {
     }
 
     #[test]
+    fn an_embed_run_is_judged_on_its_posts_median_and_what_the_request_embedded() {
+        let text = "name = \"t\"\nkind = \"embed\"\nstrategies = [\"inline\", \"batch\"]\n[cluster]\ninstances = 3\n\
+                    [embed]\nposts_per_s = 4\nduration_s = 8\nembed_delay_ms = 3000\n\
+                    [thresholds.batch]\nmax_embedded_in_request = 0\nmax_p50_ms = 100\nmax_p99_ms = 2900\n";
+        let s = Scenario::parse(text, "t").unwrap();
+        // One stalled request of 32 moves the p99, not the median: the run passes.
+        let mut stalled = result("batch");
+        stalled.latency_us =
+            crate::report::Percentiles { p50: 5_000, p90: 9_000, p99: 1_280_000, p999: 1_280_000, max: 1_280_000 };
+        stalled.embed = Some(crate::report::EmbedCounts { posts: 32, created: 32, ..Default::default() });
+        // Requests that waited for the embedder fail all three.
+        let mut waited = stalled.clone();
+        waited.latency_us = crate::report::Percentiles {
+            p50: 3_010_000,
+            p90: 3_050_000,
+            p99: 3_300_000,
+            p999: 3_300_000,
+            max: 3_300_000,
+        };
+        waited.embed.as_mut().unwrap().embedded_in_request = 32;
+        for (r, expected) in [
+            (
+                stalled,
+                [
+                    (true, "p99 1280.00 ms <= 2900 ms"),
+                    (true, "p50 5.00 ms <= 100 ms"),
+                    (true, "embedded in the request 0 <= 0"),
+                ],
+            ),
+            (
+                waited,
+                [
+                    (false, "p99 3300.00 ms > 2900 ms"),
+                    (false, "p50 3010.00 ms > 100 ms"),
+                    (false, "embedded in the request 32 > 0"),
+                ],
+            ),
+        ] {
+            let mut results = [r];
+            let details: Vec<(bool, String)> =
+                evaluate(&s, &mut results).into_iter().map(|v| (v.passed, v.detail)).collect();
+            let expected: Vec<(bool, String)> = expected.iter().map(|(p, d)| (*p, d.to_string())).collect();
+            assert_eq!(details, expected);
+            assert_eq!(results[0].passed, expected[0].0);
+        }
+    }
+
+    #[test]
     fn a_capacity_limit_judges_the_highest_sustained_step() {
         let text = "name = \"t\"\nkind = \"capacity\"\nstrategies = [\"local\", \"rabbitmq\"]\n[cluster]\ninstances = 3\n\
                     [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n\

@@ -49,6 +49,23 @@ static EMBED: &[Limit] = &[
         },
     },
     Limit {
+        key: "max_p50_ms",
+        value: Value::NonNegative,
+        judge: |max, r| {
+            if r.latency_us.max == 0 {
+                return (false, "nothing measured: no p50 to compare".to_string());
+            }
+            let passed = r.latency_us.p50 as f64 / 1000.0 <= max;
+            let op = if passed { "<=" } else { ">" };
+            (passed, format!("p50 {} ms {op} {max} ms", text::ms(r.latency_us.p50)))
+        },
+    },
+    Limit {
+        key: "max_embedded_in_request",
+        value: Value::Count,
+        judge: |max, r| at_most("embedded in the request", counts(r).embedded_in_request, max),
+    },
+    Limit {
         key: "max_searchable_s",
         value: Value::NonNegative,
         judge: |max, r| {
