@@ -154,19 +154,17 @@ async fn by_causes(conn: &mut MySqlConnection, batch: &[NewNotification]) -> sql
     Ok(rows.into_iter().map(Notification::from).collect())
 }
 
-/// The rows with these ids, in id order.
-pub async fn by_ids(conn: &mut MySqlConnection, ids: &[u64]) -> sqlx::Result<Vec<Notification>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let mut q = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM notifications WHERE id IN "));
-        q.push_tuples(chunk, |mut t, id| {
-            t.push_bind(*id);
-        });
-        q.push(" ORDER BY id");
-        let rows: Vec<Row> = q.build_query_as().fetch_all(&mut *conn).await?;
-        out.extend(rows.into_iter().map(Notification::from));
-    }
-    Ok(out)
+/// The oldest `limit` rows the outbox relay has not published yet and no other relay holds,
+/// locked until the caller's transaction ends (`FOR UPDATE SKIP LOCKED`: concurrent relays
+/// take disjoint rows and never wait for each other), in id order.
+pub async fn claim_unrelayed(tx: &mut MySqlConnection, limit: u32) -> sqlx::Result<Vec<Notification>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM notifications WHERE relayed_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(Notification::from).collect())
 }
 
 /// The recipient's highest committed seq, 0 when there is none: where a stream that starts

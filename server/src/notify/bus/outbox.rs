@@ -43,36 +43,38 @@ impl OutboxDelivery {
     }
 
     /// Relays one batch; returns how many rows it published.
+    ///
+    /// The rows stay locked until the commit, which comes after every confirm: a relay that
+    /// dies in between leaves them unrelayed, to be published again (at least once). The
+    /// chunks are published together and their confirms awaited together, one round trip
+    /// for the batch rather than one per chunk.
     async fn relay_once(&self) -> Result<usize, String> {
         let mut tx = self.ctx.db.begin().await.map_err(|e| e.to_string())?;
-        let ids: Vec<u64> = sqlx::query_scalar(
-            "SELECT id FROM notifications WHERE relayed_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-        )
-        .bind(RELAY_BATCH)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
-        if ids.is_empty() {
+        let rows = store::claim_unrelayed(&mut tx, RELAY_BATCH).await.map_err(|e| e.to_string())?;
+        if rows.is_empty() {
             return Ok(0);
         }
-        let rows = store::by_ids(&mut tx, &ids).await.map_err(|e| e.to_string())?;
-        for chunk in rows.chunks(RELAY_MESSAGE) {
-            let payload = serde_json::to_vec(chunk).map_err(|e| e.to_string())?;
-            // On failure the transaction rolls back: the rows stay unrelayed for the next try.
-            self.publisher.publish(&self.names.fanout, "", &payload, false, false).await?;
-            self.ctx.metrics.published.inc_by(chunk.len() as u64);
-        }
+        let payloads = rows.chunks(RELAY_MESSAGE).map(serde_json::to_vec).collect::<Result<Vec<_>, _>>();
+        let payloads = payloads.map_err(|e| e.to_string())?;
+        // On failure the transaction rolls back: the rows stay unrelayed for the next try.
+        futures::future::try_join_all(
+            payloads.iter().map(|payload| self.publisher.publish(&self.names.fanout, "", payload, false, false)),
+        )
+        .await?;
+        self.ctx.metrics.published.inc_by(rows.len() as u64);
         let mut update =
             sqlx::QueryBuilder::new("UPDATE notifications SET relayed_at = CURRENT_TIMESTAMP(6) WHERE id IN ");
-        update.push_tuples(&ids, |mut t, id| {
-            t.push_bind(*id);
+        update.push_tuples(&rows, |mut t, row| {
+            t.push_bind(row.id);
         });
         update.build().execute(&mut *tx).await.map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        tracing::debug!(count = ids.len(), "relayed notifications");
-        Ok(ids.len())
+        tracing::debug!(count = rows.len(), "relayed notifications");
+        Ok(rows.len())
     }
 
+    /// Passes while rows are waiting, else asleep until a commit of this instance wakes it or
+    /// [`RELAY_POLL`] passes (rows other instances committed).
     async fn relay_loop(&self, shutdown: &CancellationToken) {
         loop {
             match self.relay_once().await {
