@@ -92,26 +92,22 @@ pub async fn insert_batch(
             Relay::Pending => "NULL",
             Relay::NotNeeded => "CURRENT_TIMESTAMP(6)",
         };
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, relayed_at) ",
+        // One statement that inserts and returns the rows. sqlx sees no columns in a prepared
+        // INSERT ... RETURNING on MariaDB, so it goes as text; every value in it is a number
+        // or a kind's fixed name, nothing a user wrote.
+        let values: Vec<String> = fresh
+            .iter()
+            .map(|(seq, n)| {
+                format!("({}, {seq}, '{}', {}, {}, {relayed})", n.recipient_id, n.kind.as_str(), n.cause_id, n.actor_id)
+            })
+            .collect();
+        let insert = format!(
+            "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, relayed_at) VALUES {} \
+             RETURNING {COLUMNS}",
+            values.join(", ")
         );
-        insert.push_values(&fresh, |mut row, (seq, n)| {
-            row.push_bind(n.recipient_id)
-                .push_bind(*seq)
-                .push_bind(n.kind.as_str())
-                .push_bind(n.cause_id)
-                .push_bind(n.actor_id)
-                .push(relayed);
-        });
-        insert.build().execute(&mut *tx).await?;
-        // Read back by (recipient, seq): sqlx sees no columns in a prepared INSERT ... RETURNING
-        // on MariaDB.
-        let mut select =
-            sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM notifications WHERE (recipient_id, seq) IN "));
-        select.push_tuples(&fresh, |mut t, (seq, n)| {
-            t.push_bind(n.recipient_id).push_bind(*seq);
-        });
-        let rows: Vec<Row> = select.build_query_as().fetch_all(&mut *tx).await?;
+        let rows = sqlx::Executor::fetch_all(&mut *tx, insert.as_str()).await?;
+        let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<Row>, _>>()?;
         stored.extend(rows.into_iter().map(Notification::from));
         let mut advance = sqlx::QueryBuilder::new("UPDATE notification_streams SET last_seq = CASE recipient_id");
         let mut touched: Vec<u64> = fresh.iter().map(|(_, n)| n.recipient_id).collect();
