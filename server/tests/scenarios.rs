@@ -892,6 +892,11 @@ async fn an_instance_that_gets_sigterm_mid_load_fails_no_request_it_accepted_and
     // Refused at connect, or a kept-alive connection closed before any answer: a browser
     // resends both. Nothing else may fail.
     let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.resendable())).count();
+    let mut resent: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for e in results.iter().filter_map(|r| r.as_ref().err()).filter(|e| e.resendable()) {
+        *resent.entry(e.to_string().replace(&base, "")).or_default() += 1;
+    }
+    eprintln!("resendable failures: {resent:#?}");
     let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).filter(|e| !e.resendable()).collect();
     assert!(failed.is_empty(), "requests the instance received that failed: {failed:#?}");
     assert!(accepted > 0 && accepted + refused == 400, "{accepted} answered, {refused} refused");

@@ -103,7 +103,7 @@ impl ApiClient {
             path: path.to_string(),
             unsent: e.is_connect(),
             closed_before_answer: closed_before_answer(&e),
-            cause: e.to_string(),
+            cause: with_sources(&e),
         })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
@@ -264,16 +264,66 @@ impl ApiClient {
     }
 }
 
-/// Whether hyper, under `e`, says the connection closed before the answer began.
+/// `e` and every error under it, `: `-separated: reqwest's own text ("error sending request
+/// for url ...") does not say what happened to the connection.
+fn with_sources(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+/// Whether the connection ended before the answer began, as a browser tells it when it sends
+/// a request again on a new connection: the server closed a kept-alive connection as the
+/// request went out (hyper: an incomplete message, or a request canceled because its pooled
+/// connection closed), or reset it (a server that closes with the request unread in its
+/// socket sends a reset, not a close). `send` failing means no answer head arrived.
 fn closed_before_answer(e: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    !e.is_timeout() && connection_ended(std::error::Error::source(e))
+}
+
+fn connection_ended(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    use std::io::ErrorKind;
     while let Some(err) = source {
         if let Some(h) = err.downcast_ref::<hyper::Error>()
-            && h.is_incomplete_message()
+            && (h.is_incomplete_message() || h.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe)
         {
             return true;
         }
         source = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error wrapping another, as reqwest and hyper wrap the socket's.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn a_reset_or_broken_connection_under_the_request_is_one_a_browser_sends_again() {
+        use std::io::{Error, ErrorKind};
+        for kind in [ErrorKind::ConnectionReset, ErrorKind::ConnectionAborted, ErrorKind::BrokenPipe] {
+            let e = Wrapped(Error::from(kind));
+            assert!(connection_ended(Some(&e)), "{kind:?}");
+        }
+        for kind in [ErrorKind::TimedOut, ErrorKind::InvalidData, ErrorKind::Other] {
+            let e = Wrapped(Error::from(kind));
+            assert!(!connection_ended(Some(&e)), "{kind:?}");
+        }
+        assert!(!connection_ended(None));
+    }
 }
