@@ -40,11 +40,15 @@ pub async fn create(
 ) -> Result<Comment, ApiError> {
     let content = text_field("content", content, CONTENT_MAX)?;
     let diary = get_visible(db, author, diary_id).await?;
+    // Its time is set here, to the microsecond the column keeps: the answer is what was
+    // written, not read back after the commit.
+    let created_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6).naive_utc();
     let mut tx = db.begin().await?;
-    let id = sqlx::query("INSERT INTO comments (diary_id, author_id, content) VALUES (?, ?, ?)")
+    let id = sqlx::query("INSERT INTO comments (diary_id, author_id, content, created_at) VALUES (?, ?, ?, ?)")
         .bind(diary_id)
         .bind(author)
         .bind(&content)
+        .bind(created_at)
         .execute(&mut *tx)
         .await?
         .last_insert_id();
@@ -57,7 +61,7 @@ pub async fn create(
     notifier.within(&mut tx, &batch).await?;
     tx.commit().await?;
     notifier.after_commit(batch).await;
-    fetch(db, id).await?.ok_or_else(|| not_found(id))
+    Ok(Comment { id, diary_id, author_id: Some(author), content, ai: false, created_at })
 }
 
 /// Posts the AI's comment on `diary_id`; `Ok(None)` when it already has one (a retried job)

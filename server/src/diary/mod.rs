@@ -229,16 +229,24 @@ pub async fn create(
     let content = fields.content.ok_or_else(|| ApiError::invalid("content", "is required"))?;
     let emotion = fields.emotion.ok_or_else(|| ApiError::invalid("emotion", "is required"))?;
     let visibility = fields.visibility.unwrap_or(Visibility::Friends);
+    // The row's times are set here, to the microsecond the column keeps, so that the answer
+    // is built from what was written rather than read back after the commit.
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     let mut tx = db.begin().await?;
-    let id = sqlx::query("INSERT INTO diaries (author_id, title, content, emotion, visibility) VALUES (?, ?, ?, ?, ?)")
-        .bind(author)
-        .bind(&title)
-        .bind(&content)
-        .bind(emotion.as_str())
-        .bind(visibility.as_str())
-        .execute(&mut *tx)
-        .await?
-        .last_insert_id();
+    let id = sqlx::query(
+        "INSERT INTO diaries (author_id, title, content, emotion, visibility, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(author)
+    .bind(&title)
+    .bind(&content)
+    .bind(emotion.as_str())
+    .bind(visibility.as_str())
+    .bind(now.naive_utc())
+    .bind(now.naive_utc())
+    .execute(&mut *tx)
+    .await?
+    .last_insert_id();
     if on_write.points > 0 {
         points::award(&mut tx, author, on_write.points, Reason::DiaryWritten, Some(id), on_write.daily_cap)
             .await
@@ -254,7 +262,7 @@ pub async fn create(
     notifier.within(&mut tx, &batch).await?;
     tx.commit().await?;
     notifier.after_commit(batch).await;
-    fetch(db, id).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("diary {id} vanished after commit")))
+    Ok(Diary { id, author_id: author, title, content, emotion, visibility, created_at: now, updated_at: now })
 }
 
 async fn fetch(db: &MySqlPool, id: u64) -> sqlx::Result<Option<Diary>> {
@@ -301,14 +309,17 @@ pub async fn update(db: &MySqlPool, viewer: u64, id: u64, fields: DiaryFields) -
             "nothing to change: send at least one of title, content, emotion, visibility",
         ));
     }
+    // The server's clock, as at creation (never before the creation time it set).
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
     sqlx::query(
-        "UPDATE diaries SET title = ?, content = ?, emotion = ?, visibility = ?, updated_at = CURRENT_TIMESTAMP(6) \
+        "UPDATE diaries SET title = ?, content = ?, emotion = ?, visibility = ?, updated_at = GREATEST(?, created_at) \
          WHERE id = ? AND author_id = ?",
     )
     .bind(fields.title.unwrap_or(current.title))
     .bind(fields.content.unwrap_or(current.content))
     .bind(fields.emotion.unwrap_or(current.emotion).as_str())
     .bind(fields.visibility.unwrap_or(current.visibility).as_str())
+    .bind(now.naive_utc())
     .bind(id)
     .bind(viewer)
     .execute(db)

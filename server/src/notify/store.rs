@@ -1,7 +1,7 @@
 //! The `notifications` table: inserts that assign each recipient's sequence in commit order,
 //! replay after a seq, listing, read marks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{MySqlConnection, MySqlPool};
 
@@ -53,93 +53,141 @@ pub enum Relay {
 /// `20261202000001_notification_seq.sql`). Rows are locked in recipient order, so two batches
 /// never wait for each other in a cycle. A (recipient, kind, cause) already stored is a
 /// redelivery: it keeps its row and its seq, and takes no new one.
+///
+/// Two statements in the common case: one `UPDATE` takes the seqs (and the locks), one
+/// `INSERT ... SELECT ... RETURNING` writes the rows numbered from them and reads them back.
+/// A redelivery shows as a duplicate key on that insert, which InnoDB undoes as a statement;
+/// only then are the seqs given back, the stored rows read, and the rest inserted.
 pub async fn insert_batch(
     tx: &mut MySqlConnection,
     batch: &[NewNotification],
     relay: Relay,
 ) -> sqlx::Result<Vec<Notification>> {
-    if batch.is_empty() {
+    let mut seen = HashSet::new();
+    let fresh: Vec<&NewNotification> = batch.iter().filter(|n| seen.insert(cause_key(n))).collect();
+    if fresh.is_empty() {
         return Ok(Vec::new());
     }
-    let mut recipients: Vec<u64> = batch.iter().map(|n| n.recipient_id).collect();
-    recipients.sort_unstable();
-    recipients.dedup();
-    let mut last_seq = lock_streams(tx, &recipients).await?;
-    if last_seq.len() < recipients.len() {
-        // A user whose row is missing (created by hand, not by sign-up): create it, then lock.
-        let missing: Vec<u64> = recipients.iter().copied().filter(|r| !last_seq.contains_key(r)).collect();
-        let mut create = sqlx::QueryBuilder::new("INSERT IGNORE INTO notification_streams (recipient_id) ");
-        create.push_values(&missing, |mut row, r| {
-            row.push_bind(*r);
-        });
-        create.build().execute(&mut *tx).await?;
-        last_seq = lock_streams(tx, &recipients).await?;
-    }
-    // Read under the locks: a concurrent store of the same pair waits for them, so it cannot
-    // commit between this read and our insert.
-    let mut stored = by_causes(tx, batch).await?;
-    let mut seen: HashSet<(u64, Kind, u64)> = stored.iter().map(|n| (n.recipient_id, n.kind, n.cause_id)).collect();
-    let mut fresh: Vec<(u64, &NewNotification)> = Vec::new();
-    for n in batch {
-        if seen.insert((n.recipient_id, n.kind, n.cause_id)) {
-            let seq = last_seq.entry(n.recipient_id).or_default();
-            *seq += 1;
-            fresh.push((*seq, n));
+    let mut stored = match take_and_insert(tx, &fresh, relay).await {
+        Ok(rows) => rows,
+        Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+            // Some of them were stored before: the insert did nothing, the locks stay held.
+            advance(tx, &per_recipient(&fresh), Direction::GiveBack).await?;
+            let mut stored = by_causes(tx, &fresh).await?;
+            let found: HashSet<(u64, Kind, u64)> =
+                stored.iter().map(|n| (n.recipient_id, n.kind, n.cause_id)).collect();
+            let rest: Vec<&NewNotification> = fresh.into_iter().filter(|n| !found.contains(&cause_key(n))).collect();
+            if !rest.is_empty() {
+                stored.extend(take_and_insert(tx, &rest, relay).await?);
+            }
+            stored
         }
-    }
-    if !fresh.is_empty() {
-        let relayed = match relay {
-            Relay::Pending => "NULL",
-            Relay::NotNeeded => "CURRENT_TIMESTAMP(6)",
-        };
-        // One statement that inserts and returns the rows. sqlx sees no columns in a prepared
-        // INSERT ... RETURNING on MariaDB, so it goes as text; every value in it is a number
-        // or a kind's fixed name, nothing a user wrote.
-        let values: Vec<String> = fresh
-            .iter()
-            .map(|(seq, n)| {
-                format!("({}, {seq}, '{}', {}, {}, {relayed})", n.recipient_id, n.kind.as_str(), n.cause_id, n.actor_id)
-            })
-            .collect();
-        let insert = format!(
-            "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, relayed_at) VALUES {} \
-             RETURNING {COLUMNS}",
-            values.join(", ")
-        );
-        let rows = sqlx::Executor::fetch_all(&mut *tx, insert.as_str()).await?;
-        let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<Row>, _>>()?;
-        stored.extend(rows.into_iter().map(Notification::from));
-        let mut advance = sqlx::QueryBuilder::new("UPDATE notification_streams SET last_seq = CASE recipient_id");
-        let mut touched: Vec<u64> = fresh.iter().map(|(_, n)| n.recipient_id).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for r in &touched {
-            advance.push(" WHEN ").push_bind(*r).push(" THEN ").push_bind(last_seq[r]);
-        }
-        advance.push(" END WHERE recipient_id IN ");
-        advance.push_tuples(&touched, |mut t, r| {
-            t.push_bind(*r);
-        });
-        advance.build().execute(&mut *tx).await?;
-    }
+        Err(e) => return Err(e),
+    };
     stored.sort_unstable_by_key(|n| (n.recipient_id, n.seq));
     Ok(stored)
 }
 
-/// Locks the sequence rows of `recipients` (sorted) in that order; returns their last seqs.
-async fn lock_streams(tx: &mut MySqlConnection, recipients: &[u64]) -> sqlx::Result<HashMap<u64, u64>> {
-    let mut q =
-        sqlx::QueryBuilder::new("SELECT recipient_id, last_seq FROM notification_streams WHERE recipient_id IN ");
-    q.push_tuples(recipients, |mut t, r| {
+fn cause_key(n: &NewNotification) -> (u64, Kind, u64) {
+    (n.recipient_id, n.kind, n.cause_id)
+}
+
+/// How many notifications each recipient gets, in recipient order.
+fn per_recipient(batch: &[&NewNotification]) -> BTreeMap<u64, u64> {
+    let mut counts = BTreeMap::new();
+    for n in batch {
+        *counts.entry(n.recipient_id).or_default() += 1;
+    }
+    counts
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Take,
+    GiveBack,
+}
+
+/// Moves each recipient's `last_seq` by its count, locking the rows in recipient order;
+/// returns how many rows it found.
+async fn advance(tx: &mut MySqlConnection, counts: &BTreeMap<u64, u64>, direction: Direction) -> sqlx::Result<u64> {
+    let sign = match direction {
+        Direction::Take => "+",
+        Direction::GiveBack => "-",
+    };
+    let mut update = sqlx::QueryBuilder::new(format!(
+        "UPDATE notification_streams SET last_seq = last_seq {sign} CASE recipient_id"
+    ));
+    for (recipient, count) in counts {
+        update.push(" WHEN ").push_bind(*recipient).push(" THEN ").push_bind(*count);
+    }
+    update.push(" END WHERE recipient_id IN ");
+    update.push_tuples(counts.keys(), |mut t, r| {
         t.push_bind(*r);
     });
-    q.push(" ORDER BY recipient_id FOR UPDATE");
-    let rows: Vec<(u64, u64)> = q.build_query_as().fetch_all(&mut *tx).await?;
-    Ok(rows.into_iter().collect())
+    update.push(" ORDER BY recipient_id");
+    Ok(update.build().execute(&mut *tx).await?.rows_affected())
+}
+
+/// Takes the next seqs of the batch's recipients and inserts the batch numbered from them.
+/// Every pair of the batch must be new (else a duplicate key error, the statement undone).
+async fn take_and_insert(
+    tx: &mut MySqlConnection,
+    batch: &[&NewNotification],
+    relay: Relay,
+) -> sqlx::Result<Vec<Notification>> {
+    let counts = per_recipient(batch);
+    if advance(tx, &counts, Direction::Take).await? < counts.len() as u64 {
+        // A user whose row is missing (created by hand, not by sign-up). Give back what was
+        // taken, create the missing rows at 0 (a concurrent batch may create one first: the
+        // insert waits for it and leaves its row), and take again from rows that all exist.
+        advance(tx, &counts, Direction::GiveBack).await?;
+        let mut create = sqlx::QueryBuilder::new("INSERT IGNORE INTO notification_streams (recipient_id) ");
+        create.push_values(counts.keys(), |mut row, r| {
+            row.push_bind(*r);
+        });
+        create.build().execute(&mut *tx).await?;
+        advance(tx, &counts, Direction::Take).await?;
+    }
+    let relayed = match relay {
+        Relay::Pending => "NULL",
+        Relay::NotNeeded => "CURRENT_TIMESTAMP(6)",
+    };
+    // The k-th of a recipient's n notifications takes `last_seq - (n - k)`, `last_seq` being
+    // already advanced by n and locked by this transaction. Sent as text: sqlx sees no columns
+    // in a prepared INSERT ... RETURNING on MariaDB. Every value in it is a number or a kind's
+    // fixed name, nothing a user wrote.
+    let mut left = counts.clone();
+    let rows: Vec<String> = batch
+        .iter()
+        .map(|n| {
+            let back = left.get_mut(&n.recipient_id).map(|c| {
+                *c -= 1;
+                *c
+            });
+            format!(
+                "SELECT {} AS recipient_id, {} AS back, '{}' AS kind, {} AS cause_id, {} AS actor_id",
+                n.recipient_id,
+                back.unwrap_or_default(),
+                n.kind.as_str(),
+                n.cause_id,
+                n.actor_id
+            )
+        })
+        .collect();
+    let insert = format!(
+        "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, relayed_at) \
+         SELECT v.recipient_id, s.last_seq - v.back, v.kind, v.cause_id, v.actor_id, {relayed} \
+         FROM ({}) AS v JOIN notification_streams s ON s.recipient_id = v.recipient_id \
+         RETURNING {COLUMNS}",
+        rows.join(" UNION ALL ")
+    );
+    let rows = sqlx::Executor::fetch_all(&mut *tx, insert.as_str()).await?;
+    let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<Row>, _>>()?;
+    Ok(rows.into_iter().map(Notification::from).collect())
 }
 
 /// The stored rows of these (recipient, kind, cause) pairs.
-async fn by_causes(conn: &mut MySqlConnection, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
+async fn by_causes(conn: &mut MySqlConnection, batch: &[&NewNotification]) -> sqlx::Result<Vec<Notification>> {
     let mut select = sqlx::QueryBuilder::new(format!(
         "SELECT {COLUMNS} FROM notifications WHERE (recipient_id, kind, cause_id) IN "
     ));

@@ -67,7 +67,7 @@ pub async fn award(
 ) -> Result<i64, PointsError> {
     // The balance row's lock serialises this user's changes: the day's total cannot change
     // between this read and the award.
-    lock_balance(conn, user_id).await?;
+    let balance = lock_balance(conn, user_id).await?;
     let earned: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(delta), 0) AS SIGNED) FROM point_log \
          WHERE user_id = ? AND reason IN ('diary_written', 'comment_written') AND created_at >= UTC_DATE()",
@@ -79,7 +79,7 @@ pub async fn award(
     if grant <= 0 {
         return Ok(0);
     }
-    apply(conn, user_id, grant, reason, ref_id).await?;
+    change_locked(conn, user_id, balance, grant, reason, ref_id).await?;
     Ok(grant)
 }
 
@@ -105,7 +105,7 @@ pub async fn take_back(
     if amount <= 0 {
         return Ok(0);
     }
-    apply(conn, user_id, -amount, reversal, Some(ref_id)).await?;
+    change_locked(conn, user_id, balance, -amount, reversal, Some(ref_id)).await?;
     Ok(amount)
 }
 
@@ -126,6 +126,39 @@ pub async fn apply(
     reason: Reason<'_>,
     ref_id: Option<u64>,
 ) -> Result<i64, PointsError> {
+    let updated = update_balance(conn, user_id, delta).await?;
+    // Read under the row lock the UPDATE holds (or a plain read when it changed nothing).
+    let balance: i64 = sqlx::query_scalar("SELECT balance FROM point_balances WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !updated {
+        return Err(PointsError::Insufficient { balance, needed: -delta });
+    }
+    log_change(conn, user_id, delta, balance, reason, ref_id).await?;
+    Ok(balance)
+}
+
+/// [`apply`] for a caller that holds the balance row's lock and read `balance` under it: the
+/// balance after the change is known without reading it again.
+async fn change_locked(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    balance: i64,
+    delta: i64,
+    reason: Reason<'_>,
+    ref_id: Option<u64>,
+) -> Result<i64, PointsError> {
+    if !update_balance(conn, user_id, delta).await? {
+        return Err(PointsError::Insufficient { balance, needed: -delta });
+    }
+    let after = balance + delta;
+    log_change(conn, user_id, delta, after, reason, ref_id).await?;
+    Ok(after)
+}
+
+/// The conditional update: false when it would overdraw (nothing changed).
+async fn update_balance(conn: &mut MySqlConnection, user_id: u64, delta: i64) -> sqlx::Result<bool> {
     let updated = sqlx::query("UPDATE point_balances SET balance = balance + ? WHERE user_id = ? AND balance + ? >= 0")
         .bind(delta)
         .bind(user_id)
@@ -133,23 +166,26 @@ pub async fn apply(
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    // Read under the row lock the UPDATE holds (or a plain read when it changed nothing).
-    let balance: i64 = sqlx::query_scalar("SELECT balance FROM point_balances WHERE user_id = ?")
-        .bind(user_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if updated == 0 {
-        return Err(PointsError::Insufficient { balance, needed: -delta });
-    }
+    Ok(updated > 0)
+}
+
+async fn log_change(
+    conn: &mut MySqlConnection,
+    user_id: u64,
+    delta: i64,
+    balance_after: i64,
+    reason: Reason<'_>,
+    ref_id: Option<u64>,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO point_log (user_id, delta, balance_after, reason, ref_id) VALUES (?, ?, ?, ?, ?)")
         .bind(user_id)
         .bind(delta)
-        .bind(balance)
+        .bind(balance_after)
         .bind(reason.as_str())
         .bind(ref_id)
         .execute(&mut *conn)
         .await?;
-    Ok(balance)
+    Ok(())
 }
 
 pub async fn balance(db: &MySqlPool, user_id: u64) -> sqlx::Result<i64> {

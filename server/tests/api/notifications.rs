@@ -313,6 +313,66 @@ async fn a_resume_between_two_out_of_order_commits_loses_nothing_and_repeats_not
     Ok(())
 }
 
+/// Storing is idempotent per (recipient, kind, cause) and numbers each recipient 1, 2, 3, ...
+/// without a gap: a batch that repeats stored pairs (a redelivery), repeats a pair within
+/// itself, and names a recipient without a sequence row (a user made by hand) stores only what
+/// is new, answers the stored rows of the rest unchanged, and takes no seq for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_batch_keeps_its_rows_and_seqs_and_stores_only_what_is_new() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
+    let (r1, r2, r3, actor) =
+        (app.signup("r1").await, app.signup("r2").await, app.signup("r3").await, app.signup("actor").await);
+    sqlx::query("DELETE FROM notification_streams WHERE recipient_id = ?").bind(r3.id).execute(&world.db).await?;
+    let n = |recipient: &Session, cause_id| NewNotification {
+        recipient_id: recipient.id,
+        kind: Kind::Diary,
+        cause_id,
+        actor_id: actor.id,
+    };
+    let store = |batch: Vec<NewNotification>| {
+        let db = world.db.clone();
+        async move {
+            let mut tx = db.begin().await?;
+            let stored = store::insert_batch(&mut tx, &batch, Relay::NotNeeded).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(
+                stored.into_iter().map(|s| (s.recipient_id, s.seq, s.cause_id, s.id)).collect::<Vec<_>>(),
+            )
+        }
+    };
+
+    let first = store(vec![n(&r1, 1), n(&r2, 1), n(&r1, 2)]).await?;
+    let seqs: Vec<(u64, u64, u64)> = first.iter().map(|&(r, seq, cause, _)| (r, seq, cause)).collect();
+    assert_eq!(seqs, [(r1.id, 1, 1), (r1.id, 2, 2), (r2.id, 1, 1)]);
+
+    let again = vec![n(&r1, 2), n(&r1, 3), n(&r1, 3), n(&r3, 1), n(&r2, 1)];
+    let second = store(again.clone()).await?;
+    let id_of = |r: u64, cause: u64| first.iter().find(|f| f.0 == r && f.2 == cause).map(|f| f.3);
+    let seqs: Vec<(u64, u64, u64)> = second.iter().map(|&(r, seq, cause, _)| (r, seq, cause)).collect();
+    assert_eq!(seqs, [(r1.id, 2, 2), (r1.id, 3, 3), (r2.id, 1, 1), (r3.id, 1, 1)], "{second:?}");
+    assert_eq!(second[0].3, id_of(r1.id, 2).unwrap(), "a stored pair keeps its row");
+    assert_eq!(second[2].3, id_of(r2.id, 1).unwrap(), "a stored pair keeps its row");
+
+    let third = store(again).await?;
+    assert_eq!(third, second, "storing the same batch again changes nothing");
+    let last: Vec<(u64, u64)> = sqlx::query_as(
+        "SELECT recipient_id, last_seq FROM notification_streams WHERE recipient_id IN (?, ?, ?) ORDER BY recipient_id",
+    )
+    .bind(r1.id)
+    .bind(r2.id)
+    .bind(r3.id)
+    .fetch_all(&world.db)
+    .await?;
+    assert_eq!(last, [(r1.id, 3), (r2.id, 1), (r3.id, 1)], "no seq taken for a stored pair");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE actor_id = ?")
+        .bind(actor.id)
+        .fetch_one(&world.db)
+        .await?;
+    assert_eq!(rows, 5, "one row per pair");
+    Ok(())
+}
+
 /// A transport may deliver a later notification first. The stream sends the earlier one
 /// first, read from the database, and drops its late copy: the client sees 1, 2 in order.
 /// `local` (the naive baseline) does not repair: it sends what it hears, never going back.
