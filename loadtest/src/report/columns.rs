@@ -56,6 +56,7 @@ pub fn latency_of(kind: Kind) -> &'static str {
 /// figures over every round of a repeated run.
 pub fn tables(report: &RunReport) -> Vec<Table> {
     let mut tables = (view(report.kind).tables)(&report.results);
+    tables.extend(super::database::table(&report.results));
     tables.extend(super::spread::table(&report.spread));
     tables
 }

@@ -6,6 +6,7 @@
 
 mod charts;
 pub mod columns;
+pub mod database;
 mod html;
 mod junit;
 pub mod kinds;
@@ -204,6 +205,9 @@ pub struct StrategyResult {
     /// Every process's CPU and memory, second by second, on the run's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// What the database did over the load and its drain, per event caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<database::DatabaseWork>,
     /// Notification runs with faults: how long the run took to come back to its pre-fault
     /// deliveries and p99 after each fault (see [`recovery`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -510,6 +514,7 @@ impl StrategyResult {
             chat: None,
             embed: None,
             timeline: None,
+            database: None,
             recoveries: Vec::new(),
             p99_windows: None,
             latency_per_second_us: summary.latency_per_second_us.clone(),

@@ -41,6 +41,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         chat: None,
         embed: None,
         timeline: None,
+        database: None,
         recoveries: Vec::new(),
         p99_windows: None,
         latency_per_second_us: Vec::new(),

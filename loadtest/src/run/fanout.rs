@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::rig::{MAX_IN_FLIGHT, Rig};
 use super::{RunContext, StrategyRun};
 use crate::report::StrategyResult;
+use crate::report::database::DatabaseWork;
 use crate::scenario::{Delivery, Load, Strategy};
 
 pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<StrategyRun> {
@@ -16,6 +17,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let faults = rig.start_faults(ctx);
     // Warm-up: streams connect; nothing is counted yet.
     rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
+    let counters_before = rig.stage.truth.server_counters().await;
     let drive = rig.driver.drive(load.rate_per_s, Duration::from_secs_f64(load.duration_s), load.max_events).await;
     // The drain starts once the load has ended and the last fault step (a broker that takes
     // seconds to come back, say) is done: what arrives late is not lost.
@@ -29,6 +31,10 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     let churn_drops = rig.stats.churn_drops.load(std::sync::atomic::Ordering::Relaxed);
     let given_up = rig.stats.given_up.load(std::sync::atomic::Ordering::Relaxed);
     let truth = rig.stage.truth.clone();
+    let database = match (counters_before, truth.server_counters().await) {
+        (Ok(before), Ok(after)) => Ok(DatabaseWork::between(&before, &after, caused)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
     let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
     let (ledger, uncertain, timeline) = rig.finish().await?;
     let summary = ledger.summary();
@@ -93,6 +99,10 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         result.resumes,
         result.latency_us.p99 as f64 / 1000.0
     );
+    match database {
+        Ok(work) => result.database = Some(work),
+        Err(e) => result.notes.push(format!("the database's counters could not be read (SHOW GLOBAL STATUS): {e:#}")),
+    }
     result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }

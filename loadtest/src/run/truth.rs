@@ -67,6 +67,19 @@ impl Truth {
         Ok(now)
     }
 
+    /// The database server's counters of [`crate::report::database::COUNTERS`], by name; they
+    /// count the work of every database on the server since it started.
+    pub async fn server_counters(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let mut conn = self.connect().await?;
+        let mut show = sqlx::QueryBuilder::new("SHOW GLOBAL STATUS WHERE Variable_name IN ");
+        show.push_tuples(crate::report::database::COUNTERS, |mut t, name| {
+            t.push_bind(*name);
+        });
+        let rows: Vec<(String, String)> = show.build_query_as().fetch_all(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok(rows.into_iter().filter_map(|(name, value)| value.parse().ok().map(|v| (name, v))).collect())
+    }
+
     /// Every chat message stored: (room id, seq) -> body.
     pub async fn chat_messages(&self) -> anyhow::Result<std::collections::HashMap<(u64, u64), String>> {
         let mut conn = self.connect().await?;

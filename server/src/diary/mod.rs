@@ -9,7 +9,6 @@ use crate::error::ApiError;
 use crate::notify::Notifier;
 use crate::pagination::{Page, Paged};
 use crate::points::{self, Reason};
-use crate::social::friends;
 
 pub const TITLE_MAX: usize = 200;
 pub const CONTENT_MAX: usize = 10_000;
@@ -275,19 +274,31 @@ fn not_found(id: u64) -> ApiError {
     ApiError::not_found("diary_not_found", format!("no diary {id} that you can see"))
 }
 
-/// Whether `viewer` may read `diary`: its author, or a friend of the author when shared.
-pub async fn can_see(db: &MySqlPool, viewer: u64, diary: &Diary) -> sqlx::Result<bool> {
-    if diary.author_id == viewer {
-        return Ok(true);
-    }
-    Ok(diary.visibility == Visibility::Friends && friends::are_friends(db, viewer, diary.author_id).await?)
+#[derive(sqlx::FromRow)]
+struct SeenRow {
+    #[sqlx(flatten)]
+    diary: DiaryRow,
+    /// 1 when the viewer is a friend of the author.
+    friend: i64,
 }
 
-/// The diary if `viewer` may see it; 404 alike for "absent" and "not yours to see".
+/// The diary if `viewer` may see it (its author, or a friend of the author when shared);
+/// 404 alike for "absent" and "not yours to see". One statement: the friendship is read
+/// with the diary.
 #[tracing::instrument(skip(db), fields(user_id = viewer))]
 pub async fn get_visible(db: &MySqlPool, viewer: u64, id: u64) -> Result<Diary, ApiError> {
-    let diary = fetch(db, id).await?.ok_or_else(|| not_found(id))?;
-    if can_see(db, viewer, &diary).await? { Ok(diary) } else { Err(not_found(id)) }
+    let row: Option<SeenRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, CAST(EXISTS(SELECT 1 FROM friendships f WHERE f.user_id = ? AND f.friend_id = d.author_id) \
+         AS SIGNED) AS friend FROM diaries d WHERE d.id = ?"
+    ))
+    .bind(viewer)
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    let Some(SeenRow { diary, friend }) = row else { return Err(not_found(id)) };
+    let diary = Diary::from(diary);
+    let visible = diary.author_id == viewer || (diary.visibility == Visibility::Friends && friend == 1);
+    if visible { Ok(diary) } else { Err(not_found(id)) }
 }
 
 /// The diary if `viewer` wrote it: 404 when they cannot see it, 403 when they can but it

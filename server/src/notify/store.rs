@@ -211,6 +211,14 @@ pub async fn claim_unrelayed(tx: &mut MySqlConnection, limit: u32) -> sqlx::Resu
     Ok(rows.into_iter().map(Notification::from).collect())
 }
 
+/// Whether any committed notification waits for the outbox relay: a plain read of the first
+/// entry of `ix_notifications_relay`, no lock taken.
+pub async fn any_unrelayed(db: &MySqlPool) -> sqlx::Result<bool> {
+    let first: Option<u64> =
+        sqlx::query_scalar("SELECT id FROM notifications WHERE relayed_at IS NULL LIMIT 1").fetch_optional(db).await?;
+    Ok(first.is_some())
+}
+
 /// The recipient's highest committed seq, 0 when there is none: where a stream that starts
 /// now resumes from.
 pub async fn latest_seq(db: &MySqlPool, recipient: u64) -> sqlx::Result<u64> {

@@ -65,12 +65,12 @@ pub async fn award(
     ref_id: Option<u64>,
     daily_cap: i64,
 ) -> Result<i64, PointsError> {
-    // The balance row's lock serialises this user's changes: the day's total cannot change
-    // between this read and the award.
-    let balance = lock_balance(conn, user_id).await?;
-    let earned: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(delta), 0) AS SIGNED) FROM point_log \
-         WHERE user_id = ? AND reason IN ('diary_written', 'comment_written') AND created_at >= UTC_DATE()",
+    // The balance row's lock serialises this user's changes: the day's earnings cannot change
+    // between this read and the award. A row last earned on an earlier day has earned 0 today;
+    // "today" is the database's UTC day, read with the row.
+    let (balance, earned, today): (i64, i64, chrono::NaiveDate) = sqlx::query_as(
+        "SELECT balance, CAST(IF(earned_on = UTC_DATE(), earned_today, 0) AS SIGNED), UTC_DATE() \
+         FROM point_balances WHERE user_id = ? FOR UPDATE",
     )
     .bind(user_id)
     .fetch_one(&mut *conn)
@@ -79,7 +79,22 @@ pub async fn award(
     if grant <= 0 {
         return Ok(0);
     }
-    change_locked(conn, user_id, balance, grant, reason, ref_id).await?;
+    let updated = sqlx::query(
+        "UPDATE point_balances SET balance = balance + ?, earned_today = ?, earned_on = ? \
+         WHERE user_id = ? AND balance + ? >= 0",
+    )
+    .bind(grant)
+    .bind(earned + grant)
+    .bind(today)
+    .bind(user_id)
+    .bind(grant)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(PointsError::Insufficient { balance, needed: -grant });
+    }
+    log_change(conn, user_id, grant, balance + grant, reason, ref_id).await?;
     Ok(grant)
 }
 

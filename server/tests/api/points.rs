@@ -179,5 +179,23 @@ async fn points_cannot_be_farmed_by_self_comments_deletes_or_volume() -> TestRes
         ("diary_written", 10),
     ];
     assert_eq!(entries, expected.map(|(r, d)| (r.to_string(), d)));
+
+    // The next UTC day (the balance row's day moved back by one, as midnight would): the cap
+    // starts again, and what was earned yesterday does not count.
+    sqlx::query("UPDATE point_balances SET earned_on = earned_on - INTERVAL 1 DAY WHERE user_id = ?")
+        .bind(a.id)
+        .execute(&world.db)
+        .await?;
+    app.diary(&a, "private").await;
+    app.diary(&a, "private").await;
+    app.diary(&a, "private").await;
+    assert_eq!(balance(&a).await, 25, "a new day earns again, up to the cap: 10 + 10 + 5");
+    let earned: (i64, i64) = sqlx::query_as(
+        "SELECT earned_today, CAST(earned_on = UTC_DATE() AS SIGNED) FROM point_balances WHERE user_id = ?",
+    )
+    .bind(a.id)
+    .fetch_one(&world.db)
+    .await?;
+    assert_eq!(earned, (25, 1), "the row earned 25 today");
     Ok(())
 }

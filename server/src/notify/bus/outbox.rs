@@ -73,20 +73,37 @@ impl OutboxDelivery {
         Ok(rows.len())
     }
 
-    /// Passes while rows are waiting, else asleep until a commit of this instance wakes it or
-    /// [`RELAY_POLL`] passes (rows other instances committed).
+    /// Passes while full batches are waiting, else asleep until a commit of this instance
+    /// wakes it or [`RELAY_POLL`] passes (rows other instances committed, or rows a failed
+    /// pass left).
+    ///
+    /// A batch smaller than [`RELAY_BATCH`] took every row that was committed and not locked
+    /// by another relay when it was read, so the loop does not read again at once: a commit
+    /// of this instance made meanwhile has left a wake-up (`notify_one` keeps one for a
+    /// waiter yet to come), and the poll finds the rest. A poll first asks, without a
+    /// transaction or a lock, whether any row waits: on an idle instance that is one
+    /// statement a poll instead of three (BEGIN, a locking read, ROLLBACK). Measured by the
+    /// report's "Database work" table: the immediate re-read was an empty pass per event.
     async fn relay_loop(&self, shutdown: &CancellationToken) {
+        let mut woken = true;
         loop {
-            match self.relay_once().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "outbox relay pass failed; rows stay for the next pass"),
+            let pass = if woken { Ok(true) } else { store::any_unrelayed(&self.ctx.db).await };
+            match pass {
+                Ok(true) => match self.relay_once().await {
+                    Ok(n) if n >= RELAY_BATCH as usize => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "outbox relay pass failed; rows stay for the next pass"),
+                },
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay could not look for rows; it looks again at the next poll")
+                }
             }
-            tokio::select! {
+            woken = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(RELAY_POLL) => {}
-            }
+                _ = self.wake.notified() => true,
+                _ = tokio::time::sleep(RELAY_POLL) => false,
+            };
         }
     }
 
