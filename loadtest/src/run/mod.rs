@@ -264,16 +264,30 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
                     raw.deliveries_per_s
                 ));
             }
-            if let Some(one) = yardstick.as_ref().and_then(|y| y.sustained.as_ref()) {
+            if let Some((y, one)) = yardstick.as_ref().and_then(|y| y.sustained.as_ref().map(|s| (y, s))) {
+                // A yardstick that sustained every step of the ramp has not found its ceiling:
+                // its rate is a floor, and a share of it a bound from above.
+                let found = ramp::limit_found(&y.ramp, one);
                 let share = match &result.sustained {
-                    Some(s) => {
-                        format!("{:.0}% of it", 100.0 * s.delivered_per_s / one.delivered_per_s.max(f64::EPSILON))
-                    }
+                    Some(s) => format!(
+                        "{}{:.0}% of it",
+                        if found { "" } else { "at most " },
+                        100.0 * s.delivered_per_s / one.delivered_per_s.max(f64::EPSILON)
+                    ),
                     None => "no step sustained".to_string(),
                 };
+                let (floor, top) = if found {
+                    ("", String::new())
+                } else {
+                    (
+                        "at least ",
+                        " at the top of the ramp, which found no limit: raise ramp.max_rate_per_s to find it"
+                            .to_string(),
+                    )
+                };
                 result.notes.push(format!(
-                    "single-instance ceiling (one instance, local delivery, the same ramp): {:.0} events/s = {:.0} \
-                     notifications/s (p99 {} ms); {share}",
+                    "single-instance ceiling (one instance, local delivery, the same ramp): {floor}{:.0} events/s = \
+                     {:.0} notifications/s (p99 {} ms){top}; {share}",
                     one.events_per_s,
                     one.delivered_per_s,
                     report::text::ms(one.p99_us)
@@ -345,6 +359,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
                         "instances": 1,
                         "delivery": "local",
                         "sustained": one.sustained,
+                        "limit_found": one.sustained.as_ref().is_some_and(|s| ramp::limit_found(&one.ramp, s)),
                         "ramp": one.ramp,
                         "note": one.notes.first(),
                     }),

@@ -125,6 +125,13 @@ impl<'a> Ramping<'a> {
     }
 }
 
+/// Whether `steps` found a limit above `sustained`: a step faster than it failed. When none
+/// did, the ramp ended (its top rate or its step count) with everything sustained, and the
+/// sustained rate is only a lower bound of the limit.
+pub fn limit_found(steps: &[RampStep], sustained: &Sustained) -> bool {
+    steps.iter().any(|s| !s.sustained && s.offered_per_s > sustained.events_per_s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +179,19 @@ mod tests {
         let failed = done.steps.iter().filter(|s| !s.sustained).map(|s| s.offered_per_s).fold(f64::MAX, f64::min);
         assert!(found <= 1_300.0 && (failed - found) / found <= 0.05, "{found} .. {failed}: {rates:?}");
         assert!(done.note().contains(&format!("{found:.0} events/s")), "{}", done.note());
+    }
+
+    #[test]
+    fn a_ramp_that_never_failed_found_no_limit() {
+        let r = Ramp { max_rate_per_s: 400.0, ..ramp(4) };
+        let done = run(&r, 1_000.0);
+        let sustained = done.sustained.as_ref().unwrap();
+        assert_eq!(sustained.events_per_s, 400.0);
+        assert!(!limit_found(&done.steps, sustained));
+        assert!(done.note().contains("raise ramp.max_rate_per_s"), "{}", done.note());
+        let r = ramp(4);
+        let done = run(&r, 300.0);
+        assert!(limit_found(&done.steps, done.sustained.as_ref().unwrap()));
     }
 
     #[test]
