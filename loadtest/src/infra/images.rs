@@ -15,6 +15,9 @@ pub const DEBIAN_RECIPE: &str = "r2";
 
 /// Root password of the MariaDB containers we start (never used outside loopback).
 pub const MARIADB_ROOT_PASSWORD: &str = "loadtest";
+/// The debian MariaDB image's command (`scripts/build-images.sh`): it passes its arguments on
+/// to `mariadbd`.
+pub const DEBIAN_MARIADB_START: &str = "/usr/local/bin/start-mariadb";
 
 /// The three services every scenario needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

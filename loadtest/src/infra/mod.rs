@@ -39,6 +39,18 @@ pub enum InfraError {
     #[error("invalid image override {var}={value}: expected name:tag, e.g. rabbitmq:4.0-management")]
     InvalidImageOverride { var: &'static str, value: String },
 
+    #[error(
+        "invalid LOADTEST_MARIADB_ARGS `{value}`: `{token}` is not a server option; give options as mariadbd takes \
+         them, separated by spaces, e.g. --innodb-log-file-size=512M --innodb-buffer-pool-size=1G"
+    )]
+    InvalidMariadbArgs { value: String, token: String },
+
+    #[error(
+        "LOADTEST_MARIADB_ARGS sets the options of a MariaDB container the harness starts; with the `external` image \
+         set the database is not started here: set its options on that server, and unset LOADTEST_MARIADB_ARGS"
+    )]
+    MariadbArgsWithExternal,
+
     #[error("image set `external` needs {var}: the URL of a running {service}")]
     MissingExternalUrl { service: ServiceKind, var: &'static str },
 
@@ -72,6 +84,9 @@ pub struct ProvisionOptions {
     pub external_urls: HashMap<ServiceKind, String>,
     /// RabbitMQ nodes to cluster (a scenario's `[cluster] rabbitmq_nodes`); 1: one broker.
     pub rabbitmq_nodes: u32,
+    /// Options added to the MariaDB server's command line (`LOADTEST_MARIADB_ARGS`), for
+    /// trying the database's settings under a scenario's load.
+    pub mariadb_args: Vec<String>,
 }
 
 impl Default for ProvisionOptions {
@@ -83,12 +98,14 @@ impl Default for ProvisionOptions {
             detached: false,
             external_urls: HashMap::new(),
             rabbitmq_nodes: 1,
+            mariadb_args: Vec::new(),
         }
     }
 }
 
 impl ProvisionOptions {
-    /// Reads `LOADTEST_IMAGES`, `LOADTEST_{RABBITMQ,REDIS,MARIADB}_IMAGE` and the external URLs.
+    /// Reads `LOADTEST_IMAGES`, `LOADTEST_{RABBITMQ,REDIS,MARIADB}_IMAGE`, `LOADTEST_MARIADB_ARGS`
+    /// and the external URLs.
     pub fn from_env() -> Result<Self, InfraError> {
         let mut opts = Self::default();
         if let Ok(value) = std::env::var("LOADTEST_IMAGES") {
@@ -105,6 +122,9 @@ impl ProvisionOptions {
                     .ok_or(InfraError::InvalidImageOverride { var, value: value.clone() })?;
                 opts.overrides.insert(kind, spec);
             }
+        }
+        if let Ok(value) = std::env::var("LOADTEST_MARIADB_ARGS") {
+            opts.mariadb_args = parse_mariadb_args(&value)?;
         }
         for kind in ServiceKind::ALL {
             if let Some(url) = std::env::var(kind.url_env()).ok().filter(|v| !v.trim().is_empty()) {
@@ -139,6 +159,9 @@ impl Infra {
     /// Provisions RabbitMQ, Redis and MariaDB and waits until each answers a real client.
     pub async fn provision(opts: &ProvisionOptions) -> Result<Self, InfraError> {
         if opts.images == ImageSetChoice::External {
+            if !opts.mariadb_args.is_empty() {
+                return Err(InfraError::MariadbArgsWithExternal);
+            }
             return Self::external(opts).await;
         }
         let docker = docker::connect().await?;
@@ -318,11 +341,37 @@ async fn resolve_set(
 }
 
 fn spec_for(opts: &ProvisionOptions, set: ImageSet, kind: ServiceKind) -> ImageSpec {
-    opts.overrides
+    let mut spec = opts
+        .overrides
         .get(&kind)
         .cloned()
         .or_else(|| images::image_for(set, kind))
-        .expect("container image sets have every service")
+        .expect("container image sets have every service");
+    if kind == ServiceKind::MariaDb && !opts.mariadb_args.is_empty() {
+        // A command replaces the image's: the debian image's is its start script, which passes
+        // its arguments on to mariadbd (the official image's entrypoint does the same).
+        if spec.cmd.is_empty() && spec.local_only {
+            spec.cmd.push(images::DEBIAN_MARIADB_START.to_string());
+        }
+        spec.cmd.extend(opts.mariadb_args.iter().cloned());
+    }
+    spec
+}
+
+/// `LOADTEST_MARIADB_ARGS`: server options separated by spaces, each `--name` or `--name=value`.
+pub fn parse_mariadb_args(value: &str) -> Result<Vec<String>, InfraError> {
+    value
+        .split_whitespace()
+        .map(|token| {
+            let name = token.strip_prefix("--").map(|t| t.split('=').next().unwrap_or_default()).unwrap_or_default();
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if valid {
+                Ok(token.to_string())
+            } else {
+                Err(InfraError::InvalidMariadbArgs { value: value.to_string(), token: token.to_string() })
+            }
+        })
+        .collect()
 }
 
 /// Local-only images cannot be pulled: say how to build them instead of trying.
@@ -344,4 +393,28 @@ pub fn unique_name(prefix: &str) -> String {
     let clean: String =
         prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     format!("{clean}_{}_{n}_{nanos:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_args_are_server_options_or_a_clear_error() {
+        let args = parse_mariadb_args("  --innodb-log-file-size=512M\t--skip-log-bin --innodb_flush_method=O_DIRECT ")
+            .unwrap();
+        assert_eq!(args, ["--innodb-log-file-size=512M", "--skip-log-bin", "--innodb_flush_method=O_DIRECT"]);
+        assert!(parse_mariadb_args("").unwrap().is_empty());
+        for bad in ["innodb-log-file-size=512M", "--", "--=1", "-x", "--a;b=1", "--log-file-size=1 ; rm"] {
+            let err = parse_mariadb_args(bad).unwrap_err().to_string();
+            assert!(err.contains("LOADTEST_MARIADB_ARGS") && err.contains("is not a server option"), "{bad}: {err}");
+        }
+        let mut opts = ProvisionOptions::default();
+        opts.mariadb_args = vec!["--innodb-log-file-size=512M".into()];
+        let spec = spec_for(&opts, ImageSet::Debian, ServiceKind::MariaDb);
+        assert_eq!(spec.cmd, [images::DEBIAN_MARIADB_START, "--innodb-log-file-size=512M"]);
+        let official = spec_for(&opts, ImageSet::Official, ServiceKind::MariaDb);
+        assert_eq!(official.cmd, ["--max-connections=2000", "--innodb-log-file-size=512M"]);
+        assert!(spec_for(&opts, ImageSet::Debian, ServiceKind::Redis).cmd.is_empty());
+    }
 }
