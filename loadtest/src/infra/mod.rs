@@ -409,8 +409,10 @@ mod tests {
             let err = parse_mariadb_args(bad).unwrap_err().to_string();
             assert!(err.contains("LOADTEST_MARIADB_ARGS") && err.contains("is not a server option"), "{bad}: {err}");
         }
-        let mut opts = ProvisionOptions::default();
-        opts.mariadb_args = vec!["--innodb-log-file-size=512M".into()];
+        let opts = ProvisionOptions {
+            mariadb_args: vec!["--innodb-log-file-size=512M".into()],
+            ..ProvisionOptions::default()
+        };
         let spec = spec_for(&opts, ImageSet::Debian, ServiceKind::MariaDb);
         assert_eq!(spec.cmd, [images::DEBIAN_MARIADB_START, "--innodb-log-file-size=512M"]);
         let official = spec_for(&opts, ImageSet::Official, ServiceKind::MariaDb);
