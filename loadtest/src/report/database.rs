@@ -27,6 +27,7 @@ pub const COUNTERS: &[&str] = &[
     "Com_stmt_prepare",
     "Innodb_data_fsyncs",
     "Innodb_row_lock_waits",
+    "Innodb_row_lock_time",
     "Handler_read_first",
     "Handler_read_key",
     "Handler_read_last",
@@ -94,6 +95,7 @@ const COLUMNS: &[(&str, &[&str])] = &[
     ("ROLLBACK", &["Com_rollback"]),
     ("fsyncs", &["Innodb_data_fsyncs"]),
     ("row lock waits", &["Innodb_row_lock_waits"]),
+    ("row lock ms", &["Innodb_row_lock_time"]),
     ("rows read", ROW_READS),
     ("rows written", &["Handler_write", "Handler_update", "Handler_delete"]),
 ];
@@ -113,9 +115,9 @@ pub fn table(results: &[StrategyResult]) -> Option<Table> {
     let mut t = Table::new("per event caused", columns).in_section(
         "Database work",
         "MariaDB's counters (SHOW GLOBAL STATUS) from the start of the load to the end of its drain, divided by the \
-         events caused: statements of every client, InnoDB fsyncs, waits for a row lock, rows read and written \
-         (handler calls). They do not move with \
-         the machine's noise: a change to the server's SQL shows in one run.",
+         events caused: statements of every client, InnoDB fsyncs, waits for a row lock and the milliseconds they \
+         took, rows read and written (handler calls). The counts do not move with the machine's noise: a change to \
+         the server's SQL shows in one run.",
     );
     for (i, r, d) in measured {
         let mut cells = vec![Cell::Text(r.strategy.clone()), Cell::Count(d.events)];
