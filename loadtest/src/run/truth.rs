@@ -67,13 +67,13 @@ impl Truth {
         Ok(now)
     }
 
-    /// The database server's counters of [`crate::report::database::COUNTERS`], by name; they
+    /// The database server's counters of [`crate::report::database::counters`], by name; they
     /// count the work of every database on the server since it started.
     pub async fn server_counters(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
         let mut conn = self.connect().await?;
         let mut show = sqlx::QueryBuilder::new("SHOW GLOBAL STATUS WHERE Variable_name IN ");
-        show.push_tuples(crate::report::database::COUNTERS, |mut t, name| {
-            t.push_bind(*name);
+        show.push_tuples(crate::report::database::counters(), |mut t, name| {
+            t.push_bind(name);
         });
         let rows: Vec<(String, String)> = show.build_query_as().fetch_all(&mut conn).await?;
         let _ = conn.close().await;
