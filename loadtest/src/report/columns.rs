@@ -57,6 +57,7 @@ pub fn latency_of(kind: Kind) -> &'static str {
 pub fn tables(report: &RunReport) -> Vec<Table> {
     let mut tables = (view(report.kind).tables)(&report.results);
     tables.extend(super::database::table(&report.results));
+    tables.extend(super::machine::table(&report.results));
     tables.extend(super::spread::table(&report.spread));
     tables
 }

@@ -11,6 +11,7 @@ mod html;
 mod junit;
 pub mod kinds;
 pub mod limits;
+pub mod machine;
 mod markdown;
 pub mod recovery;
 pub mod spread;
@@ -208,6 +209,9 @@ pub struct StrategyResult {
     /// What the database did over the load and its drain, per event caused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<database::DatabaseWork>,
+    /// What every process's CPU did over the load and its drain, per event caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<machine::MachineWork>,
     /// Notification runs with faults: how long the run took to come back to its pre-fault
     /// deliveries and p99 after each fault (see [`recovery`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -515,6 +519,7 @@ impl StrategyResult {
             embed: None,
             timeline: None,
             database: None,
+            machine: None,
             recoveries: Vec::new(),
             p99_windows: None,
             latency_per_second_us: summary.latency_per_second_us.clone(),

@@ -42,6 +42,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         embed: None,
         timeline: None,
         database: None,
+        machine: None,
         recoveries: Vec::new(),
         p99_windows: None,
         latency_per_second_us: Vec::new(),

@@ -9,6 +9,7 @@ use super::rig::{MAX_IN_FLIGHT, Rig};
 use super::{RunContext, StrategyRun};
 use crate::report::StrategyResult;
 use crate::report::database::DatabaseWork;
+use crate::report::machine::MachineWork;
 use crate::scenario::{Delivery, Load, Strategy};
 
 pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyhow::Result<StrategyRun> {
@@ -18,11 +19,13 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     // Warm-up: streams connect; nothing is counted yet.
     rig.warm_up(Duration::from_secs_f64(load.warmup_s)).await;
     let counters_before = rig.stage.truth.server_counters().await;
+    let measured_from_s = rig.t0.elapsed().as_secs_f64();
     let drive = rig.driver.drive(load.rate_per_s, Duration::from_secs_f64(load.duration_s), load.max_events).await;
     // The drain starts once the load has ended and the last fault step (a broker that takes
     // seconds to come back, say) is done: what arrives late is not lost.
     let fault_records = faults.await.unwrap_or_default();
     tokio::time::sleep(Duration::from_secs_f64(load.drain_s)).await;
+    let measured_to_s = rig.t0.elapsed().as_secs_f64();
     let failures = rig.driver.failures();
     let retries = rig.driver.retries.load(std::sync::atomic::Ordering::Relaxed);
     let caused = rig.driver.caused.load(std::sync::atomic::Ordering::Relaxed);
@@ -36,6 +39,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
+    let broker_messages = rig.metric_totals(&["server_notify_broker_messages_total"]).await;
     let (ledger, uncertain, timeline) = rig.finish().await?;
     let summary = ledger.summary();
 
@@ -55,6 +59,15 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         result.notes.push(format!(
             "gaps the servers' streams filled from the database (the transport had not yet delivered an earlier \
              notification): {repairs:.0}, {repaired:.0} notifications read (from /metrics)"
+        ));
+    }
+    if let Some([messages]) = broker_messages.as_deref()
+        && *messages > 0.0
+        && caused > 0
+    {
+        result.notes.push(format!(
+            "messages the servers published to RabbitMQ: {messages:.0}, {:.2} per event (from /metrics)",
+            messages / caused as f64
         ));
     }
     if churn_drops > 0 {
@@ -103,6 +116,8 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         Ok(work) => result.database = Some(work),
         Err(e) => result.notes.push(format!("the database's counters could not be read (SHOW GLOBAL STATUS): {e:#}")),
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    result.machine = Some(MachineWork::over(&timeline, measured_from_s, measured_to_s, caused, cores));
     result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
 }
