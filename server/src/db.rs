@@ -70,10 +70,14 @@ pub const STORE_LOCK_WAIT_S: u32 = 3;
 /// The pool that stores notification batches after their cause committed: its sessions are
 /// bounded as [`STORE_IDLE_TIMEOUT_S`] says, once, when each connection opens. Setting the
 /// bounds around every store on the shared pool cost two more round trips per batch; other
-/// paths (claims, bookings, the cause's own transaction) keep the server's defaults.
+/// paths (claims, bookings, the cause's own transaction) keep the server's defaults. The
+/// sessions are strict whatever the server's `sql_mode`: the one-round-trip store relies on a
+/// `NULL` seq failing its insert, never being stored as 0
+/// ([`crate::notify::store::insert_batch_committed`]).
 pub async fn connect_store_pool(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> {
     let bounds = format!(
-        "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = {STORE_LOCK_WAIT_S}"
+        "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = {STORE_LOCK_WAIT_S}, \
+         sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')"
     );
     Ok(open_pool(url.parse()?, max_connections, 0, Some(bounds)).await?)
 }

@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 pub struct NotifyMetrics {
     pub published: Counter,
     pub publish_failed: Counter,
+    pub broker_messages: Counter,
     pub stored: Counter,
     pub pushed: Counter,
     pub dropped: Counter,
@@ -30,6 +31,7 @@ impl NotifyMetrics {
         let m = NotifyMetrics {
             published: Counter::default(),
             publish_failed: Counter::default(),
+            broker_messages: Counter::default(),
             stored: Counter::default(),
             pushed: Counter::default(),
             dropped: Counter::default(),
@@ -48,6 +50,11 @@ impl NotifyMetrics {
             .sub_registry_with_label(("strategy".into(), strategy.to_string().into()));
         sub.register("published", "Notifications handed to the broker", m.published.clone());
         sub.register("publish_failed", "Notifications the broker did not take", m.publish_failed.clone());
+        sub.register(
+            "broker_messages",
+            "Messages published to RabbitMQ (one carries a cause's batch, or the outbox relay's rows)",
+            m.broker_messages.clone(),
+        );
         sub.register("stored", "Notification rows written", m.stored.clone());
         sub.register("pushed", "Notifications written to a local SSE stream", m.pushed.clone());
         sub.register("dropped", "Notifications whose recipient has no stream on this instance", m.dropped.clone());

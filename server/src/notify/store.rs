@@ -110,22 +110,39 @@ enum Direction {
 /// Moves each recipient's `last_seq` by its count, locking the rows in recipient order;
 /// returns how many rows it found.
 async fn advance(tx: &mut MySqlConnection, counts: &BTreeMap<u64, u64>, direction: Direction) -> sqlx::Result<u64> {
-    let sign = match direction {
-        Direction::Take => "+",
-        Direction::GiveBack => "-",
+    let update = advance_sql(counts, direction);
+    let sql = match direction {
+        // One query, two statements: the `SET` changes no row, so the count is the UPDATE's.
+        Direction::Take => format!("{}; {update}", clear_seqs_sql(counts)),
+        Direction::GiveBack => update,
     };
-    let mut update = sqlx::QueryBuilder::new(format!(
-        "UPDATE notification_streams SET last_seq = last_seq {sign} CASE recipient_id"
-    ));
-    for (recipient, count) in counts {
-        update.push(" WHEN ").push_bind(*recipient).push(" THEN ").push_bind(*count);
-    }
-    update.push(" END WHERE recipient_id IN ");
-    update.push_tuples(counts.keys(), |mut t, r| {
-        t.push_bind(*r);
-    });
-    update.push(" ORDER BY recipient_id");
-    Ok(update.build().execute(&mut *tx).await?.rows_affected())
+    Ok(sqlx::Executor::execute(&mut *tx, sql.as_str()).await?.rows_affected())
+}
+
+/// The `UPDATE` of [`advance`], as text: every value in it is a number. Taking, it also
+/// leaves each recipient's new `last_seq` in the session variable `@seq_<recipient>`, which
+/// [`insert_sql`] numbers the rows from.
+fn advance_sql(counts: &BTreeMap<u64, u64>, direction: Direction) -> String {
+    let cases: String = counts
+        .iter()
+        .map(|(recipient, count)| match direction {
+            Direction::Take => format!(" WHEN {recipient} THEN (@seq_{recipient} := last_seq + {count})"),
+            Direction::GiveBack => format!(" WHEN {recipient} THEN last_seq - {count}"),
+        })
+        .collect();
+    let ids: Vec<String> = counts.keys().map(u64::to_string).collect();
+    format!(
+        "UPDATE notification_streams SET last_seq = CASE recipient_id{cases} END \
+         WHERE recipient_id IN ({}) ORDER BY recipient_id",
+        ids.join(", ")
+    )
+}
+
+/// Clears the session variables [`advance_sql`] sets, so a recipient whose stream row is
+/// missing leaves `NULL` there, never the seq of an earlier batch on the same connection.
+fn clear_seqs_sql(counts: &BTreeMap<u64, u64>) -> String {
+    let vars: Vec<String> = counts.keys().map(|r| format!("@seq_{r} = NULL")).collect();
+    format!("SET {}", vars.join(", "))
 }
 
 /// Takes the next seqs of the batch's recipients and inserts the batch numbered from them.
@@ -148,14 +165,27 @@ async fn take_and_insert(
         create.build().execute(&mut *tx).await?;
         advance(tx, &counts, Direction::Take).await?;
     }
+    let rows = sqlx::Executor::fetch_all(&mut *tx, insert_sql(batch, &counts, relay).as_str()).await?;
+    parse(&rows)
+}
+
+/// The `INSERT ... RETURNING` that writes `batch` numbered from its recipients' new `last_seq`
+/// (the variables [`advance_sql`] set, the rows still locked by this transaction): the k-th of
+/// a recipient's n notifications takes `last_seq - (n - k)`.
+///
+/// The rows are `VALUES`, their number known to the statement: InnoDB then takes the
+/// `AUTO_INCREMENT` ids under a short mutex. An `INSERT ... SELECT` (how the rows were written
+/// before) is a bulk insert, which holds a lock on the whole table's `AUTO_INCREMENT` until the
+/// statement ends (`innodb_autoinc_lock_mode = 1`, the default): every store of every instance
+/// queued behind it (`reports/README.md`, "The table lock behind the row-lock waits").
+///
+/// Sent as text: sqlx sees no columns in a prepared INSERT ... RETURNING on MariaDB. Every
+/// value in it is a number or a kind's fixed name, nothing a user wrote.
+fn insert_sql(batch: &[&NewNotification], counts: &BTreeMap<u64, u64>, relay: Relay) -> String {
     let relayed = match relay {
         Relay::Pending => "NULL",
         Relay::NotNeeded => "CURRENT_TIMESTAMP(6)",
     };
-    // The k-th of a recipient's n notifications takes `last_seq - (n - k)`, `last_seq` being
-    // already advanced by n and locked by this transaction. Sent as text: sqlx sees no columns
-    // in a prepared INSERT ... RETURNING on MariaDB. Every value in it is a number or a kind's
-    // fixed name, nothing a user wrote.
     let mut left = counts.clone();
     let rows: Vec<String> = batch
         .iter()
@@ -165,25 +195,87 @@ async fn take_and_insert(
                 *c
             });
             format!(
-                "SELECT {} AS recipient_id, {} AS back, '{}' AS kind, {} AS cause_id, {} AS actor_id",
-                n.recipient_id,
+                "({r}, @seq_{r} - {}, '{}', {}, {}, {relayed})",
                 back.unwrap_or_default(),
                 n.kind.as_str(),
                 n.cause_id,
-                n.actor_id
+                n.actor_id,
+                r = n.recipient_id,
             )
         })
         .collect();
-    let insert = format!(
-        "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, relayed_at) \
-         SELECT v.recipient_id, s.last_seq - v.back, v.kind, v.cause_id, v.actor_id, {relayed} \
-         FROM ({}) AS v JOIN notification_streams s ON s.recipient_id = v.recipient_id \
+    format!(
+        "INSERT INTO notifications (recipient_id, seq, kind, cause_id, actor_id, relayed_at) VALUES {} \
          RETURNING {COLUMNS}",
-        rows.join(" UNION ALL ")
-    );
-    let rows = sqlx::Executor::fetch_all(&mut *tx, insert.as_str()).await?;
+        rows.join(", ")
+    )
+}
+
+fn parse(rows: &[sqlx::mysql::MySqlRow]) -> sqlx::Result<Vec<Notification>> {
     let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<Row>, _>>()?;
     Ok(rows.into_iter().map(Notification::from).collect())
+}
+
+/// MariaDB's error for a `NULL` written to a `NOT NULL` column (`ER_BAD_NULL_ERROR`).
+const NULL_SEQ: u16 = 1048;
+
+/// Whether the one-round-trip store failed in a way the general one handles: a pair stored
+/// before (a redelivery), or a recipient without its stream row (its seq came out `NULL`).
+fn falls_back(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    db.is_unique_violation()
+        || db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == NULL_SEQ)
+}
+
+/// Stores `batch` in a transaction of its own and commits it; returns what
+/// [`insert_batch`] returns. The common case (every recipient has its stream row, nothing
+/// was stored before) is one round trip: `BEGIN`, the seqs' `UPDATE`, the `INSERT ...
+/// RETURNING` and `COMMIT` sent together, so the recipients' stream rows stay locked only while
+/// the database runs them, never while it waits for this process to send the next statement
+/// (on a busy machine, this process's turn may come milliseconds later, and every batch to the
+/// same recipients waits meanwhile: `reports/README.md`, "One round trip per stored batch").
+/// Otherwise (a redelivery, a missing stream row) [`insert_batch`] in a transaction.
+///
+/// On an error the connection may be left inside the transaction: close it (the database
+/// then rolls back), never hand it out again.
+pub async fn insert_batch_committed(
+    conn: &mut MySqlConnection,
+    batch: &[NewNotification],
+    relay: Relay,
+) -> sqlx::Result<Vec<Notification>> {
+    use sqlx::Connection;
+    let mut seen = HashSet::new();
+    let fresh: Vec<&NewNotification> = batch.iter().filter(|n| seen.insert(cause_key(n))).collect();
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts = per_recipient(&fresh);
+    // A recipient without its stream row keeps `@seq_<id>` NULL, and its row's NULL seq fails
+    // the insert (the store pool's sessions are strict: `crate::db::connect_store_pool`).
+    let together = format!(
+        "BEGIN; {}; {}; {}; COMMIT",
+        clear_seqs_sql(&counts),
+        advance_sql(&counts, Direction::Take),
+        insert_sql(&fresh, &counts, relay)
+    );
+    // Without arguments, sqlx sends the text as one query (COM_QUERY), statements and all.
+    match sqlx::Executor::fetch_all(&mut *conn, together.as_str()).await {
+        Ok(rows) => {
+            let mut stored = parse(&rows)?;
+            stored.sort_unstable_by_key(|n| (n.recipient_id, n.seq));
+            return Ok(stored);
+        }
+        // Stored before (a redelivery), or a recipient without its stream row: the insert
+        // was undone, the transaction is open.
+        Err(e) if falls_back(&e) => {
+            sqlx::Executor::execute(&mut *conn, "ROLLBACK").await?;
+        }
+        Err(e) => return Err(e),
+    }
+    let mut tx = conn.begin().await?;
+    let stored = insert_batch(&mut tx, batch, relay).await?;
+    tx.commit().await?;
+    Ok(stored)
 }
 
 /// The stored rows of these (recipient, kind, cause) pairs.

@@ -319,6 +319,24 @@ async fn a_resume_between_two_out_of_order_commits_loses_nothing_and_repeats_not
 /// is new, answers the stored rows of the rest unchanged, and takes no seq for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_batch_keeps_its_rows_and_seqs_and_stores_only_what_is_new() -> TestResult {
+    redelivered_batch(Storing::InTheCausesTransaction).await
+}
+
+/// The same through the one-round-trip store of the strategies that store after the cause
+/// (`BEGIN`, `UPDATE`, `INSERT`, `COMMIT` sent together): its redelivery and missing-row cases
+/// fall back to the general way and leave the connection outside any transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_batch_stored_in_one_round_trip_keeps_its_rows_and_seqs() -> TestResult {
+    redelivered_batch(Storing::Committed).await
+}
+
+#[derive(Clone, Copy)]
+enum Storing {
+    InTheCausesTransaction,
+    Committed,
+}
+
+async fn redelivered_batch(storing: Storing) -> TestResult {
     let world = World::new().await;
     let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
     let (r1, r2, r3, actor) =
@@ -333,9 +351,21 @@ async fn a_redelivered_batch_keeps_its_rows_and_seqs_and_stores_only_what_is_new
     let store = |batch: Vec<NewNotification>| {
         let db = world.db.clone();
         async move {
-            let mut tx = db.begin().await?;
-            let stored = store::insert_batch(&mut tx, &batch, Relay::NotNeeded).await?;
-            tx.commit().await?;
+            let stored = match storing {
+                Storing::InTheCausesTransaction => {
+                    let mut tx = db.begin().await?;
+                    let stored = store::insert_batch(&mut tx, &batch, Relay::NotNeeded).await?;
+                    tx.commit().await?;
+                    stored
+                }
+                Storing::Committed => {
+                    let mut conn = db.acquire().await?;
+                    let stored = store::insert_batch_committed(&mut conn, &batch, Relay::NotNeeded).await?;
+                    let open: u64 = sqlx::query_scalar("SELECT @@in_transaction").fetch_one(&mut *conn).await?;
+                    assert_eq!(open, 0, "the connection goes back to the pool outside any transaction");
+                    stored
+                }
+            };
             Ok::<_, sqlx::Error>(
                 stored.into_iter().map(|s| (s.recipient_id, s.seq, s.cause_id, s.id)).collect::<Vec<_>>(),
             )

@@ -160,6 +160,10 @@ async fn a_store_session_gives_up_a_locked_row_in_seconds_and_an_idle_transactio
     let bounded: (i64, i64) = sqlx::query_as(bounds).fetch_one(&store).await?;
     let expected = (i64::from(server::db::STORE_IDLE_TIMEOUT_S), i64::from(server::db::STORE_LOCK_WAIT_S));
     assert_eq!(bounded, expected, "every store connection is bounded from its first use");
+    // Strict even on a server whose own sql_mode is not: a NULL seq must fail the one-round-trip
+    // store's insert, not be stored as 0.
+    let modes: String = sqlx::query_scalar("SELECT @@session.sql_mode").fetch_one(&store).await?;
+    assert!(modes.split(',').any(|m| m == "STRICT_ALL_TABLES"), "{modes}");
 
     // A peer holds a row (as a frozen instance held its recipients' stream rows).
     let id =

@@ -146,18 +146,12 @@ pub fn build(strategy: Strategy, ctx: BusContext) -> Arc<dyn Delivery> {
 
 /// Stores a batch in a transaction of its own (the strategies that store after the cause
 /// committed), on the store pool, whose sessions are bounded (see
-/// [`crate::db::STORE_IDLE_TIMEOUT_S`]). A connection the server ended is closed, never
-/// handed out again.
+/// [`crate::db::STORE_IDLE_TIMEOUT_S`]), in one round trip when it can
+/// ([`store::insert_batch_committed`]). A connection the store failed on is closed (the
+/// database rolls back what it left open), never handed out again.
 pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
-    use sqlx::Connection;
     let mut conn = ctx.store_db.acquire().await?;
-    let stored = async {
-        let mut tx = conn.begin().await?;
-        let stored = store::insert_batch(&mut tx, batch, Relay::NotNeeded).await?;
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(stored)
-    }
-    .await;
+    let stored = store::insert_batch_committed(&mut conn, batch, Relay::NotNeeded).await;
     if stored.is_err() {
         conn.close_on_drop();
     }

@@ -62,6 +62,7 @@ impl OutboxDelivery {
         )
         .await?;
         self.ctx.metrics.published.inc_by(rows.len() as u64);
+        self.ctx.metrics.broker_messages.inc_by(payloads.len() as u64);
         let mut update =
             sqlx::QueryBuilder::new("UPDATE notifications SET relayed_at = CURRENT_TIMESTAMP(6) WHERE id IN ");
         update.push_tuples(&rows, |mut t, row| {

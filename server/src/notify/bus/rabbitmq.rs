@@ -82,7 +82,9 @@ impl RabbitMqDelivery {
         // The whole batch in one fanout message: one publish and one confirm per cause, not
         // per recipient.
         let payload = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
-        self.publisher.publish(&self.names.fanout, "", &payload, false, false).await
+        self.publisher.publish(&self.names.fanout, "", &payload, false, false).await?;
+        self.ctx.metrics.broker_messages.inc();
+        Ok(())
     }
 
     async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
@@ -146,6 +148,7 @@ impl Delivery for RabbitMqDelivery {
             match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true, true).await {
                 Ok(()) => {
                     self.ctx.metrics.published.inc();
+                    self.ctx.metrics.broker_messages.inc();
                     Ok(())
                 }
                 Err(e) => {
