@@ -50,12 +50,11 @@ impl App {
         let db = crate::db::connect_and_migrate(settings.database_url.expose(), settings.db_max_connections)
             .await
             .context("connecting to the database (SERVER_DATABASE_URL) and applying migrations")?;
-        // A second pool, half the main one's size (at least 2), for the notification stores,
+        // A second pool, small (`SERVER_DB_STORE_CONNECTIONS`), for the notification stores,
         // whose sessions are bounded (`db::connect_store_pool`).
-        let store_db =
-            crate::db::connect_store_pool(settings.database_url.expose(), (settings.db_max_connections / 2).max(2))
-                .await
-                .context("connecting the notification store pool (SERVER_DATABASE_URL)")?;
+        let store_db = crate::db::connect_store_pool(settings.database_url.expose(), settings.db_store_connections)
+            .await
+            .context("connecting the notification store pool (SERVER_DATABASE_URL)")?;
         let redis_config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_connection_timeout(Some(Duration::from_secs(2)));

@@ -37,6 +37,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("ai_enabled", Some("true")),
     ("log_format", Some("text")),
     ("db_max_connections", Some("20")),
+    ("db_store_connections", Some("4")),
     ("session_ttl_s", Some("86400")),
     ("argon2_memory_kib", Some("19456")),
     ("argon2_iterations", Some("2")),
@@ -174,8 +175,14 @@ pub struct Settings {
     /// Slack-compatible webhook that dead-lettered notifications are reported to.
     pub alert_webhook_url: Option<url::Url>,
     pub log_format: LogFormat,
-    /// The main pool's size; the notification store pool has half as many (at least 2).
+    /// The main pool's size.
     pub db_max_connections: u32,
+    /// The size of the pool that stores notifications after their cause committed (every
+    /// strategy but `outbox`). Few on purpose: a store holds its recipients' stream rows until
+    /// its commit is durable, and the more stores run at once over all the instances, the longer
+    /// the queues on those rows (measured with 3 instances: `reports/README.md`, "The table lock
+    /// behind the row-lock waits").
+    pub db_store_connections: u32,
     pub session_ttl: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -426,6 +433,7 @@ impl Resolver {
                 other => return Err(self.err("log_format", format!("`{other}` is not one of text, json"))),
             },
             db_max_connections: self.number("db_max_connections", 1u32, 1000)?,
+            db_store_connections: self.number("db_store_connections", 1u32, 1000)?,
             session_ttl: Duration::from_secs(self.number("session_ttl_s", 60u64, 90 * 86400)?),
             // OWASP's minimum for argon2id is 19 MiB x 2; lower values exist for load tests
             // that sign up thousands of users on 2 cores, and are logged as weak at start-up.
@@ -650,6 +658,7 @@ mod tests {
         assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8080");
         assert!(s.instance_id.starts_with("srv-"));
         assert_eq!(s.ai.generator, AiGeneratorSetting::Offline { latency: Duration::ZERO });
+        assert_eq!((s.db_max_connections, s.db_store_connections), (20, 4));
     }
 
     #[test]
@@ -752,6 +761,9 @@ mod tests {
     #[test]
     fn out_of_range_numbers_say_the_range() {
         let err = Settings::from_sources(None, env(&[("SERVER_DB_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(err.message.contains("1 to 1000"), "{err}");
+        let err = Settings::from_sources(None, env(&[("SERVER_DB_STORE_CONNECTIONS", "0")])).unwrap_err();
+        assert_eq!(err.setting, "SERVER_DB_STORE_CONNECTIONS");
         assert!(err.message.contains("1 to 1000"), "{err}");
         let err = Settings::from_sources(None, env(&[("SERVER_SESSION_TTL_S", "soon")])).unwrap_err();
         assert!(err.message.contains("not a number"), "{err}");

@@ -233,8 +233,9 @@ fn falls_back(e: &sqlx::Error) -> bool {
 /// RETURNING` and `COMMIT` sent together, so the recipients' stream rows stay locked only while
 /// the database runs them, never while it waits for this process to send the next statement
 /// (on a busy machine, this process's turn may come milliseconds later, and every batch to the
-/// same recipients waits meanwhile: `reports/README.md`, "One round trip per stored batch").
-/// Otherwise (a redelivery, a missing stream row) [`insert_batch`] in a transaction.
+/// same recipients waits meanwhile: `reports/README.md`, "The table lock behind the row-lock
+/// waits"). Otherwise (a redelivery, a missing stream row) [`insert_batch`] in a
+/// transaction.
 ///
 /// On an error the connection may be left inside the transaction: close it (the database
 /// then rolls back), never hand it out again.
