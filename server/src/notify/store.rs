@@ -237,8 +237,10 @@ fn falls_back(e: &sqlx::Error) -> bool {
 /// waits"). Otherwise (a redelivery, a missing stream row) [`insert_batch`] in a
 /// transaction.
 ///
-/// On an error the connection may be left inside the transaction: close it (the database
-/// then rolls back), never hand it out again.
+/// `conn` must be strict (`STRICT_ALL_TABLES`, as the store pool's sessions are): a lax
+/// session would store a missing stream row's `NULL` seq as 0 instead of failing. On an error
+/// the connection may be left inside the transaction: close it (the database then rolls back),
+/// never hand it out again.
 pub async fn insert_batch_committed(
     conn: &mut MySqlConnection,
     batch: &[NewNotification],
