@@ -54,8 +54,8 @@ pub enum Relay {
 /// never wait for each other in a cycle. A (recipient, kind, cause) already stored is a
 /// redelivery: it keeps its row and its seq, and takes no new one.
 ///
-/// Two statements in the common case: one `UPDATE` takes the seqs (and the locks), one
-/// `INSERT ... SELECT ... RETURNING` writes the rows numbered from them and reads them back.
+/// Two queries in the common case: one `UPDATE` takes the seqs (and the locks), one
+/// `INSERT ... VALUES ... RETURNING` writes the rows numbered from them and reads them back.
 /// A redelivery shows as a duplicate key on that insert, which InnoDB undoes as a statement;
 /// only then are the seqs given back, the stored rows read, and the rest inserted.
 pub async fn insert_batch(
@@ -63,8 +63,7 @@ pub async fn insert_batch(
     batch: &[NewNotification],
     relay: Relay,
 ) -> sqlx::Result<Vec<Notification>> {
-    let mut seen = HashSet::new();
-    let fresh: Vec<&NewNotification> = batch.iter().filter(|n| seen.insert(cause_key(n))).collect();
+    let fresh = distinct(batch);
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
@@ -90,6 +89,12 @@ pub async fn insert_batch(
 
 fn cause_key(n: &NewNotification) -> (u64, Kind, u64) {
     (n.recipient_id, n.kind, n.cause_id)
+}
+
+/// The batch without the (recipient, kind, cause) pairs it repeats, in its order.
+fn distinct(batch: &[NewNotification]) -> Vec<&NewNotification> {
+    let mut seen = HashSet::new();
+    batch.iter().filter(|n| seen.insert(cause_key(n))).collect()
 }
 
 /// How many notifications each recipient gets, in recipient order.
@@ -247,8 +252,7 @@ pub async fn insert_batch_committed(
     relay: Relay,
 ) -> sqlx::Result<Vec<Notification>> {
     use sqlx::Connection;
-    let mut seen = HashSet::new();
-    let fresh: Vec<&NewNotification> = batch.iter().filter(|n| seen.insert(cause_key(n))).collect();
+    let fresh = distinct(batch);
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
