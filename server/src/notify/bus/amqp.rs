@@ -300,6 +300,14 @@ pub async fn consume(
     Ok((ch, consumer))
 }
 
+/// A channel consuming `queue` without acks: the broker forgets a message once it sent it.
+async fn consume_unacked(conn: &Connection, queue: &str, tag: &str) -> lapin::Result<(Channel, lapin::Consumer)> {
+    let ch = conn.create_channel().await?;
+    let options = BasicConsumeOptions { no_ack: true, ..Default::default() };
+    let consumer = ch.basic_consume(queue.into(), tag.into(), options, FieldTable::default()).await?;
+    Ok((ch, consumer))
+}
+
 /// The next delivery of `consumer`; `None` on shutdown or when the consumer ends.
 pub async fn next_delivery(
     consumer: &mut lapin::Consumer,
@@ -354,13 +362,26 @@ fn not_connected(conn: &Connection) -> lapin::Error {
 
 /// Consumes this instance's push queue and hands each notification to the hub, until the
 /// connection fails or `shutdown`.
+///
+/// The exclusive queue of `rabbitmq` ([`PushQueue::ExclusiveAutoDelete`]) is consumed without
+/// acks: it is deleted with this connection, so a message the broker sent and this instance
+/// did not take is lost with or without an ack, and the acks cost a write and a wake-up per
+/// message on every instance, and the broker their bookkeeping. A durable queue
+/// ([`PushQueue::DurableExpiring`], `outbox`) keeps its acks: what was sent and not acked
+/// when a connection breaks is delivered again after the reconnect.
 pub async fn consume_push(
     conn: &Connection,
     names: &Names,
     ctx: &BusContext,
+    push_queue: PushQueue,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
-    let (_channel, mut consumer) = consume(conn, &names.push_queue, "push", PUSH_PREFETCH).await?;
+    let acked = push_queue != PushQueue::ExclusiveAutoDelete;
+    let (_channel, mut consumer) = if acked {
+        consume(conn, &names.push_queue, "push", PUSH_PREFETCH).await?
+    } else {
+        consume_unacked(conn, &names.push_queue, "push").await?
+    };
     loop {
         let Some(delivery) = next_delivery(&mut consumer, shutdown).await else { return Ok(()) };
         let delivery = delivery?;
@@ -373,13 +394,17 @@ pub async fn consume_push(
                 for n in &batch {
                     ctx.hub.push(n);
                 }
-                delivery.ack(BasicAckOptions::default()).await?;
+                if acked {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
             }
             Err(e) => {
                 // Only our own relays publish here; an unreadable message cannot be pushed to
                 // anyone, so it is dropped (the stored row is still replayable).
                 tracing::warn!(error = %e, "unreadable push message; dropped");
-                delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
+                if acked {
+                    delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
+                }
             }
         }
     }

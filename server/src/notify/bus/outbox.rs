@@ -19,6 +19,13 @@ use crate::notify::store::{self, Relay};
 
 const RELAY_BATCH: u32 = 200;
 const RELAY_POLL: Duration = Duration::from_millis(100);
+/// Under load, a relay pass starts at least this long after the previous one started (unless
+/// that one was full): the commits of the interval go out in one pass. Without it every commit
+/// woke a pass of its own (BEGIN, a locking read, a publish and its confirm, an UPDATE, a
+/// COMMIT and its flush, for about one event), and the relay cost the database more than the
+/// cause's own transaction. An idle relay starts at once: a pass far from the last one waits
+/// for nothing. 25 ms against 10 ms and none: `reports/README.md`, "Fewer relay passes".
+const RELAY_SPACING: Duration = Duration::from_millis(25);
 /// A push queue without a consumer this long is deleted by the broker (its instance is gone).
 /// Durable, unlike the seed's: after a broker restart one relay may publish before another
 /// instance has reconnected, and that instance's queue must already exist to keep it.
@@ -85,10 +92,20 @@ impl OutboxDelivery {
     /// transaction or a lock, whether any row waits: on an idle instance that is one
     /// statement a poll instead of three (BEGIN, a locking read, ROLLBACK). Measured by the
     /// report's "Database work" table: the immediate re-read was an empty pass per event.
+    /// Passes are spaced by [`RELAY_SPACING`] under load.
     async fn relay_loop(&self, shutdown: &CancellationToken) {
         let mut woken = true;
+        // When the next pass may start: after a pass that was not full, one spacing after it began.
+        let mut next_pass = tokio::time::Instant::now();
         loop {
             let pass = if woken { Ok(true) } else { store::any_unrelayed(&self.ctx.db).await };
+            if matches!(pass, Ok(true)) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(next_pass) => {}
+                }
+            }
+            let started = tokio::time::Instant::now();
             match pass {
                 Ok(true) => match self.relay_once().await {
                     Ok(n) if n >= RELAY_BATCH as usize => continue,
@@ -100,6 +117,7 @@ impl OutboxDelivery {
                     tracing::warn!(error = %e, "outbox relay could not look for rows; it looks again at the next poll")
                 }
             }
+            next_pass = started + RELAY_SPACING;
             woken = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => true,
@@ -116,7 +134,7 @@ impl OutboxDelivery {
         self.link.set(true);
         tracing::info!(queue = %self.names.push_queue, node = session.node, nodes = self.ctx.brokers.nodes(), "connected to RabbitMQ (outbox relay)");
         let result = tokio::select! {
-            r = amqp::consume_push(&session.conn, &self.names, &self.ctx, shutdown) => r,
+            r = amqp::consume_push(&session.conn, &self.names, &self.ctx, PushQueue::DurableExpiring(PUSH_QUEUE_EXPIRES), shutdown) => r,
             e = amqp::broken(&session.conn) => Err(e),
         };
         self.publisher.set(None).await;
