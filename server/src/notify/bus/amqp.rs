@@ -175,6 +175,8 @@ pub struct Session {
     pub publish: Channel,
     /// The node connected to (1-based, in the order of `SERVER_AMQP_URL`).
     pub node: usize,
+    /// How this instance's push queue was declared.
+    pub push_queue: PushQueue,
 }
 
 /// Connects to a node and declares the topology (idempotent: every instance does it at every
@@ -236,7 +238,7 @@ pub async fn connect(
     )
     .await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(Session { conn, publish: ch, node })
+    Ok(Session { conn, publish: ch, node, push_queue })
 }
 
 /// The current publishing channel, if connected. Swapped by the supervisor on reconnects.
@@ -370,13 +372,13 @@ fn not_connected(conn: &Connection) -> lapin::Error {
 /// ([`PushQueue::DurableExpiring`], `outbox`) keeps its acks: what was sent and not acked
 /// when a connection breaks is delivered again after the reconnect.
 pub async fn consume_push(
-    conn: &Connection,
+    session: &Session,
     names: &Names,
     ctx: &BusContext,
-    push_queue: PushQueue,
     shutdown: &CancellationToken,
 ) -> lapin::Result<()> {
-    let acked = push_queue != PushQueue::ExclusiveAutoDelete;
+    let conn = &session.conn;
+    let acked = session.push_queue != PushQueue::ExclusiveAutoDelete;
     let (_channel, mut consumer) = if acked {
         consume(conn, &names.push_queue, "push", PUSH_PREFETCH).await?
     } else {

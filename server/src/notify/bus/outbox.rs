@@ -134,7 +134,7 @@ impl OutboxDelivery {
         self.link.set(true);
         tracing::info!(queue = %self.names.push_queue, node = session.node, nodes = self.ctx.brokers.nodes(), "connected to RabbitMQ (outbox relay)");
         let result = tokio::select! {
-            r = amqp::consume_push(&session.conn, &self.names, &self.ctx, PushQueue::DurableExpiring(PUSH_QUEUE_EXPIRES), shutdown) => r,
+            r = amqp::consume_push(&session, &self.names, &self.ctx, shutdown) => r,
             e = amqp::broken(&session.conn) => Err(e),
         };
         self.publisher.set(None).await;

@@ -124,7 +124,7 @@ impl RabbitMqDelivery {
         self.link.set(true);
         tracing::info!(queue = %self.names.push_queue, node = session.node, nodes = self.ctx.brokers.nodes(), "connected to RabbitMQ");
         let result = tokio::select! {
-            r = amqp::consume_push(&session.conn, &self.names, &self.ctx, PushQueue::ExclusiveAutoDelete, shutdown) => r,
+            r = amqp::consume_push(&session, &self.names, &self.ctx, shutdown) => r,
             r = self.consume_store(&session.conn, shutdown) => r,
             r = self.consume_dlq(&session.conn, shutdown) => r,
             e = amqp::broken(&session.conn) => Err(e),
