@@ -3,15 +3,20 @@
 //! stored notification to the fanout; every instance's exclusive queue receives it and the
 //! instance holding the stream pushes it. Rejected messages go to the DLQ, which alerts.
 //!
+//! The batches that requests commit at the same time share a store message ([`StoreFeed`]):
+//! under load one message, one store transaction and one fanout message carry several
+//! causes, and nothing waits for a timer.
+//!
 //! What it cannot survive: a broker that is down when the request publishes (the diary is
 //! committed, the notification is not): `outbox` closes that gap.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::amqp::{self, Names, PublisherSlot, PushQueue, STORE_KEY, next_delivery};
@@ -22,17 +27,67 @@ use crate::notify::NewNotification;
 /// database busy without one instance taking the whole queue.
 const STORE_PREFETCH: u16 = 32;
 
+/// Store messages an instance has in flight at once (each waits for its confirm). While all
+/// are, newly committed batches wait and then go out together in one message.
+const STORE_PUBLISHERS: usize = 1;
+
+/// Notifications in one store message at most (a message takes at least one batch whole).
+const STORE_MESSAGE_MAX: usize = 256;
+
 pub struct RabbitMqDelivery {
     ctx: BusContext,
     names: Names,
     publisher: PublisherSlot,
     link: Link,
+    feed: StoreFeed,
 }
 
 impl RabbitMqDelivery {
     pub fn new(ctx: BusContext) -> Self {
         let names = Names::new(&ctx.prefix, &ctx.instance_id);
-        Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default() }
+        Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default(), feed: StoreFeed::default() }
+    }
+
+    /// Publishes what requests committed to the store queue, one message at a time, until
+    /// `shutdown`; then answers what is still waiting with an error.
+    async fn publish_store_messages(&self, shutdown: &CancellationToken) {
+        loop {
+            let ready = self.feed.ready.notified();
+            let Some(group) = self.feed.take(STORE_MESSAGE_MAX) else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = ready => continue,
+                }
+            };
+            let outcome = self.publish_store_message(&group).await;
+            for waiting in group {
+                // A request that stopped waiting (its client went away) still had its batch
+                // published; nobody is left to tell.
+                let _ = waiting.done.send(outcome.clone());
+            }
+        }
+        for waiting in self.feed.close() {
+            let _ = waiting.done.send(Err("the server is shutting down".to_string()));
+        }
+    }
+
+    /// One store message: the groups' batches, in the order they were committed.
+    async fn publish_store_message(&self, group: &[Waiting]) -> Result<(), String> {
+        let batch: Vec<&NewNotification> = group.iter().flat_map(|w| &w.batch).collect();
+        let payload = serde_json::to_vec(&batch).map_err(|e| e.to_string())?;
+        // Mandatory: a store queue that is unavailable (a classic queue whose node is down)
+        // must fail the publish, not swallow the message under a positive confirm.
+        match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true, true).await {
+            Ok(()) => {
+                self.ctx.metrics.published.inc_by(batch.len() as u64);
+                self.ctx.metrics.broker_messages.inc();
+                Ok(())
+            }
+            Err(e) => {
+                self.ctx.metrics.publish_failed.inc_by(group.len() as u64);
+                Err(format!("rabbitmq publish: {e}"))
+            }
+        }
     }
 
     /// Stores each batch once, then fans its notifications out. Up to `STORE_PREFETCH`
@@ -140,32 +195,160 @@ impl Delivery for RabbitMqDelivery {
         Strategy::RabbitMq
     }
 
+    /// Waits until the batch is in the store queue (the broker confirmed the message that
+    /// carries it), or its publish failed.
     fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let payload = serde_json::to_vec(&batch).map_err(|e| DeliveryError::Transport(e.to_string()))?;
-            // Mandatory: a store queue that is unavailable (a classic queue whose node is down)
-            // must fail the publish, not swallow the message under a positive confirm.
-            match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true, true).await {
-                Ok(()) => {
-                    self.ctx.metrics.published.inc();
-                    self.ctx.metrics.broker_messages.inc();
-                    Ok(())
-                }
-                Err(e) => {
-                    self.ctx.metrics.publish_failed.inc();
-                    Err(DeliveryError::Transport(format!("rabbitmq publish: {e}")))
-                }
-            }
+            let shutting_down = || DeliveryError::Transport("the server is shutting down".to_string());
+            let confirmed = self.feed.send(batch).ok_or_else(shutting_down)?;
+            confirmed.await.map_err(|_| shutting_down())?.map_err(DeliveryError::Transport)
         })
     }
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
+            let publishers: Vec<_> = (0..STORE_PUBLISHERS)
+                .map(|_| {
+                    let this = self.clone();
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move { this.publish_store_messages(&shutdown).await })
+                })
+                .collect();
             supervise(&self.link, &shutdown, "rabbitmq", || self.session(&shutdown)).await;
+            futures::future::join_all(publishers).await;
         })
     }
 
     fn transport_up(&self) -> Option<bool> {
         Some(self.link.is_up())
+    }
+}
+
+/// A batch committed by a request, waiting for its store message's confirm.
+struct Waiting {
+    batch: Vec<NewNotification>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The batches committed on this instance and not yet published to the store queue: group
+/// commit for the broker. A publisher that is free takes everything waiting (up to a message's
+/// limit), so one request at a time goes out alone and at once, and while every publisher
+/// waits for a confirm the batches committed meanwhile gather into the next message. Under
+/// load that is fewer messages, confirms, store transactions and fanout messages per event,
+/// without a timer that would delay a quiet instance.
+#[derive(Default)]
+struct StoreFeed {
+    waiting: Mutex<Feed>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct Feed {
+    batches: Vec<Waiting>,
+    closed: bool,
+}
+
+impl StoreFeed {
+    fn lock(&self) -> MutexGuard<'_, Feed> {
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a batch; the receiver answers once it is published. `None` after [`Self::close`].
+    fn send(&self, batch: Vec<NewNotification>) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let (done, confirmed) = oneshot::channel();
+        {
+            let mut feed = self.lock();
+            if feed.closed {
+                return None;
+            }
+            feed.batches.push(Waiting { batch, done });
+        }
+        self.ready.notify_one();
+        Some(confirmed)
+    }
+
+    /// The oldest waiting batches, whole, up to `max` notifications (at least one batch).
+    fn take(&self, max: usize) -> Option<Vec<Waiting>> {
+        let mut feed = self.lock();
+        let mut count = 0;
+        let mut n = 0;
+        for waiting in &feed.batches {
+            if n > 0 && count + waiting.batch.len() > max {
+                break;
+            }
+            count += waiting.batch.len();
+            n += 1;
+        }
+        if n == 0 {
+            return None;
+        }
+        let group: Vec<Waiting> = feed.batches.drain(..n).collect();
+        if !feed.batches.is_empty() {
+            // More than one message's worth: another free publisher takes the rest.
+            self.ready.notify_one();
+        }
+        Some(group)
+    }
+
+    /// Refuses new batches and returns those still waiting.
+    fn close(&self) -> Vec<Waiting> {
+        let mut feed = self.lock();
+        feed.closed = true;
+        std::mem::take(&mut feed.batches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Kind;
+
+    fn batch(cause_id: u64, recipients: u64) -> Vec<NewNotification> {
+        (1..=recipients)
+            .map(|recipient_id| NewNotification { recipient_id, kind: Kind::Diary, cause_id, actor_id: 99 })
+            .collect()
+    }
+
+    fn causes(group: &[Waiting]) -> Vec<u64> {
+        group.iter().map(|w| w.batch[0].cause_id).collect()
+    }
+
+    #[test]
+    fn a_message_takes_whole_batches_in_commit_order_up_to_its_limit() {
+        let feed = StoreFeed::default();
+        assert!(feed.take(10).is_none(), "nothing waits yet");
+        let _receivers: Vec<_> = [(1, 4), (2, 4), (3, 4), (4, 30)]
+            .into_iter()
+            .map(|(cause, n)| feed.send(batch(cause, n)).expect("open"))
+            .collect();
+        // 4 + 4 fit in 10, the third batch would not: it is left whole for the next message.
+        assert_eq!(causes(&feed.take(10).unwrap()), [1, 2]);
+        // A batch larger than the limit still goes out, alone.
+        assert_eq!(causes(&feed.take(10).unwrap()), [3]);
+        assert_eq!(causes(&feed.take(10).unwrap()), [4]);
+        assert!(feed.take(10).is_none());
+    }
+
+    #[tokio::test]
+    async fn closing_answers_nothing_itself_and_refuses_new_batches() {
+        let feed = StoreFeed::default();
+        let waiting = feed.send(batch(1, 2)).expect("open");
+        let left = feed.close();
+        assert_eq!(causes(&left), [1], "what waited is handed back to be answered");
+        assert!(feed.send(batch(2, 2)).is_none(), "a closed feed takes nothing");
+        for w in left {
+            w.done.send(Err("shutting down".into())).unwrap();
+        }
+        assert_eq!(waiting.await.unwrap(), Err("shutting down".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_publisher_is_woken_by_a_send_made_before_it_waits() {
+        let feed = StoreFeed::default();
+        let _receiver = feed.send(batch(1, 1)).expect("open");
+        // The wake-up of that send is kept for the next waiter: a free publisher that looks
+        // after the send neither misses it nor sleeps.
+        tokio::time::timeout(Duration::from_secs(1), feed.ready.notified()).await.expect("woken");
+        assert_eq!(causes(&feed.take(10).unwrap()), [1]);
     }
 }
