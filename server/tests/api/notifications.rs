@@ -193,6 +193,56 @@ async fn outbox_crosses_instances() -> TestResult {
     notification_crosses_instances_and_replays("outbox", true).await
 }
 
+/// `rabbitmq` sends the batches that commit while a store message awaits its confirm together
+/// in the next message: under concurrent diaries every notification is still stored once and
+/// pushed once, across instances, and the metrics count notifications, not messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_concurrent_diaries_share_store_messages_and_each_arrives_once() -> TestResult {
+    const AUTHORS: usize = 8;
+    const DIARIES_EACH: usize = 5;
+    let world = World::new().await;
+    let env = [("SERVER_NOTIFY_DELIVERY", "rabbitmq"), ("SERVER_AI_ENABLED", "false")];
+    let (one, two) = (world.spawn(&env).await, world.spawn(&env).await);
+    wait_ready(&one).await;
+    wait_ready(&two).await;
+    let reader = one.signup("reader").await;
+    let mut authors = Vec::new();
+    for i in 0..AUTHORS {
+        let author = one.signup(&format!("author{i}")).await;
+        one.befriend(&author, &reader).await;
+        authors.push(author);
+    }
+    let mut stream = Stream::open(&two, &reader, None).await;
+    stream.ready().await;
+
+    let posts = authors.iter().flat_map(|a| std::iter::repeat_n(a, DIARIES_EACH)).map(|a| one.diary(a, "friends"));
+    let mut diaries: Vec<u64> = futures::future::join_all(posts).await;
+    diaries.sort_unstable();
+
+    let mut got: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < diaries.len() && Instant::now() < deadline {
+        if let Some((_, data)) = stream.next(Duration::from_secs(1)).await {
+            got.push(data["cause_id"].as_u64().expect("a cause id"));
+        }
+    }
+    // Anything pushed twice would arrive within a moment of the rest.
+    got.extend(stream.drain(Duration::from_millis(500)).await.iter().map(|(_, d)| d["cause_id"].as_u64().unwrap()));
+    got.sort_unstable();
+    assert_eq!(got, diaries, "each diary's notification reached the other instance's stream once");
+    for &diary in &diaries {
+        assert_eq!(stored(&world, reader.id, "diary", diary).await, 1, "diary {diary} stored once");
+    }
+
+    let metrics = one.client.get(one.url("/metrics")).send().await?.text().await?;
+    let total = |name| loadtest::probe::metrics::total(&loadtest::probe::metrics::parse(&metrics), name);
+    let (published, messages) = (total("server_notify_published_total"), total("server_notify_broker_messages_total"));
+    assert_eq!(published as usize, diaries.len(), "published counts notifications: {metrics}");
+    // How many store and fanout messages carried them depends on timing: shown, not judged.
+    eprintln!("{} diaries at once: {messages} broker messages from the writing instance", diaries.len());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_received_nothing_resumes_from_its_ready_id() -> TestResult {
     let world = World::new().await;

@@ -71,7 +71,7 @@ impl RabbitMqDelivery {
         }
     }
 
-    /// One store message: the groups' batches, in the order they were committed.
+    /// One store message: the group's batches, in the order they were committed.
     async fn publish_store_message(&self, group: &[Waiting]) -> Result<(), String> {
         let batch: Vec<&NewNotification> = group.iter().flat_map(|w| &w.batch).collect();
         let payload = serde_json::to_vec(&batch).map_err(|e| e.to_string())?;
@@ -84,7 +84,7 @@ impl RabbitMqDelivery {
                 Ok(())
             }
             Err(e) => {
-                self.ctx.metrics.publish_failed.inc_by(group.len() as u64);
+                self.ctx.metrics.publish_failed.inc_by(batch.len() as u64);
                 Err(format!("rabbitmq publish: {e}"))
             }
         }
