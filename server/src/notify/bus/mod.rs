@@ -4,8 +4,8 @@
 //! | strategy | stores | carries to every instance | survives |
 //! |---|---|---|---|
 //! | `local` | the raising instance | nothing: local streams only | — (the seed's baseline) |
-//! | `redis-pubsub` | the raising instance | `PUBLISH` to one channel | nothing while a subscriber is away |
-//! | `redis-streams` | the raising instance | `XADD` to a capped stream, read on from the last id | a short disconnect |
+//! | `redis-pubsub` | the raising instance | `PUBLISH` to one channel, a message per cause | nothing while a subscriber is away |
+//! | `redis-streams` | the raising instance | `XADD` to a capped stream, an entry per cause, read on from the last id | a short disconnect |
 //! | `rabbitmq` | a competing consumer of a durable queue | a fanout exchange, one auto-delete queue per instance | a slow store; not a broker outage at publish time |
 //! | `outbox` | the cause's own transaction | a relay publishes unrelayed rows to the fanout | a broker outage at write time |
 
@@ -160,6 +160,16 @@ pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sq
     Ok(stored)
 }
 
+/// A message of the Redis strategies: a cause's notifications as a JSON array, or one
+/// notification as an object (what instances of an earlier version publish; a rolling deploy
+/// runs both).
+pub(crate) fn read_batch(payload: &[u8]) -> serde_json::Result<Vec<Notification>> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice::<Notification>(payload).map(|n| vec![n]),
+        _ => serde_json::from_slice(payload),
+    }
+}
+
 /// Runs `session` again and again until `shutdown`. A session marks `link` up once it is
 /// connected and returns when its connection ends; between sessions the backoff grows, and
 /// starts over after a session that did connect. This is how every transport recovers
@@ -227,5 +237,35 @@ impl Backoff {
             _ = shutdown.cancelled() => false,
             _ = tokio::time::sleep(delay) => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Kind;
+
+    fn stored(id: u64) -> Notification {
+        Notification {
+            id,
+            recipient_id: 7,
+            seq: id,
+            kind: Kind::Diary,
+            cause_id: 3,
+            actor_id: 9,
+            created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            read_at: None,
+        }
+    }
+
+    #[test]
+    fn a_redis_message_is_a_batch_or_one_notification_of_an_earlier_version() {
+        let batch = vec![stored(1), stored(2)];
+        assert_eq!(read_batch(&serde_json::to_vec(&batch).unwrap()).unwrap(), batch);
+        let one = format!(" \n{}", serde_json::to_string(&stored(5)).unwrap());
+        assert_eq!(read_batch(one.as_bytes()).unwrap(), vec![stored(5)]);
+        assert!(read_batch(b"{not json").is_err());
+        assert!(read_batch(b"[{\"id\": 1}]").is_err(), "a notification without its fields is refused");
+        assert!(read_batch(b"").is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! `redis-streams`: store, then `XADD` to a capped stream; each instance reads on from the
-//! last id it saw, so a short disconnect (or a slow reader) loses nothing the cap still holds.
+//! `redis-streams`: store, then `XADD` to a capped stream, one entry per cause (its batch as a
+//! JSON array in field `b`); each instance reads on from the last id it saw, so a short
+//! disconnect (or a slow reader) loses nothing the cap still holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,9 @@ use tokio::sync::{Mutex, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use super::{BusContext, Delivery, DeliveryError, Link, Strategy, redis_commands, store_now, supervise};
-use crate::notify::{NewNotification, Notification};
+use crate::notify::NewNotification;
 
-/// Entries kept in the stream: about a few minutes of peak load, enough to bridge restarts.
+/// Entries (causes) kept in the stream: minutes of peak load, enough to bridge restarts.
 const STREAM_CAP: usize = 100_000;
 const BLOCK_MS: usize = 2_000;
 
@@ -73,9 +74,14 @@ impl RedisStreamsDelivery {
             let Some(reply) = reply else { continue };
             for stream in reply.keys {
                 for entry in stream.ids {
-                    match entry.get::<String>("n").map(|s| serde_json::from_str::<Notification>(&s)) {
-                        Some(Ok(n)) => {
-                            self.ctx.hub.push(&n);
+                    // `b`: a cause's batch; `n`: one notification, as instances of an earlier
+                    // version wrote (a rolling deploy runs both).
+                    let payload = entry.get::<String>("b").or_else(|| entry.get::<String>("n"));
+                    match payload.map(|p| super::read_batch(p.as_bytes())) {
+                        Some(Ok(batch)) => {
+                            for n in &batch {
+                                self.ctx.hub.push(n);
+                            }
                         }
                         _ => tracing::warn!(id = %entry.id, "unreadable notification entry"),
                     }
@@ -94,17 +100,19 @@ impl Delivery for RedisStreamsDelivery {
     fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
             let stored = store_now(&self.ctx, &batch).await?;
-            let mut conn = self.publisher().await?;
-            for n in &stored {
-                let payload = serde_json::to_string(n).map_err(|e| DeliveryError::Transport(e.to_string()))?;
-                let result: redis::RedisResult<String> =
-                    conn.xadd_maxlen(&self.key, StreamMaxlen::Approx(STREAM_CAP), "*", &[("n", payload)]).await;
-                if let Err(e) = result {
-                    self.ctx.metrics.publish_failed.inc();
-                    return Err(DeliveryError::Transport(format!("redis XADD: {e}")));
-                }
-                self.ctx.metrics.published.inc();
+            if stored.is_empty() {
+                return Ok(());
             }
+            let mut conn = self.publisher().await?;
+            // The whole batch in one entry: one round trip for the cause, one entry to read.
+            let payload = serde_json::to_string(&stored).map_err(|e| DeliveryError::Transport(e.to_string()))?;
+            let result: redis::RedisResult<String> =
+                conn.xadd_maxlen(&self.key, StreamMaxlen::Approx(STREAM_CAP), "*", &[("b", payload)]).await;
+            if let Err(e) = result {
+                self.ctx.metrics.publish_failed.inc_by(stored.len() as u64);
+                return Err(DeliveryError::Transport(format!("redis XADD: {e}")));
+            }
+            self.ctx.metrics.published.inc_by(stored.len() as u64);
             Ok(())
         })
     }
