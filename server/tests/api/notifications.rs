@@ -197,7 +197,7 @@ async fn outbox_crosses_instances() -> TestResult {
 /// in the next message: under concurrent diaries every notification is still stored once and
 /// pushed once, across instances, and the metrics count notifications, not messages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_concurrent_diaries_share_store_messages_and_each_arrives_once() -> TestResult {
+async fn rabbitmq_concurrent_diaries_each_arrive_once_and_are_stored_once() -> TestResult {
     const AUTHORS: usize = 8;
     const DIARIES_EACH: usize = 5;
     let world = World::new().await;

@@ -27,12 +27,11 @@ use crate::notify::NewNotification;
 /// database busy without one instance taking the whole queue.
 const STORE_PREFETCH: u16 = 32;
 
-/// Store messages an instance has in flight at once (each waits for its confirm). While all
-/// are, newly committed batches wait and then go out together in one message.
-const STORE_PUBLISHERS: usize = 1;
-
 /// Notifications in one store message at most (a message takes at least one batch whole).
 const STORE_MESSAGE_MAX: usize = 256;
+
+/// What a request waiting for its store message hears when the server stops first.
+const SHUTTING_DOWN: &str = "the server is shutting down";
 
 pub struct RabbitMqDelivery {
     ctx: BusContext,
@@ -48,8 +47,9 @@ impl RabbitMqDelivery {
         Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default(), feed: StoreFeed::default() }
     }
 
-    /// Publishes what requests committed to the store queue, one message at a time, until
-    /// `shutdown`; then answers what is still waiting with an error.
+    /// The instance's one store publisher: publishes what requests committed to the store
+    /// queue, one message at a time (what commits while a message awaits its confirm goes in
+    /// the next), until `shutdown`; then answers what is still waiting with an error.
     async fn publish_store_messages(&self, shutdown: &CancellationToken) {
         loop {
             let ready = self.feed.ready.notified();
@@ -67,7 +67,7 @@ impl RabbitMqDelivery {
             }
         }
         for waiting in self.feed.close() {
-            let _ = waiting.done.send(Err("the server is shutting down".to_string()));
+            let _ = waiting.done.send(Err(SHUTTING_DOWN.to_string()));
         }
     }
 
@@ -199,7 +199,7 @@ impl Delivery for RabbitMqDelivery {
     /// carries it), or its publish failed.
     fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let shutting_down = || DeliveryError::Transport("the server is shutting down".to_string());
+            let shutting_down = || DeliveryError::Transport(SHUTTING_DOWN.to_string());
             let confirmed = self.feed.send(batch).ok_or_else(shutting_down)?;
             confirmed.await.map_err(|_| shutting_down())?.map_err(DeliveryError::Transport)
         })
@@ -207,15 +207,11 @@ impl Delivery for RabbitMqDelivery {
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let publishers: Vec<_> = (0..STORE_PUBLISHERS)
-                .map(|_| {
-                    let this = self.clone();
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move { this.publish_store_messages(&shutdown).await })
-                })
-                .collect();
+            let this = self.clone();
+            let publisher_shutdown = shutdown.clone();
+            let publisher = tokio::spawn(async move { this.publish_store_messages(&publisher_shutdown).await });
             supervise(&self.link, &shutdown, "rabbitmq", || self.session(&shutdown)).await;
-            futures::future::join_all(publishers).await;
+            let _ = publisher.await;
         })
     }
 
@@ -231,9 +227,9 @@ struct Waiting {
 }
 
 /// The batches committed on this instance and not yet published to the store queue: group
-/// commit for the broker. A publisher that is free takes everything waiting (up to a message's
-/// limit), so one request at a time goes out alone and at once, and while every publisher
-/// waits for a confirm the batches committed meanwhile gather into the next message. Under
+/// commit for the broker. The publisher, when free, takes everything waiting (up to a message's
+/// limit), so one request at a time goes out alone and at once, and while the publisher waits
+/// for a confirm the batches committed meanwhile gather into the next message. Under
 /// load that is fewer messages, confirms, store transactions and fanout messages per event,
 /// without a timer that would delay a quiet instance.
 #[derive(Default)]
@@ -282,12 +278,8 @@ impl StoreFeed {
         if n == 0 {
             return None;
         }
-        let group: Vec<Waiting> = feed.batches.drain(..n).collect();
-        if !feed.batches.is_empty() {
-            // More than one message's worth: another free publisher takes the rest.
-            self.ready.notify_one();
-        }
-        Some(group)
+        // More than one message's worth: the publisher takes the rest at its next look.
+        Some(feed.batches.drain(..n).collect())
     }
 
     /// Refuses new batches and returns those still waiting.
