@@ -3,7 +3,8 @@
 //! stored notification to the fanout; every instance's exclusive queue receives it and the
 //! instance holding the stream pushes it. Rejected messages go to the DLQ, which alerts.
 //!
-//! The batches that requests commit at the same time share a store message ([`StoreFeed`]):
+//! The batches that requests commit at the same time share a store message, and the batches
+//! an instance's store consumer stores at the same time share a fanout message ([`GroupFeed`]):
 //! under load one message, one store transaction and one fanout message carry several
 //! causes, and nothing waits for a timer.
 //!
@@ -13,7 +14,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use tokio::sync::{Notify, oneshot};
@@ -21,14 +24,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::amqp::{self, Names, PublisherSlot, PushQueue, STORE_KEY, next_delivery};
 use super::{BusContext, Delivery, DeliveryError, Link, Strategy, supervise};
-use crate::notify::NewNotification;
+use crate::notify::{NewNotification, Notification};
 
 /// Store messages in flight per consumer: each is one transaction, so a few dozen keep the
 /// database busy without one instance taking the whole queue.
 const STORE_PREFETCH: u16 = 32;
 
-/// Notifications in one store message at most (a message takes at least one batch whole).
-const STORE_MESSAGE_MAX: usize = 256;
+/// Notifications in one store or fanout message at most (a message takes at least one batch
+/// whole).
+const MESSAGE_MAX: usize = 256;
+
+/// Store messages awaiting their confirms at once, per instance.
+const STORE_WINDOW: usize = 1;
+
+/// Fanout messages awaiting their confirms at once, per instance.
+const FANOUT_WINDOW: usize = 4;
 
 /// What a request waiting for its store message hears when the server stops first.
 const SHUTTING_DOWN: &str = "the server is shutting down";
@@ -38,43 +48,28 @@ pub struct RabbitMqDelivery {
     names: Names,
     publisher: PublisherSlot,
     link: Link,
-    feed: StoreFeed,
+    /// Committed batches waiting for the store queue.
+    to_store: GroupFeed<NewNotification>,
+    /// Stored batches waiting for the fanout.
+    to_fan_out: GroupFeed<Notification>,
 }
 
 impl RabbitMqDelivery {
     pub fn new(ctx: BusContext) -> Self {
         let names = Names::new(&ctx.prefix, &ctx.instance_id);
-        Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default(), feed: StoreFeed::default() }
-    }
-
-    /// The instance's one store publisher: publishes what requests committed to the store
-    /// queue, one message at a time (what commits while a message awaits its confirm goes in
-    /// the next), until `shutdown`; then answers what is still waiting with an error.
-    async fn publish_store_messages(&self, shutdown: &CancellationToken) {
-        loop {
-            let ready = self.feed.ready.notified();
-            let Some(group) = self.feed.take(STORE_MESSAGE_MAX) else {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = ready => continue,
-                }
-            };
-            let outcome = self.publish_store_message(&group).await;
-            for waiting in group {
-                // A request that stopped waiting (its client went away) still had its batch
-                // published; nobody is left to tell.
-                let _ = waiting.done.send(outcome.clone());
-            }
-        }
-        for waiting in self.feed.close() {
-            let _ = waiting.done.send(Err(SHUTTING_DOWN.to_string()));
+        Self {
+            ctx,
+            names,
+            publisher: PublisherSlot::default(),
+            link: Link::default(),
+            to_store: GroupFeed::default(),
+            to_fan_out: GroupFeed::default(),
         }
     }
 
     /// One store message: the group's batches, in the order they were committed.
-    async fn publish_store_message(&self, group: &[Waiting]) -> Result<(), String> {
-        let batch: Vec<&NewNotification> = group.iter().flat_map(|w| &w.batch).collect();
-        let payload = serde_json::to_vec(&batch).map_err(|e| e.to_string())?;
+    async fn publish_store_message(&self, batch: &[&NewNotification]) -> Result<(), String> {
+        let payload = serde_json::to_vec(batch).map_err(|e| e.to_string())?;
         // Mandatory: a store queue that is unavailable (a classic queue whose node is down)
         // must fail the publish, not swallow the message under a positive confirm.
         match self.publisher.publish(&self.names.direct, STORE_KEY, &payload, true, true).await {
@@ -88,6 +83,14 @@ impl RabbitMqDelivery {
                 Err(format!("rabbitmq publish: {e}"))
             }
         }
+    }
+
+    /// One fanout message: the stored batches of the group.
+    async fn publish_fanout_message(&self, batch: &[&Notification]) -> Result<(), String> {
+        let payload = serde_json::to_vec(batch).map_err(|e| e.to_string())?;
+        self.publisher.publish(&self.names.fanout, "", &payload, false, false).await?;
+        self.ctx.metrics.broker_messages.inc();
+        Ok(())
     }
 
     /// Stores each batch once, then fans its notifications out. Up to `STORE_PREFETCH`
@@ -132,14 +135,15 @@ impl RabbitMqDelivery {
         }
     }
 
+    /// Stores the batch, then waits until its notifications are in a fanout message the broker
+    /// confirmed (with the batches this instance stored meanwhile).
     async fn store_and_fan_out(&self, batch: &[NewNotification]) -> Result<(), String> {
         let stored = super::store_now(&self.ctx, batch).await.map_err(|e| e.to_string())?;
-        // The whole batch in one fanout message: one publish and one confirm per cause, not
-        // per recipient.
-        let payload = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
-        self.publisher.publish(&self.names.fanout, "", &payload, false, false).await?;
-        self.ctx.metrics.broker_messages.inc();
-        Ok(())
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let confirmed = self.to_fan_out.send(stored).ok_or_else(|| SHUTTING_DOWN.to_string())?;
+        confirmed.await.map_err(|_| SHUTTING_DOWN.to_string())?
     }
 
     async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
@@ -200,7 +204,7 @@ impl Delivery for RabbitMqDelivery {
     fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
         Box::pin(async move {
             let shutting_down = || DeliveryError::Transport(SHUTTING_DOWN.to_string());
-            let confirmed = self.feed.send(batch).ok_or_else(shutting_down)?;
+            let confirmed = self.to_store.send(batch).ok_or_else(shutting_down)?;
             confirmed.await.map_err(|_| shutting_down())?.map_err(DeliveryError::Transport)
         })
     }
@@ -208,10 +212,27 @@ impl Delivery for RabbitMqDelivery {
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let this = self.clone();
-            let publisher_shutdown = shutdown.clone();
-            let publisher = tokio::spawn(async move { this.publish_store_messages(&publisher_shutdown).await });
+            let publishers_shutdown = shutdown.clone();
+            let publishers = tokio::spawn(async move {
+                tokio::join!(
+                    publish_groups(
+                        &*this,
+                        &this.to_store,
+                        STORE_WINDOW,
+                        |d, b| Box::pin(d.publish_store_message(b)),
+                        &publishers_shutdown
+                    ),
+                    publish_groups(
+                        &*this,
+                        &this.to_fan_out,
+                        FANOUT_WINDOW,
+                        |d, b| Box::pin(d.publish_fanout_message(b)),
+                        &publishers_shutdown
+                    ),
+                );
+            });
             supervise(&self.link, &shutdown, "rabbitmq", || self.session(&shutdown)).await;
-            let _ = publisher.await;
+            let _ = publishers.await;
         })
     }
 
@@ -220,37 +241,84 @@ impl Delivery for RabbitMqDelivery {
     }
 }
 
-/// A batch committed by a request, waiting for its store message's confirm.
-struct Waiting {
-    batch: Vec<NewNotification>,
+/// One of an instance's two publishers (store and fanout): publishes what waits in `feed`,
+/// `window` messages in flight at most (what arrives while they await their confirms goes
+/// in the next), until `shutdown`; then answers what is still waiting with an error.
+async fn publish_groups<C, T>(
+    ctx: &C,
+    feed: &GroupFeed<T>,
+    window: usize,
+    publish: PublishFn<C, T>,
+    shutdown: &CancellationToken,
+) {
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        let ready = feed.ready.notified();
+        if in_flight.len() < window
+            && let Some(group) = feed.take(MESSAGE_MAX)
+        {
+            in_flight.push(async move {
+                let batch: Vec<&T> = group.iter().flat_map(|w| &w.batch).collect();
+                let outcome = publish(ctx, &batch).await;
+                for waiting in group {
+                    // A request that stopped waiting (its client went away) still had its
+                    // batch published; nobody is left to tell.
+                    let _ = waiting.done.send(outcome.clone());
+                }
+            });
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ready, if in_flight.len() < window => {}
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+        }
+    }
+    // What is in flight is dropped with its senders: its waiters hear the shutdown too.
+    drop(in_flight);
+    for waiting in feed.close() {
+        let _ = waiting.done.send(Err(SHUTTING_DOWN.to_string()));
+    }
+}
+
+/// Publishes one message carrying the batch and waits for its confirm.
+type PublishFn<C, T> = for<'a> fn(&'a C, &'a [&'a T]) -> BoxFuture<'a, Result<(), String>>;
+
+/// A batch waiting for the confirm of the message that carries it.
+struct Waiting<T> {
+    batch: Vec<T>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// The batches committed on this instance and not yet published to the store queue: group
-/// commit for the broker. The publisher, when free, takes everything waiting (up to a message's
-/// limit), so one request at a time goes out alone and at once, and while the publisher waits
-/// for a confirm the batches committed meanwhile gather into the next message. Under
-/// load that is fewer messages, confirms, store transactions and fanout messages per event,
-/// without a timer that would delay a quiet instance.
-#[derive(Default)]
-struct StoreFeed {
-    waiting: Mutex<Feed>,
+/// Batches waiting for a publisher: group commit for the broker. The publisher, when free,
+/// takes everything waiting (up to a message's limit), so a batch alone goes out alone and at
+/// once, and while the publisher waits for a confirm the batches that arrive meanwhile gather
+/// into the next message. Under load that is fewer messages and confirms per event (and,
+/// for the store queue, fewer store transactions), without a timer that would delay a quiet
+/// instance.
+struct GroupFeed<T> {
+    waiting: Mutex<Feed<T>>,
     ready: Notify,
 }
 
-#[derive(Default)]
-struct Feed {
-    batches: Vec<Waiting>,
+impl<T> Default for GroupFeed<T> {
+    fn default() -> Self {
+        Self { waiting: Mutex::new(Feed { batches: Vec::new(), closed: false }), ready: Notify::new() }
+    }
+}
+
+struct Feed<T> {
+    batches: Vec<Waiting<T>>,
     closed: bool,
 }
 
-impl StoreFeed {
-    fn lock(&self) -> MutexGuard<'_, Feed> {
+impl<T> GroupFeed<T> {
+    fn lock(&self) -> MutexGuard<'_, Feed<T>> {
         self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a batch; the receiver answers once it is published. `None` after [`Self::close`].
-    fn send(&self, batch: Vec<NewNotification>) -> Option<oneshot::Receiver<Result<(), String>>> {
+    fn send(&self, batch: Vec<T>) -> Option<oneshot::Receiver<Result<(), String>>> {
         let (done, confirmed) = oneshot::channel();
         {
             let mut feed = self.lock();
@@ -263,8 +331,8 @@ impl StoreFeed {
         Some(confirmed)
     }
 
-    /// The oldest waiting batches, whole, up to `max` notifications (at least one batch).
-    fn take(&self, max: usize) -> Option<Vec<Waiting>> {
+    /// The oldest waiting batches, whole, up to `max` items (at least one batch).
+    fn take(&self, max: usize) -> Option<Vec<Waiting<T>>> {
         let mut feed = self.lock();
         let mut count = 0;
         let mut n = 0;
@@ -283,7 +351,7 @@ impl StoreFeed {
     }
 
     /// Refuses new batches and returns those still waiting.
-    fn close(&self) -> Vec<Waiting> {
+    fn close(&self) -> Vec<Waiting<T>> {
         let mut feed = self.lock();
         feed.closed = true;
         std::mem::take(&mut feed.batches)
@@ -301,13 +369,13 @@ mod tests {
             .collect()
     }
 
-    fn causes(group: &[Waiting]) -> Vec<u64> {
+    fn causes(group: &[Waiting<NewNotification>]) -> Vec<u64> {
         group.iter().map(|w| w.batch[0].cause_id).collect()
     }
 
     #[test]
     fn a_message_takes_whole_batches_in_commit_order_up_to_its_limit() {
-        let feed = StoreFeed::default();
+        let feed = GroupFeed::default();
         assert!(feed.take(10).is_none(), "nothing waits yet");
         let _receivers: Vec<_> = [(1, 4), (2, 4), (3, 4), (4, 30)]
             .into_iter()
@@ -323,7 +391,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_answers_nothing_itself_and_refuses_new_batches() {
-        let feed = StoreFeed::default();
+        let feed = GroupFeed::default();
         let waiting = feed.send(batch(1, 2)).expect("open");
         let left = feed.close();
         assert_eq!(causes(&left), [1], "what waited is handed back to be answered");
@@ -336,11 +404,73 @@ mod tests {
 
     #[tokio::test]
     async fn a_publisher_is_woken_by_a_send_made_before_it_waits() {
-        let feed = StoreFeed::default();
+        let feed = GroupFeed::default();
         let _receiver = feed.send(batch(1, 1)).expect("open");
         // The wake-up of that send is kept for the next waiter: a free publisher that looks
         // after the send neither misses it nor sleeps.
         tokio::time::timeout(Duration::from_secs(1), feed.ready.notified()).await.expect("woken");
         assert_eq!(causes(&feed.take(10).unwrap()), [1]);
+    }
+
+    /// A broker stand-in for [`publish_groups`]: records each message's size and holds its
+    /// confirm until the test releases one.
+    struct Held {
+        sizes: Mutex<Vec<usize>>,
+        confirms: tokio::sync::Semaphore,
+    }
+
+    impl Default for Held {
+        fn default() -> Self {
+            Self { sizes: Mutex::default(), confirms: tokio::sync::Semaphore::new(0) }
+        }
+    }
+
+    fn publish_held<'a>(held: &'a Held, batch: &'a [&'a NewNotification]) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            held.sizes.lock().unwrap().push(batch.len());
+            held.confirms.acquire().await.expect("open").forget();
+            Ok(())
+        })
+    }
+
+    async fn sizes_become(held: &Held, want: &[usize]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while held.sizes.lock().unwrap().as_slice() != want {
+            assert!(tokio::time::Instant::now() < deadline, "messages {:?}, want {want:?}", held.sizes.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_window_gathers_what_arrives_into_the_next_message() {
+        let (held, feed, shutdown) =
+            (Arc::new(Held::default()), Arc::new(GroupFeed::default()), CancellationToken::new());
+        let publisher = {
+            let (held, feed, shutdown) = (held.clone(), feed.clone(), shutdown.clone());
+            tokio::spawn(async move { publish_groups(&*held, &*feed, 2, publish_held, &shutdown).await })
+        };
+        // Alone, each goes out at once, up to the window.
+        let first = feed.send(batch(1, 1)).unwrap();
+        sizes_become(&held, &[1]).await;
+        let second = feed.send(batch(2, 1)).unwrap();
+        sizes_become(&held, &[1, 1]).await;
+        // The window is full: these wait, and go together once a confirm frees a place.
+        let third = feed.send(batch(3, 2)).unwrap();
+        let fourth = feed.send(batch(4, 3)).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sizes_become(&held, &[1, 1]).await;
+        held.confirms.add_permits(1);
+        sizes_become(&held, &[1, 1, 5]).await;
+        held.confirms.add_permits(2);
+        for confirmed in [first, second, third, fourth] {
+            assert_eq!(confirmed.await.unwrap(), Ok(()));
+        }
+        // On shutdown what still waits for a confirm hears it, and nothing new is taken.
+        let unconfirmed = feed.send(batch(5, 1)).unwrap();
+        sizes_become(&held, &[1, 1, 5, 1]).await;
+        shutdown.cancel();
+        publisher.await.unwrap();
+        assert!(unconfirmed.await.is_err(), "its confirm never came: the waiter is told");
+        assert!(feed.send(batch(6, 1)).is_none());
     }
 }
