@@ -1,7 +1,7 @@
 //! `rabbitmq`: the seed's design. The request publishes the batch to a direct exchange; one
-//! competing consumer of the durable store queue stores it (idempotently) and publishes each
-//! stored notification to the fanout; every instance's exclusive queue receives it and the
-//! instance holding the stream pushes it. Rejected messages go to the DLQ, which alerts.
+//! competing consumer of the durable store queue stores it (idempotently) and publishes the
+//! stored notifications to the fanout; every instance's exclusive queue receives them and the
+//! instance holding a recipient's stream pushes its notification. Rejected messages go to the DLQ, which alerts.
 //!
 //! The batches that requests commit at the same time share a store message, and the batches
 //! an instance's store consumer stores at the same time share a fanout message ([`GroupFeed`]):
