@@ -94,8 +94,8 @@ impl RabbitMqDelivery {
     }
 
     /// Stores each batch once, then fans its notifications out. Up to `STORE_PREFETCH`
-    /// batches are handled at once: each is a database round trip and a publisher confirm,
-    /// and one at a time left the queue growing under load (measured: p50 6 s at 600/s).
+    /// batches are handled at once: each is a database round trip and waits for a fanout
+    /// confirm, and one at a time left the queue growing under load (measured: p50 6 s at 600/s).
     async fn consume_store(self: &Arc<Self>, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
         let (_channel, mut consumer) = amqp::consume(conn, &self.names.store_queue, "store", STORE_PREFETCH).await?;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(STORE_PREFETCH as usize));
@@ -142,8 +142,7 @@ impl RabbitMqDelivery {
         if stored.is_empty() {
             return Ok(());
         }
-        let confirmed = self.to_fan_out.send(stored).ok_or_else(|| SHUTTING_DOWN.to_string())?;
-        confirmed.await.map_err(|_| SHUTTING_DOWN.to_string())?
+        self.to_fan_out.published(stored).await
     }
 
     async fn consume_dlq(&self, conn: &Connection, shutdown: &CancellationToken) -> lapin::Result<()> {
@@ -202,11 +201,7 @@ impl Delivery for RabbitMqDelivery {
     /// Waits until the batch is in the store queue (the broker confirmed the message that
     /// carries it), or its publish failed.
     fn after_commit(&self, batch: Vec<NewNotification>) -> BoxFuture<'_, Result<(), DeliveryError>> {
-        Box::pin(async move {
-            let shutting_down = || DeliveryError::Transport(SHUTTING_DOWN.to_string());
-            let confirmed = self.to_store.send(batch).ok_or_else(shutting_down)?;
-            confirmed.await.map_err(|_| shutting_down())?.map_err(DeliveryError::Transport)
-        })
+        Box::pin(async move { self.to_store.published(batch).await.map_err(DeliveryError::Transport) })
     }
 
     fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, ()> {
@@ -329,6 +324,13 @@ impl<T> GroupFeed<T> {
         }
         self.ready.notify_one();
         Some(confirmed)
+    }
+
+    /// Queues a batch and waits until the message carrying it is confirmed; the publish's error,
+    /// or the shutdown's when the publisher stopped first.
+    async fn published(&self, batch: Vec<T>) -> Result<(), String> {
+        let confirmed = self.send(batch).ok_or_else(|| SHUTTING_DOWN.to_string())?;
+        confirmed.await.map_err(|_| SHUTTING_DOWN.to_string())?
     }
 
     /// The oldest waiting batches, whole, up to `max` items (at least one batch).
