@@ -36,9 +36,19 @@ fn sample(line: &str) -> Option<Sample> {
     Some(Sample { name: name.to_string(), labels: labels.to_string(), value })
 }
 
-/// The sum of every sample named `name`, over all label sets.
-pub fn total(samples: &[Sample], name: &str) -> f64 {
-    samples.iter().filter(|s| s.name == name).map(|s| s.value).sum()
+/// The sum of every sample `selector` picks: a name (`notify_pushed_total`, every label set)
+/// or a name with labels that must be among the sample's (`notify_stage_seconds_sum{stage="store"}`).
+pub fn total(samples: &[Sample], selector: &str) -> f64 {
+    let (name, wanted) = match selector.split_once('{') {
+        Some((name, labels)) => (name, labels.trim_end_matches('}')),
+        None => (selector, ""),
+    };
+    let wanted: Vec<&str> = wanted.split(',').filter(|l| !l.is_empty()).collect();
+    samples
+        .iter()
+        .filter(|s| s.name == name && wanted.iter().all(|w| s.labels.split(',').any(|l| l == *w)))
+        .map(|s| s.value)
+        .sum()
 }
 
 /// `GET {base}/metrics`, parsed.
@@ -68,5 +78,8 @@ mod tests {
         assert_eq!(total(&samples, "http_requests_total"), 12.0);
         assert_eq!(total(&samples, "absent"), 0.0);
         assert_eq!(samples[1].labels, "strategy=\"rabbitmq\",x=\"a}b\"");
+        assert_eq!(total(&samples, "notify_gap_repairs_total{strategy=\"rabbitmq\"}"), 7.0);
+        assert_eq!(total(&samples, "notify_gap_repairs_total{x=\"a}b\"}"), 4.0);
+        assert_eq!(total(&samples, "notify_gap_repairs_total{strategy=\"outbox\"}"), 0.0);
     }
 }

@@ -40,6 +40,7 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     };
     let repairs = rig.metric_totals(&["server_notify_gap_repairs_total", "server_notify_gap_repaired_total"]).await;
     let broker_messages = rig.metric_totals(&["server_notify_broker_messages_total"]).await;
+    let stages = stage_means(&rig).await;
     let (ledger, uncertain, timeline) = rig.finish().await?;
     let summary = ledger.summary();
 
@@ -68,6 +69,11 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
         result.notes.push(format!(
             "messages the servers published to RabbitMQ: {messages:.0}, {:.2} per event (from /metrics)",
             messages / caused as f64
+        ));
+    }
+    if let Some(stages) = stages {
+        result.notes.push(format!(
+            "mean time a batch spent in each stage of its path, on the servers' clocks (from /metrics): {stages}"
         ));
     }
     if churn_drops > 0 {
@@ -120,4 +126,34 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
     result.machine = Some(MachineWork::over(&timeline, measured_from_s, measured_to_s, caused, cores));
     result.timeline = Some(timeline);
     Ok(StrategyRun { result, faults: fault_records })
+}
+
+/// The stages of a notification's path the servers time (`notify_stage_seconds`), in path order.
+const STAGES: [(&str, &str); 6] = [
+    ("store_queued", "waiting for the store publisher"),
+    ("store_confirm", "store message to its confirm"),
+    ("store_waiting", "delivered store message waiting for a store transaction"),
+    ("store", "store transaction"),
+    ("fanout_queued", "waiting for the fanout publisher"),
+    ("fanout_confirm", "fanout message to its confirm"),
+];
+
+/// "store transaction 2.31 ms (1,204), ..." for the stages the strategy has; `None` when the
+/// servers timed none (or could not be scraped).
+async fn stage_means(rig: &Rig) -> Option<String> {
+    let selectors: Vec<String> = STAGES
+        .iter()
+        .flat_map(|(stage, _)| {
+            ["sum", "count"].map(|part| format!("server_notify_stage_seconds_{part}{{stage=\"{stage}\"}}"))
+        })
+        .collect();
+    let names: Vec<&str> = selectors.iter().map(String::as_str).collect();
+    let totals = rig.metric_totals(&names).await?;
+    let parts: Vec<String> = STAGES
+        .iter()
+        .zip(totals.chunks(2))
+        .filter(|(_, t)| t[1] > 0.0)
+        .map(|((_, what), t)| format!("{what} {:.2} ms ({:.0})", t[0] / t[1] * 1e3, t[1]))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }

@@ -232,6 +232,16 @@ fn falls_back(e: &sqlx::Error) -> bool {
         || db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == NULL_SEQ)
 }
 
+/// Whether [`insert_batch_committed`] failed for what the batch holds, so that storing it
+/// again cannot succeed: a recipient that does not exist (its stream row cannot be created, the
+/// general way's `INSERT IGNORE` skips it, and its seq stays `NULL`: 1048; or a foreign key,
+/// 1452), or a value a CHECK constraint refuses (4025).
+pub(crate) fn refused_for_good(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|m| matches!(m.number(), NULL_SEQ | 1452 | 4025))
+}
+
 /// Stores `batch` in a transaction of its own and commits it; returns what
 /// [`insert_batch`] returns. The common case (every recipient has its stream row, nothing
 /// was stored before) is one round trip: `BEGIN`, the seqs' `UPDATE`, the `INSERT ...

@@ -73,6 +73,65 @@ async fn a_poison_message_ends_in_the_dlq_and_the_webhook_gets_an_alert() -> Tes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_message_the_database_refuses_is_dead_lettered_and_the_others_still_arrive() -> TestResult {
+    let world = World::new().await;
+    let (hook, mut alerts) = webhook_receiver().await;
+    let app = world
+        .spawn(&[
+            ("SERVER_NOTIFY_DELIVERY", "rabbitmq"),
+            ("SERVER_ALERT_WEBHOOK_URL", &hook),
+            ("SERVER_AI_ENABLED", "false"),
+        ])
+        .await;
+    wait_ready(&app).await;
+    let (author, friend) = (app.signup("author").await, app.signup("friend").await);
+    app.befriend(&author, &friend).await;
+    let mut stream = Stream::open(&app, &friend, None).await;
+
+    // Readable, but for a recipient that does not exist (one deleted since the cause
+    // committed): the foreign key refuses it on every try.
+    let conn = Connection::connect(world.infra.rabbitmq().url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    let exchange = format!("{}notify.direct", world.redis_prefix.replace(':', "."));
+    let refused =
+        serde_json::json!([{ "recipient_id": 999_999_999u64, "kind": "diary", "cause_id": 1, "actor_id": author.id }]);
+    ch.basic_publish(
+        exchange.as_str().into(),
+        "store".into(),
+        BasicPublishOptions::default(),
+        refused.to_string().as_bytes(),
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await?
+    .await?;
+    // Diaries committed while it is tried, and after: each is delivered.
+    let mut diaries = Vec::new();
+    for _ in 0..3 {
+        diaries.push(app.diary(&author, "friends").await);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for diary in &diaries {
+        let (_, data) = stream.next(Duration::from_secs(15)).await.expect("every diary's notification arrives");
+        assert_eq!(data["cause_id"], *diary);
+    }
+
+    let alert = tokio::time::timeout(Duration::from_secs(15), alerts.recv()).await?.expect("an alert");
+    let text = alert["text"].as_str().unwrap_or_default();
+    assert!(text.contains("dead-lettered") && text.contains("999999999"), "the alert shows the message: {alert}");
+    let metrics = app.client.get(app.url("/metrics")).send().await?.text().await?;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("server_notify_dead_lettered_total") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE recipient_id = 999999999")
+        .fetch_one(&world.db)
+        .await?;
+    assert_eq!(stored, 0);
+    conn.close(200, "done".into()).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_accepts_diaries_while_the_broker_is_down_and_delivers_them_after() -> TestResult {
     let world = World::new().await;
     let rabbit = Infra::provision_one(ServiceKind::RabbitMq, &ProvisionOptions::from_env()?).await?;

@@ -150,8 +150,10 @@ pub fn build(strategy: Strategy, ctx: BusContext) -> Arc<dyn Delivery> {
 /// ([`store::insert_batch_committed`]). A connection the store failed on is closed (the
 /// database rolls back what it left open), never handed out again.
 pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
+    let started = std::time::Instant::now();
     let mut conn = ctx.store_db.acquire().await?;
     let stored = store::insert_batch_committed(&mut conn, batch, Relay::NotNeeded).await;
+    ctx.metrics.stage(crate::notify::metrics::Stage::Store, started.elapsed().as_secs_f64());
     if stored.is_err() {
         conn.close_on_drop();
     }
