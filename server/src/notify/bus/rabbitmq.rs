@@ -3,10 +3,11 @@
 //! stored notifications to the fanout; every instance's exclusive queue receives them and the
 //! instance holding a recipient's stream pushes its notification. Rejected messages go to the DLQ, which alerts.
 //!
-//! The batches that requests commit at the same time share a store message, and the batches
-//! an instance's store consumer stores at the same time share a fanout message ([`GroupFeed`]):
-//! under load one message, one store transaction and one fanout message carry several
-//! causes, and nothing waits for a timer.
+//! The batches that requests commit at the same time share a store message, the store
+//! messages an instance is delivered while its store transactions run share the next one, and
+//! the batches it stores at the same time share a fanout message ([`GroupFeed`]): under load
+//! one message, one store transaction and one fanout message carry several causes, and nothing
+//! waits for a timer.
 //!
 //! What it cannot survive: a broker that is down when the request publishes (the diary is
 //! committed, the notification is not): `outbox` closes that gap.
