@@ -10,7 +10,7 @@ use loadtest::infra::{Infra, ProvisionOptions, ServiceKind};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::helpers::{TestResult, World};
+use crate::helpers::{TestApp, TestResult, World};
 use crate::notifications::{Stream, wait_ready};
 
 /// A local HTTP receiver standing in for Slack: it records every JSON body posted to it.
@@ -32,10 +32,9 @@ async fn webhook_receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
     (url, rx)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_message_ends_in_the_dlq_and_the_webhook_gets_an_alert() -> TestResult {
-    let world = World::new().await;
-    let (hook, mut alerts) = webhook_receiver().await;
+/// A `rabbitmq` instance that posts its dead-letter alerts to a local receiver.
+async fn rabbitmq_alerting(world: &World) -> (TestApp, mpsc::UnboundedReceiver<Value>) {
+    let (hook, alerts) = webhook_receiver().await;
     let app = world
         .spawn(&[
             ("SERVER_NOTIFY_DELIVERY", "rabbitmq"),
@@ -44,66 +43,60 @@ async fn a_poison_message_ends_in_the_dlq_and_the_webhook_gets_an_alert() -> Tes
         ])
         .await;
     wait_ready(&app).await;
+    (app, alerts)
+}
 
-    // A message no consumer can read, published where the request path publishes.
+/// Publishes `payload` as a store message, where the request path publishes, and waits for
+/// the broker's confirm.
+async fn publish_store_message(world: &World, payload: &[u8], properties: BasicProperties) -> TestResult {
     let conn = Connection::connect(world.infra.rabbitmq().url(), ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     let exchange = format!("{}notify.direct", world.redis_prefix.replace(':', "."));
-    ch.basic_publish(
-        exchange.as_str().into(),
-        "store".into(),
-        BasicPublishOptions::default(),
-        b"{not json",
-        BasicProperties::default(),
-    )
-    .await?
-    .await?;
+    ch.basic_publish(exchange.as_str().into(), "store".into(), BasicPublishOptions::default(), payload, properties)
+        .await?
+        .await?;
+    conn.close(200, "done".into()).await?;
+    Ok(())
+}
 
+/// The webhook gets an alert of a dead-lettered message whose text contains `shows`, and the
+/// instance counts one dead-lettered message.
+async fn expect_dead_lettered(app: &TestApp, alerts: &mut mpsc::UnboundedReceiver<Value>, shows: &str) -> TestResult {
     let alert = tokio::time::timeout(Duration::from_secs(15), alerts.recv()).await?.expect("an alert");
     let text = alert["text"].as_str().unwrap_or_default();
     assert!(text.contains("dead-lettered"), "{alert}");
-    assert!(text.contains("{not json"), "the alert shows the message: {alert}");
+    assert!(text.contains(shows), "the alert shows the message: {alert}");
     let metrics = app.client.get(app.url("/metrics")).send().await?.text().await?;
     assert!(
         metrics.lines().any(|l| l.starts_with("server_notify_dead_lettered_total") && l.ends_with(" 1")),
         "{metrics}"
     );
-    conn.close(200, "done".into()).await?;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_ends_in_the_dlq_and_the_webhook_gets_an_alert() -> TestResult {
+    let world = World::new().await;
+    let (app, mut alerts) = rabbitmq_alerting(&world).await;
+    // A message no consumer can read.
+    publish_store_message(&world, b"{not json", BasicProperties::default()).await?;
+    expect_dead_lettered(&app, &mut alerts, "{not json").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_message_the_database_refuses_is_dead_lettered_and_the_others_still_arrive() -> TestResult {
     let world = World::new().await;
-    let (hook, mut alerts) = webhook_receiver().await;
-    let app = world
-        .spawn(&[
-            ("SERVER_NOTIFY_DELIVERY", "rabbitmq"),
-            ("SERVER_ALERT_WEBHOOK_URL", &hook),
-            ("SERVER_AI_ENABLED", "false"),
-        ])
-        .await;
-    wait_ready(&app).await;
+    let (app, mut alerts) = rabbitmq_alerting(&world).await;
     let (author, friend) = (app.signup("author").await, app.signup("friend").await);
     app.befriend(&author, &friend).await;
     let mut stream = Stream::open(&app, &friend, None).await;
 
     // Readable, but for a recipient that does not exist (one deleted since the cause
-    // committed): the foreign key refuses it on every try.
-    let conn = Connection::connect(world.infra.rabbitmq().url(), ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
-    let exchange = format!("{}notify.direct", world.redis_prefix.replace(':', "."));
+    // committed): the database refuses it on every try.
     let refused =
         serde_json::json!([{ "recipient_id": 999_999_999u64, "kind": "diary", "cause_id": 1, "actor_id": author.id }]);
-    ch.basic_publish(
-        exchange.as_str().into(),
-        "store".into(),
-        BasicPublishOptions::default(),
-        refused.to_string().as_bytes(),
-        BasicProperties::default().with_delivery_mode(2),
-    )
-    .await?
-    .await?;
+    publish_store_message(&world, refused.to_string().as_bytes(), BasicProperties::default().with_delivery_mode(2))
+        .await?;
     // Diaries committed while it is tried, and after: each is delivered.
     let mut diaries = Vec::new();
     for _ in 0..3 {
@@ -115,19 +108,11 @@ async fn a_store_message_the_database_refuses_is_dead_lettered_and_the_others_st
         assert_eq!(data["cause_id"], *diary);
     }
 
-    let alert = tokio::time::timeout(Duration::from_secs(15), alerts.recv()).await?.expect("an alert");
-    let text = alert["text"].as_str().unwrap_or_default();
-    assert!(text.contains("dead-lettered") && text.contains("999999999"), "the alert shows the message: {alert}");
-    let metrics = app.client.get(app.url("/metrics")).send().await?.text().await?;
-    assert!(
-        metrics.lines().any(|l| l.starts_with("server_notify_dead_lettered_total") && l.ends_with(" 1")),
-        "{metrics}"
-    );
+    expect_dead_lettered(&app, &mut alerts, "999999999").await?;
     let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notifications WHERE recipient_id = 999999999")
         .fetch_one(&world.db)
         .await?;
     assert_eq!(stored, 0);
-    conn.close(200, "done".into()).await?;
     Ok(())
 }
 
