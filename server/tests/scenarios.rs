@@ -237,6 +237,17 @@ fn check_faults(faults: &RunReport) {
     }
     let outbox = result(faults, "outbox");
     assert_eq!(outbox.lost, 0, "the outbox loses nothing, even with the broker down at write time");
+    // Where the outbox's time went: its relay's passes, stage by stage.
+    let stages = outbox.notes.iter().find(|n| n.starts_with("mean time a batch spent")).cloned().unwrap_or_default();
+    for stage in [
+        "outbox row waiting for a relay pass",
+        "relay's claim of the rows",
+        "fanout message to its confirm",
+        "relay marking the rows and committing",
+    ] {
+        assert!(stages.contains(stage), "{stage} missing: {:?}", outbox.notes);
+    }
+    assert!(!stages.contains("store transaction"), "the outbox stores in the cause's transaction: {stages}");
     // The worst 2 s window is reported, and after each fault the worst window until the next.
     let w = outbox.p99_windows.as_ref().expect("the windowed limit keeps outbox's windows");
     assert!(w.worst_p99_us >= w.p99_us[0], "{w:?}");

@@ -129,13 +129,16 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
 }
 
 /// The stages of a notification's path the servers time (`notify_stage_seconds`), in path order.
-const STAGES: [(&str, &str); 6] = [
+const STAGES: [(&str, &str); 9] = [
     ("store_queued", "waiting for the store publisher"),
     ("store_confirm", "store message to its confirm"),
     ("store_waiting", "delivered store message waiting for a store transaction"),
     ("store", "store transaction"),
     ("fanout_queued", "waiting for the fanout publisher"),
+    ("relay_waiting", "outbox row waiting for a relay pass"),
+    ("relay_claim", "relay's claim of the rows"),
     ("fanout_confirm", "fanout message to its confirm"),
+    ("relay_mark", "relay marking the rows and committing"),
 ];
 
 /// "store transaction 2.31 ms (1,204), ..." for the stages the strategy has; `None` when the

@@ -10,8 +10,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// A stage of a notification's path, timed by `notify_stage_seconds{stage=...}`. Which stages a
-/// strategy has: `store` all that store outside the cause's transaction; the others `rabbitmq`
-/// (its store publisher, its store consumer's transactions, its fanout publisher).
+/// strategy has: `store` all that store outside the cause's transaction; the store and fanout
+/// stages `rabbitmq` (its store publisher, its store consumer's transactions, its fanout
+/// publisher); the relay stages and `fanout_confirm` `outbox` (its relay's passes).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Stage {
     /// A committed batch waiting for the store publisher (its window of messages in flight).
@@ -24,8 +25,15 @@ pub enum Stage {
     Store,
     /// A stored batch waiting for the fanout publisher.
     FanoutQueued,
-    /// A fanout message from its publish to the broker's confirm.
+    /// A fanout message from its publish to the broker's confirm (`outbox`: a relay pass's
+    /// messages, awaited together).
     FanoutConfirm,
+    /// An outbox row from its insert (the database's clock) to a relay pass claiming it.
+    RelayWaiting,
+    /// A relay pass's claim: BEGIN and the locking read of the unrelayed rows.
+    RelayClaim,
+    /// A relay pass's end: the rows marked relayed and the commit.
+    RelayMark,
 }
 
 impl Stage {
@@ -37,6 +45,9 @@ impl Stage {
             Stage::Store => "store",
             Stage::FanoutQueued => "fanout_queued",
             Stage::FanoutConfirm => "fanout_confirm",
+            Stage::RelayWaiting => "relay_waiting",
+            Stage::RelayClaim => "relay_claim",
+            Stage::RelayMark => "relay_mark",
         }
     }
 }
@@ -129,7 +140,7 @@ impl NotifyMetrics {
         sub.register(
             "stage_seconds",
             "Time a batch of notifications spent in one stage of its path (store_queued, store_confirm, \
-             store_waiting, store, fanout_queued, fanout_confirm)",
+             store_waiting, store, fanout_queued, fanout_confirm, relay_waiting, relay_claim, relay_mark)",
             m.stages.clone(),
         );
         m

@@ -5,7 +5,7 @@
 //! and commit republishes, and clients de-duplicate by notification id.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use sqlx::MySqlConnection;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::amqp::{self, Names, PublisherSlot, PushQueue};
 use super::{BusContext, Delivery, DeliveryError, Link, Strategy, supervise};
 use crate::notify::NewNotification;
+use crate::notify::metrics::Stage;
 use crate::notify::store::{self, Relay};
 
 const RELAY_BATCH: u32 = 200;
@@ -56,10 +57,19 @@ impl OutboxDelivery {
     /// chunks are published together and their confirms awaited together, one round trip
     /// for the batch rather than one per chunk.
     async fn relay_once(&self) -> Result<usize, String> {
+        let metrics = &self.ctx.metrics;
+        let started = Instant::now();
         let mut tx = self.ctx.db.begin().await.map_err(|e| e.to_string())?;
         let rows = store::claim_unrelayed(&mut tx, RELAY_BATCH).await.map_err(|e| e.to_string())?;
         if rows.is_empty() {
             return Ok(0);
+        }
+        let claimed = Instant::now();
+        metrics.stage(Stage::RelayClaim, (claimed - started).as_secs_f64());
+        let now = chrono::Utc::now();
+        for row in &rows {
+            metrics
+                .stage(Stage::RelayWaiting, (now - row.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
         }
         let payloads = rows.chunks(RELAY_MESSAGE).map(serde_json::to_vec).collect::<Result<Vec<_>, _>>();
         let payloads = payloads.map_err(|e| e.to_string())?;
@@ -68,8 +78,10 @@ impl OutboxDelivery {
             payloads.iter().map(|payload| self.publisher.publish(&self.names.fanout, "", payload, false, false)),
         )
         .await?;
-        self.ctx.metrics.published.inc_by(rows.len() as u64);
-        self.ctx.metrics.broker_messages.inc_by(payloads.len() as u64);
+        let confirmed = Instant::now();
+        metrics.stage(Stage::FanoutConfirm, (confirmed - claimed).as_secs_f64());
+        metrics.published.inc_by(rows.len() as u64);
+        metrics.broker_messages.inc_by(payloads.len() as u64);
         let mut update =
             sqlx::QueryBuilder::new("UPDATE notifications SET relayed_at = CURRENT_TIMESTAMP(6) WHERE id IN ");
         update.push_tuples(&rows, |mut t, row| {
@@ -77,6 +89,7 @@ impl OutboxDelivery {
         });
         update.build().execute(&mut *tx).await.map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
+        metrics.stage(Stage::RelayMark, confirmed.elapsed().as_secs_f64());
         tracing::debug!(count = rows.len(), "relayed notifications");
         Ok(rows.len())
     }
