@@ -118,9 +118,17 @@ async fn ci_scenarios_reproduce_the_seed_claim_ramp_the_rate_and_show_what_each_
     // notify-fanout: the seed's claim on 3 instances.
     check_fanout(&run_ci("notify-fanout").await);
 
-    // notify-capacity: a rate ramp per strategy, each step judged on its own requests.
-    let capacity = run_ci("notify-capacity").await;
+    // notify-capacity: a rate ramp per strategy, each step judged on its own requests. Two
+    // rounds: each measures its own single-instance yardstick before the strategies.
+    let (capacity, dir) = run_ci_with("notify-capacity", None, 2, None).await;
     assert!(capacity.passed, "{}", broken(&capacity));
+    let yardstick = &capacity.baseline.as_ref().expect("a capacity run has its yardstick")["single_instance_local"];
+    let rounds = yardstick["rounds"].as_array().expect("one yardstick per round");
+    assert_eq!(rounds.len(), 2, "{yardstick}");
+    assert!(rounds.iter().all(|r| r["sustained"]["events_per_s"].as_f64() >= Some(10.0)), "{yardstick}");
+    assert!(dir.join("yardstick").is_dir() && dir.join("yardstick-2").is_dir(), "each yardstick keeps its logs");
+    let sustained = capacity.spread.iter().find(|s| s.strategy == "rabbitmq" && s.figure == "sustained/s");
+    assert_eq!(sustained.map(|s| s.values.len()), Some(2), "{:?}", capacity.spread);
     let local = result(&capacity, "local");
     assert_eq!(local.ramp.len(), 1, "local loses at the first step, and the ramp stops there: {:?}", local.ramp);
     assert!(!local.ramp[0].sustained && local.ramp[0].lost > 0, "{:?}", local.ramp[0]);

@@ -179,6 +179,11 @@ pub struct StrategyResult {
     /// (`None`: not even the first step was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<Sustained>,
+    /// Capacity runs whose single-instance yardstick found its limit (in the same round): the
+    /// sustained notification rate as a percentage of the yardstick's (0 when no step was
+    /// sustained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_instance_share_pct: Option<f64>,
     /// Claim runs (fields at this level: `items`, `double_processed`, `stuck`, ...).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<ClaimCounts>,
@@ -511,6 +516,7 @@ impl StrategyResult {
             notes: Vec::new(),
             ramp: Vec::new(),
             sustained: None,
+            single_instance_share_pct: None,
             claim: None,
             booking: None,
             jobs: None,

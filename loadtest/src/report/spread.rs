@@ -127,4 +127,21 @@ mod tests {
         assert!(t.to_text().contains("10.00 30.00 20.00"), "{}", t.to_text());
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
     }
+
+    #[test]
+    fn a_capacity_run_gives_the_median_share_of_its_rounds_yardsticks() {
+        let round = |pct: Option<f64>| {
+            let mut r = result("outbox");
+            r.sustained = Some(crate::report::Sustained { events_per_s: 700.0, delivered_per_s: 4_200.0, p99_us: 1 });
+            r.single_instance_share_pct = pct;
+            vec![r]
+        };
+        let s = of(Kind::Capacity, &[round(Some(83.0)), round(Some(64.0)), round(Some(91.0))]);
+        let share = s.iter().find(|s| s.figure == "% of one instance").expect("the share is a figure");
+        assert_eq!((share.median, share.min, share.max, share.sense), (83.0, 64.0, 91.0, Sense::HigherIsBetter));
+        assert!(s.iter().any(|s| s.figure == "sustained/s" && s.median == 4_200.0), "{s:?}");
+        // A round without a share (its yardstick found no limit) leaves no median to mislead.
+        let s = of(Kind::Capacity, &[round(Some(83.0)), round(None)]);
+        assert!(!s.iter().any(|s| s.figure == "% of one instance"), "{s:?}");
+    }
 }

@@ -34,6 +34,7 @@ pub(crate) fn result(strategy: &str) -> StrategyResult {
         notes: Vec::new(),
         ramp: Vec::new(),
         sustained: None,
+        single_instance_share_pct: None,
         claim: None,
         booking: None,
         jobs: None,

@@ -191,6 +191,24 @@ mod tests {
     }
 
     #[test]
+    fn a_share_of_the_single_instance_ceiling_is_judged_and_a_missing_one_says_why() {
+        let text = "name = \"t\"\nkind = \"capacity\"\nstrategies = [\"rabbitmq\", \"outbox\"]\n[cluster]\ninstances = 3\n\
+                    [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n\
+                    [ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 500\n\
+                    [thresholds.all]\nmin_single_instance_share_pct = 80\n";
+        let s = Scenario::parse(text, "t").unwrap();
+        let (mut rabbit, mut outbox, unknown) = (result("rabbitmq"), result("outbox"), result("outbox"));
+        rabbit.single_instance_share_pct = Some(83.4);
+        outbox.single_instance_share_pct = Some(64.0);
+        let mut results = [rabbit, outbox, unknown];
+        let verdicts: Vec<(bool, String)> =
+            evaluate(&s, &mut results).into_iter().map(|v| (v.passed, v.detail)).collect();
+        assert_eq!(verdicts[0], (true, "sustained 83.4% of the single-instance ceiling >= 80%".to_string()));
+        assert_eq!(verdicts[1], (false, "sustained 64.0% of the single-instance ceiling < 80%".to_string()));
+        assert!(!verdicts[2].0 && verdicts[2].1.contains("raise ramp.max_rate_per_s"), "{:?}", verdicts[2]);
+    }
+
+    #[test]
     fn the_worst_window_is_judged_and_named_after_the_fault_before_it() {
         let s = scenario("[thresholds.rabbitmq]\nmax_p99_ms_window = { window_s = 2, max = 200 }\n");
         let mut rabbit = result("rabbitmq");

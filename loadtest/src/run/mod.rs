@@ -30,7 +30,7 @@ use crate::cluster::Targets;
 use crate::infra::{Infra, ProvisionOptions};
 use crate::report::{self, FaultRecord, ReportPaths, RunReport, StrategyResult};
 use crate::scenario::Runner;
-use crate::scenario::{Delivery, Plan, Scenario, Strategy, Workload};
+use crate::scenario::{CapacitySection, Delivery, Plan, Scenario, Strategy, Workload};
 
 /// What one strategy's run produced.
 #[derive(Debug)]
@@ -186,33 +186,13 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     // The yardstick of a capacity ramp: the same pipeline on one instance with `local`
     // delivery (nothing crosses an instance, nothing is lost), the ceiling that each
     // strategy's sustained rate is a share of. Not for a deployment the harness did not start.
-    let yardstick = match &scenario.workload {
-        Workload::Capacity(p) if p.section.ramp.yardstick != Some(false) && targets.is_none() => {
-            let mut single = scenario.clone();
-            single.cluster.instances = 1;
-            // The same stream logic as the brokered strategies: on one instance, a live
-            // notification that overtakes another (commits finish out of order under load) is
-            // repaired from the database, as theirs are; only the broker is missing.
-            single.cluster.server_env.insert("SERVER_NOTIFY_GAP_REPAIR".into(), "database".into());
-            let one = RunContext {
-                scenario: &single,
-                infra: infra.clone(),
-                server_bin: opts.server_bin.clone(),
-                report_dir: report_dir.join("yardstick"),
-                targets: None,
-                live: live.clone(),
-            };
-            eprintln!("yardstick: the same ramp on one instance with local delivery");
-            match capacity::run(&one, &p.section.load, &p.section.ramp, Delivery::Local).await {
-                Ok(run) => Some(run.result),
-                Err(e) => {
-                    eprintln!("yardstick not measured: {e:#}");
-                    None
-                }
-            }
-        }
+    // Repeated runs measure it again in every round, before the strategies: a round's shares
+    // are of its own yardstick, so that the machine's drift between rounds moves both alike.
+    let yardstick_plan = match &scenario.workload {
+        Workload::Capacity(p) if p.section.ramp.yardstick != Some(false) && targets.is_none() => Some(p),
         _ => None,
     };
+    let mut yardsticks_measured: Vec<Option<StrategyResult>> = Vec::new();
     // Each runner gets its own kind's section and strategies: nothing to unwrap at run time.
     // Repeated runs go in rounds (every strategy, then again), so that a machine that slows
     // down during the run slows every strategy alike.
@@ -224,6 +204,17 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             eprintln!("round {round} of {repeat}");
         }
         live.round(round);
+        let yardstick = match yardstick_plan {
+            Some(p) => {
+                let dir = if round == 1 {
+                    report_dir.join("yardstick")
+                } else {
+                    report_dir.join(format!("yardstick-{round}"))
+                };
+                measure_yardstick(&scenario, &infra, opts, dir, &live, p).await
+            }
+            None => None,
+        };
         let runs = match &scenario.workload {
             Workload::Fanout(p) => each(&p.strategies, |s| fanout::run(&ctx, &p.section.load, s)).await?,
             Workload::Capacity(p) => {
@@ -264,34 +255,8 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
                     raw.deliveries_per_s
                 ));
             }
-            if let Some((y, one)) = yardstick.as_ref().and_then(|y| y.sustained.as_ref().map(|s| (y, s))) {
-                // A yardstick that sustained every step of the ramp has not found its ceiling:
-                // its rate is a floor, and a share of it a bound from above.
-                let found = ramp::limit_found(&y.ramp, one);
-                let share = match &result.sustained {
-                    Some(s) => format!(
-                        "{}{:.0}% of it",
-                        if found { "" } else { "at most " },
-                        100.0 * s.delivered_per_s / one.delivered_per_s.max(f64::EPSILON)
-                    ),
-                    None => "no step sustained".to_string(),
-                };
-                let (floor, top) = if found {
-                    ("", String::new())
-                } else {
-                    (
-                        "at least ",
-                        " at the top of the ramp, which found no limit: raise ramp.max_rate_per_s to find it"
-                            .to_string(),
-                    )
-                };
-                result.notes.push(format!(
-                    "single-instance ceiling (one instance, local delivery, the same ramp): {floor}{:.0} events/s = \
-                     {:.0} notifications/s (p99 {} ms){top}; {share}",
-                    one.events_per_s,
-                    one.delivered_per_s,
-                    report::text::ms(one.p99_us)
-                ));
+            if let Some(y) = &yardstick {
+                ramp::against_yardstick(&mut result, y);
             }
             if let Some(raw) = &update_baseline {
                 result.notes.push(format!(
@@ -312,6 +277,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             }));
         }
         rounds.push(results);
+        yardsticks_measured.push(yardstick);
     }
     // Every round is judged; a limit that fails in any round fails the run and its strategy.
     let mut thresholds = Vec::new();
@@ -352,18 +318,26 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
             if let Some(raw) = update_baseline {
                 yardsticks.insert("raw_single_row_updates".into(), serde_json::json!(raw));
             }
-            if let Some(one) = &yardstick {
-                yardsticks.insert(
-                    "single_instance_local".into(),
-                    serde_json::json!({
-                        "instances": 1,
-                        "delivery": "local",
-                        "sustained": one.sustained,
-                        "limit_found": one.sustained.as_ref().is_some_and(|s| ramp::limit_found(&one.ramp, s)),
-                        "ramp": one.ramp,
-                        "note": one.notes.first(),
-                    }),
-                );
+            let found = |one: &StrategyResult| one.sustained.as_ref().is_some_and(|s| ramp::limit_found(&one.ramp, s));
+            if let Some(Some(one)) = yardsticks_measured.first() {
+                let mut entry = serde_json::json!({
+                    "instances": 1,
+                    "delivery": "local",
+                    "sustained": one.sustained,
+                    "limit_found": found(one),
+                    "ramp": one.ramp,
+                    "note": one.notes.first(),
+                });
+                if yardsticks_measured.len() > 1 {
+                    // Round by round (`null`: not measured that round).
+                    entry["rounds"] = yardsticks_measured
+                        .iter()
+                        .map(|y| {
+                            y.as_ref().map(|y| serde_json::json!({"sustained": y.sustained, "limit_found": found(y)}))
+                        })
+                        .collect();
+                }
+                yardsticks.insert("single_instance_local".into(), entry);
             }
             (!yardsticks.is_empty()).then_some(serde_json::Value::Object(yardsticks))
         },
@@ -379,6 +353,40 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<(RunReport, ReportPaths)> 
     drop(ctx);
     drop(infra);
     Ok((report, paths))
+}
+
+/// The single-instance yardstick of a capacity ramp: the scenario's ramp on one instance with
+/// `local` delivery. `None` (and why on stderr) when it could not be measured.
+async fn measure_yardstick(
+    scenario: &Scenario,
+    infra: &Arc<Infra>,
+    opts: &RunOptions,
+    report_dir: PathBuf,
+    live: &Arc<crate::live::Live>,
+    plan: &Plan<CapacitySection>,
+) -> Option<StrategyResult> {
+    let mut single = scenario.clone();
+    single.cluster.instances = 1;
+    // The same stream logic as the brokered strategies: on one instance, a live notification
+    // that overtakes another (commits finish out of order under load) is repaired from the
+    // database, as theirs are; only the broker is missing.
+    single.cluster.server_env.insert("SERVER_NOTIFY_GAP_REPAIR".into(), "database".into());
+    let one = RunContext {
+        scenario: &single,
+        infra: infra.clone(),
+        server_bin: opts.server_bin.clone(),
+        report_dir,
+        targets: None,
+        live: live.clone(),
+    };
+    eprintln!("yardstick: the same ramp on one instance with local delivery");
+    match capacity::run(&one, &plan.section.load, &plan.section.ramp, Delivery::Local).await {
+        Ok(run) => Some(run.result),
+        Err(e) => {
+            eprintln!("yardstick not measured: {e:#}");
+            None
+        }
+    }
 }
 
 /// Runs `run` for each strategy, one after the other: each strategy gets the machine to itself.

@@ -2,7 +2,7 @@
 //! comes next, when the ramp stops, which step is the sustained one, and how that reads in the
 //! report. Each runner drives its own steps and judges them; this decides the rest.
 
-use crate::report::{RampStep, Sustained, text};
+use crate::report::{RampStep, StrategyResult, Sustained, text};
 use crate::scenario::{BISECT_PRECISION, Ramp};
 
 /// What a kind's ramp offers and what it counts, for messages: `("events", "notifications")`.
@@ -132,6 +132,35 @@ pub fn limit_found(steps: &[RampStep], sustained: &Sustained) -> bool {
     steps.iter().any(|s| !s.sustained && s.offered_per_s > sustained.events_per_s)
 }
 
+/// Puts `result`'s sustained rate against its round's single-instance yardstick (the same ramp
+/// on one instance with `local` delivery): a note with the yardstick's ceiling and the share,
+/// and [`StrategyResult::single_instance_share_pct`] when the yardstick found its limit. A
+/// yardstick that sustained every step of the ramp has not found its ceiling: its rate is a
+/// floor, a share of it only a bound from above, and there is no share to judge. Nothing when
+/// the yardstick sustained no step.
+pub fn against_yardstick(result: &mut StrategyResult, yardstick: &StrategyResult) {
+    let Some(one) = &yardstick.sustained else { return };
+    let found = limit_found(&yardstick.ramp, one);
+    let pct = result.sustained.as_ref().map(|s| 100.0 * s.delivered_per_s / one.delivered_per_s.max(f64::EPSILON));
+    result.single_instance_share_pct = found.then(|| pct.unwrap_or(0.0));
+    let share = match pct {
+        Some(pct) => format!("{}{pct:.0}% of it", if found { "" } else { "at most " }),
+        None => "no step sustained".to_string(),
+    };
+    let (floor, top) = if found {
+        ("", "")
+    } else {
+        ("at least ", " at the top of the ramp, which found no limit: raise ramp.max_rate_per_s to find it")
+    };
+    result.notes.push(format!(
+        "single-instance ceiling (one instance, local delivery, the same ramp): {floor}{:.0} events/s = \
+         {:.0} notifications/s (p99 {} ms){top}; {share}",
+        one.events_per_s,
+        one.delivered_per_s,
+        text::ms(one.p99_us)
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +229,44 @@ mod tests {
         let done = run(&r, 1_300.0);
         assert_eq!(done.steps.len(), 8);
         assert_eq!(done.sustained.unwrap().events_per_s, 100.0 * 1.5f64.powi(6));
+    }
+
+    #[test]
+    fn a_share_of_the_yardstick_is_judged_only_when_the_yardstick_found_its_limit() {
+        let r = ramp(4);
+        let yardstick = |limit: f64| {
+            let done = run(&r, limit);
+            let mut y = crate::report::tests::result("local");
+            y.sustained = done.sustained.map(|s| Sustained { delivered_per_s: s.events_per_s * 6.0, ..s });
+            y.ramp = done.steps;
+            y
+        };
+        let strategy = |events: Option<f64>| {
+            let mut s = crate::report::tests::result("rabbitmq");
+            s.sustained = events.map(|e| Sustained { events_per_s: e, delivered_per_s: e * 6.0, p99_us: 40_000 });
+            s
+        };
+        // The yardstick failed above its ceiling: a share to judge, 0 for a strategy that
+        // sustained nothing.
+        let found = yardstick(1_300.0);
+        let one = found.sustained.as_ref().unwrap().events_per_s;
+        let mut half = strategy(Some(one / 2.0));
+        against_yardstick(&mut half, &found);
+        assert_eq!(half.single_instance_share_pct, Some(50.0));
+        assert!(half.notes[0].ends_with("; 50% of it"), "{:?}", half.notes);
+        let mut none = strategy(None);
+        against_yardstick(&mut none, &found);
+        assert_eq!(none.single_instance_share_pct, Some(0.0));
+        assert!(none.notes[0].ends_with("; no step sustained"), "{:?}", none.notes);
+        // A yardstick that sustained the whole ramp gives a bound, not a share.
+        let floor = yardstick(f64::MAX);
+        let mut bound = strategy(Some(100.0));
+        against_yardstick(&mut bound, &floor);
+        assert_eq!(bound.single_instance_share_pct, None);
+        assert!(bound.notes[0].contains("at least ") && bound.notes[0].contains("at most "), "{:?}", bound.notes);
+        // A yardstick that sustained nothing says nothing.
+        let mut alone = strategy(Some(100.0));
+        against_yardstick(&mut alone, &strategy(None));
+        assert!(alone.notes.is_empty() && alone.single_instance_share_pct.is_none());
     }
 }

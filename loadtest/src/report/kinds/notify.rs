@@ -8,7 +8,7 @@ use crate::report::table::{Cell, Column, Table};
 
 pub fn fanout() -> View {
     View {
-        tables: |r| vec![notifications(r)],
+        tables: |r| vec![notifications(r, false)],
         charts: &[Chart::Latency, Chart::Loss, Chart::Deliveries],
         limits: FANOUT,
         violations: View::NO_VIOLATIONS,
@@ -18,7 +18,7 @@ pub fn fanout() -> View {
 pub fn capacity() -> View {
     View {
         tables: |r| {
-            std::iter::once(notifications(r))
+            std::iter::once(notifications(r, true))
                 .chain(r.iter().filter_map(|s| columns::ramp(s, "events", "notifications")))
                 .collect()
         },
@@ -102,72 +102,102 @@ static STORED: &[Limit] = &[
     },
 ];
 
-static SUSTAINED: &[Limit] = &[Limit {
-    key: "min_sustained_delivered_per_s",
-    value: Value::NonNegative,
-    judge: |min, r| match &r.sustained {
-        Some(s) => {
-            let passed = s.delivered_per_s >= min;
-            let op = if passed { ">=" } else { "<" };
-            (passed, format!("sustained {:.1}/s (at {:.0} events/s) {op} {min}/s", s.delivered_per_s, s.events_per_s))
-        }
-        None => (false, "no step of the ramp was sustained".to_string()),
+static SUSTAINED: &[Limit] = &[
+    Limit {
+        key: "min_sustained_delivered_per_s",
+        value: Value::NonNegative,
+        judge: |min, r| match &r.sustained {
+            Some(s) => {
+                let passed = s.delivered_per_s >= min;
+                let op = if passed { ">=" } else { "<" };
+                (
+                    passed,
+                    format!("sustained {:.1}/s (at {:.0} events/s) {op} {min}/s", s.delivered_per_s, s.events_per_s),
+                )
+            }
+            None => (false, "no step of the ramp was sustained".to_string()),
+        },
     },
-}];
+    Limit {
+        key: "min_single_instance_share_pct",
+        value: Value::NonNegative,
+        judge: |min, r| match r.single_instance_share_pct {
+            Some(pct) => {
+                let passed = pct >= min;
+                let op = if passed { ">=" } else { "<" };
+                (passed, format!("sustained {pct:.1}% of the single-instance ceiling {op} {min}%"))
+            }
+            None => (
+                false,
+                "no share of the single-instance ceiling to judge: the yardstick was not measured (ramp.yardstick = \
+             false, or an external deployment) or found no limit (raise ramp.max_rate_per_s)"
+                    .to_string(),
+            ),
+        },
+    },
+];
 
-fn notifications(results: &[StrategyResult]) -> Table {
-    let mut t = Table::new(
-        "",
-        vec![
-            Column::text("strategy"),
-            Column::count("expected", "expected"),
-            Column::count("delivered", "delivered"),
-            Column::count("lost", "lost").violation(),
-            Column::figure("lost %"),
-            Column::count("duplicated", "duplicated").violation(),
-            Column::count("same id twice", "same_id_twice").violation(),
-            Column::count("inversions", "inversions").violation(),
-            Column::count("unexpected", "unexpected").violation(),
-            Column::count("misrouted", "misrouted").violation(),
-            Column::count("stored twice", "stored_twice").violation(),
-            Column::count("resumes", "resumes"),
-            Column::count("gave up", "given_up").violation(),
-            Column::figure("throughput/s").higher_is_better(),
-            Column::figure("p50 ms").lower_is_better(),
-            Column::figure("p90 ms").lower_is_better(),
-            Column::figure("p99 ms").lower_is_better(),
-            Column::figure("p99.9 ms").lower_is_better(),
-            Column::figure("max ms").lower_is_better(),
-            Column::text("verdict"),
-        ],
-    );
+/// Every notification strategy's counts and latencies; a capacity run's also its sustained rate
+/// and that rate's share of the single-instance yardstick (so that repeated runs give their
+/// medians).
+fn notifications(results: &[StrategyResult], capacity: bool) -> Table {
+    let mut columns = vec![
+        Column::text("strategy"),
+        Column::count("expected", "expected"),
+        Column::count("delivered", "delivered"),
+        Column::count("lost", "lost").violation(),
+        Column::figure("lost %"),
+        Column::count("duplicated", "duplicated").violation(),
+        Column::count("same id twice", "same_id_twice").violation(),
+        Column::count("inversions", "inversions").violation(),
+        Column::count("unexpected", "unexpected").violation(),
+        Column::count("misrouted", "misrouted").violation(),
+        Column::count("stored twice", "stored_twice").violation(),
+        Column::count("resumes", "resumes"),
+        Column::count("gave up", "given_up").violation(),
+        Column::figure("throughput/s").higher_is_better(),
+        Column::figure("p50 ms").lower_is_better(),
+        Column::figure("p90 ms").lower_is_better(),
+        Column::figure("p99 ms").lower_is_better(),
+        Column::figure("p99.9 ms").lower_is_better(),
+        Column::figure("max ms").lower_is_better(),
+    ];
+    if capacity {
+        columns.push(Column::figure("sustained/s").higher_is_better());
+        columns.push(Column::figure("% of one instance").higher_is_better());
+    }
+    columns.push(Column::text("verdict"));
+    let mut t = Table::new("", columns);
     for (i, s) in results.iter().enumerate() {
         let l = &s.latency_us;
-        t.push(
-            Some(i),
-            vec![
-                columns::strategy(s),
-                Cell::Count(s.expected),
-                Cell::Count(s.delivered),
-                Cell::Count(s.lost),
-                Cell::Percent(s.lost, s.expected),
-                Cell::Count(s.duplicated),
-                Cell::Count(s.same_id_twice),
-                Cell::Count(s.inversions),
-                Cell::Count(s.unexpected),
-                Cell::Count(s.misrouted),
-                Cell::Count(s.stored_twice),
-                Cell::Count(s.resumes),
-                Cell::Count(s.given_up),
-                Cell::Number(s.throughput_per_s, 1),
-                Cell::Micros(l.p50),
-                Cell::Micros(l.p90),
-                Cell::Micros(l.p99),
-                Cell::Micros(l.p999),
-                Cell::Micros(l.max),
-                Cell::Verdict(s.passed),
-            ],
-        );
+        let mut cells = vec![
+            columns::strategy(s),
+            Cell::Count(s.expected),
+            Cell::Count(s.delivered),
+            Cell::Count(s.lost),
+            Cell::Percent(s.lost, s.expected),
+            Cell::Count(s.duplicated),
+            Cell::Count(s.same_id_twice),
+            Cell::Count(s.inversions),
+            Cell::Count(s.unexpected),
+            Cell::Count(s.misrouted),
+            Cell::Count(s.stored_twice),
+            Cell::Count(s.resumes),
+            Cell::Count(s.given_up),
+            Cell::Number(s.throughput_per_s, 1),
+            Cell::Micros(l.p50),
+            Cell::Micros(l.p90),
+            Cell::Micros(l.p99),
+            Cell::Micros(l.p999),
+            Cell::Micros(l.max),
+        ];
+        if capacity {
+            let dash = || Cell::Text("-".into());
+            cells.push(s.sustained.as_ref().map_or_else(dash, |x| Cell::Number(x.delivered_per_s, 1)));
+            cells.push(s.single_instance_share_pct.map_or_else(dash, |pct| Cell::Number(pct, 1)));
+        }
+        cells.push(Cell::Verdict(s.passed));
+        t.push(Some(i), cells);
     }
     t
 }
