@@ -198,6 +198,7 @@ impl App {
                 draining: draining.clone(),
             }
         };
+        let notify_metrics = metrics.notify.clone();
         let state = AppState {
             db: db.clone(),
             sessions: SessionStore::new(redis.clone(), settings.namespace.clone(), settings.session_ttl),
@@ -235,7 +236,7 @@ impl App {
                 draining: draining.clone(),
             }),
             ai_wake: ai_worker.waker(),
-            notifier: Notifier::new(delivery),
+            notifier: Notifier::new(delivery, notify_metrics),
             hub,
             jobs,
             embedder,

@@ -215,12 +215,14 @@ fn check_fanout(fanout: &RunReport) {
     assert_eq!((w.window_s, w.from_s, w.p99_us.len()), (5, 2, 4), "{w:?}");
     assert!(w.worst_p99_us > 0 && w.worst_p99_us <= rabbit.latency_us.max * 101 / 100, "{w:?} {:?}", rabbit.latency_us);
     assert!(local.p99_windows.is_none(), "no windowed limit for local, nothing computed");
-    // Where the time went: rabbitmq's servers time both publishers and the store; local only stores.
+    // Where the time went: every strategy times the cause's commit; rabbitmq's servers also both
+    // publishers and the store; local only stores.
     let stages = |r: &StrategyResult| {
         r.notes.iter().find(|n| n.starts_with("mean time a batch spent")).cloned().unwrap_or_default()
     };
     let (rabbit_stages, local_stages) = (stages(rabbit), stages(local));
     for stage in [
+        "the cause's commit",
         "waiting for the store publisher",
         "store message to its confirm",
         "delivered store message waiting for a store transaction",
@@ -230,7 +232,13 @@ fn check_fanout(fanout: &RunReport) {
     ] {
         assert!(rabbit_stages.contains(stage), "{stage} missing: {:?}", rabbit.notes);
     }
-    assert!(local_stages.contains("store transaction") && !local_stages.contains("confirm"), "{:?}", local.notes);
+    assert!(
+        local_stages.contains("the cause's commit")
+            && local_stages.contains("store transaction")
+            && !local_stages.contains("confirm"),
+        "{:?}",
+        local.notes
+    );
 }
 
 /// notify-faults' verdicts: every strategy under a kill, a broker outage, a Redis restart, a
@@ -248,6 +256,7 @@ fn check_faults(faults: &RunReport) {
     // Where the outbox's time went: its relay's passes, stage by stage.
     let stages = outbox.notes.iter().find(|n| n.starts_with("mean time a batch spent")).cloned().unwrap_or_default();
     for stage in [
+        "the cause's commit",
         "outbox row waiting for a relay pass",
         "relay's claim of the rows",
         "fanout message to its confirm",

@@ -129,7 +129,8 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
 }
 
 /// The stages of a notification's path the servers time (`notify_stage_seconds`), in path order.
-const STAGES: [(&str, &str); 9] = [
+const STAGES: [(&str, &str); 10] = [
+    ("cause_commit", "the cause's commit"),
     ("store_queued", "waiting for the store publisher"),
     ("store_confirm", "store message to its confirm"),
     ("store_waiting", "delivered store message waiting for a store transaction"),

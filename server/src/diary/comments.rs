@@ -58,9 +58,7 @@ pub async fn create(
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
     let batch = Notifier::for_comment(diary.author_id, author, id);
-    notifier.within(&mut tx, &batch).await?;
-    tx.commit().await?;
-    notifier.after_commit(batch).await;
+    notifier.commit(tx, batch).await?;
     Ok(Comment { id, diary_id, author_id: Some(author), content, ai: false, created_at })
 }
 

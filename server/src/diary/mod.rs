@@ -258,9 +258,7 @@ pub async fn create(
         Visibility::Friends => Notifier::for_diary(&mut tx, author, id).await?,
         Visibility::Private => Vec::new(),
     };
-    notifier.within(&mut tx, &batch).await?;
-    tx.commit().await?;
-    notifier.after_commit(batch).await;
+    notifier.commit(tx, batch).await?;
     Ok(Diary { id, author_id: author, title, content, emotion, visibility, created_at: now, updated_at: now })
 }
 

@@ -10,11 +10,15 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// A stage of a notification's path, timed by `notify_stage_seconds{stage=...}`. Which stages a
-/// strategy has: `store` all that store outside the cause's transaction; the store and fanout
-/// stages `rabbitmq` (its store publisher, its store consumer's transactions, its fanout
-/// publisher); the relay stages and `fanout_confirm` `outbox` (its relay's passes).
+/// strategy has: `cause_commit` all; `store` all that store outside the cause's transaction;
+/// the store and fanout stages `rabbitmq` (its store publisher, its store consumer's
+/// transactions, its fanout publisher); the relay stages and `fanout_confirm` `outbox` (its
+/// relay's passes).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Stage {
+    /// The commit of a cause (a diary, a comment) that notifies someone: every strategy waits
+    /// for it (the outbox's rows are inserted just before it).
+    CauseCommit,
     /// A committed batch waiting for the store publisher (its window of messages in flight).
     StoreQueued,
     /// A store message from its publish to the broker's confirm.
@@ -39,6 +43,7 @@ pub enum Stage {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::CauseCommit => "cause_commit",
             Stage::StoreQueued => "store_queued",
             Stage::StoreConfirm => "store_confirm",
             Stage::StoreWaiting => "store_waiting",
@@ -139,8 +144,8 @@ impl NotifyMetrics {
         sub.register("push_latency_seconds", "From the row's creation to the local push", m.push_latency.clone());
         sub.register(
             "stage_seconds",
-            "Time a batch of notifications spent in one stage of its path (store_queued, store_confirm, \
-             store_waiting, store, fanout_queued, fanout_confirm, relay_waiting, relay_claim, relay_mark)",
+            "Time a batch of notifications spent in one stage of its path (cause_commit, store_queued, \
+             store_confirm, store_waiting, store, fanout_queued, fanout_confirm, relay_waiting, relay_claim, relay_mark)",
             m.stages.clone(),
         );
         m

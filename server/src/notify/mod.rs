@@ -82,6 +82,7 @@ use bus::Delivery;
 #[derive(Clone)]
 pub struct Notifier {
     delivery: Arc<dyn Delivery>,
+    metrics: Arc<metrics::NotifyMetrics>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -91,8 +92,8 @@ impl std::fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    pub fn new(delivery: Arc<dyn Delivery>) -> Self {
-        Self { delivery }
+    pub fn new(delivery: Arc<dyn Delivery>, metrics: Arc<metrics::NotifyMetrics>) -> Self {
+        Self { delivery, metrics }
     }
 
     pub fn delivery(&self) -> &Arc<dyn Delivery> {
@@ -130,15 +131,30 @@ impl Notifier {
         }]
     }
 
-    /// Inside the cause's transaction (the outbox writes its rows here).
-    pub async fn within(&self, tx: &mut MySqlConnection, batch: &[NewNotification]) -> sqlx::Result<()> {
-        if batch.is_empty() { Ok(()) } else { self.delivery.within(tx, batch).await }
+    /// Ends the cause's transaction with its notifications: the strategy's part inside it (the
+    /// outbox writes its rows there), the commit, and the strategy's part after it. The commit
+    /// of a cause that notifies someone is timed (`notify_stage_seconds{stage="cause_commit"}`):
+    /// a notification waits for it whatever the strategy.
+    pub async fn commit(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::MySql>,
+        batch: Vec<NewNotification>,
+    ) -> sqlx::Result<()> {
+        if batch.is_empty() {
+            return tx.commit().await;
+        }
+        self.delivery.within(&mut tx, &batch).await?;
+        let started = std::time::Instant::now();
+        tx.commit().await?;
+        self.metrics.stage(metrics::Stage::CauseCommit, started.elapsed().as_secs_f64());
+        self.after_commit(batch).await;
+        Ok(())
     }
 
     /// After the cause committed. A failure is logged and counted, never turned into a failed
     /// request: the cause is committed, and what this strategy loses here is exactly what
     /// the harness measures.
-    pub async fn after_commit(&self, batch: Vec<NewNotification>) {
+    async fn after_commit(&self, batch: Vec<NewNotification>) {
         if batch.is_empty() {
             return;
         }
