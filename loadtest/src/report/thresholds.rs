@@ -172,13 +172,19 @@ mod tests {
         }
     }
 
+    /// A small capacity scenario of `strategies` (a TOML array) with one limit for all of them.
+    fn capacity(strategies: &str, limit: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\nkind = \"capacity\"\nstrategies = {strategies}\n[cluster]\ninstances = 3\n\
+             [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n\
+             [ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 500\n[thresholds.all]\n{limit}\n"
+        );
+        Scenario::parse(&text, "t").unwrap()
+    }
+
     #[test]
     fn a_capacity_limit_judges_the_highest_sustained_step() {
-        let text = "name = \"t\"\nkind = \"capacity\"\nstrategies = [\"local\", \"rabbitmq\"]\n[cluster]\ninstances = 3\n\
-                    [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n\
-                    [ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 500\n\
-                    [thresholds.all]\nmin_sustained_delivered_per_s = 100\n";
-        let s = Scenario::parse(text, "t").unwrap();
+        let s = capacity("[\"local\", \"rabbitmq\"]", "min_sustained_delivered_per_s = 100");
         let mut rabbit = result("rabbitmq");
         rabbit.sustained = Some(crate::report::Sustained { events_per_s: 40.0, delivered_per_s: 240.5, p99_us: 9_000 });
         let mut results = [result("local"), rabbit];
@@ -192,11 +198,7 @@ mod tests {
 
     #[test]
     fn a_share_of_the_single_instance_ceiling_is_judged_and_a_missing_one_says_why() {
-        let text = "name = \"t\"\nkind = \"capacity\"\nstrategies = [\"rabbitmq\", \"outbox\"]\n[cluster]\ninstances = 3\n\
-                    [load]\nusers = 10\nfriends_per_user = 2\nsse_clients = 10\nrate_per_s = 5\nduration_s = 10\n\
-                    [ramp]\nfactor = 2\nmax_rate_per_s = 40\nmax_p99_ms = 500\n\
-                    [thresholds.all]\nmin_single_instance_share_pct = 80\n";
-        let s = Scenario::parse(text, "t").unwrap();
+        let s = capacity("[\"rabbitmq\", \"outbox\"]", "min_single_instance_share_pct = 80");
         let (mut rabbit, mut outbox, unknown) = (result("rabbitmq"), result("outbox"), result("outbox"));
         rabbit.single_instance_share_pct = Some(83.4);
         outbox.single_instance_share_pct = Some(64.0);
