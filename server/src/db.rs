@@ -71,9 +71,9 @@ pub const STORE_LOCK_WAIT_S: u32 = 3;
 /// bounded as [`STORE_IDLE_TIMEOUT_S`] says, once, when each connection opens. Setting the
 /// bounds around every store on the shared pool cost two more round trips per batch; other
 /// paths (claims, bookings, the cause's own transaction) keep the server's defaults. The
-/// sessions are strict whatever the server's `sql_mode`: the one-round-trip store relies on a
-/// `NULL` seq failing its insert, never being stored as 0
-/// ([`crate::notify::store::insert_batch_committed`]).
+/// sessions are strict whatever the server's `sql_mode`: a value that does not fit fails its
+/// statement instead of being stored changed (a `NULL` seq as 0, before `ck_notifications_numbered`
+/// refused it in every mode: [`crate::notify::store::insert_batch_committed`]).
 pub async fn connect_store_pool(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> {
     let bounds = format!(
         "SET SESSION idle_transaction_timeout = {STORE_IDLE_TIMEOUT_S}, innodb_lock_wait_timeout = {STORE_LOCK_WAIT_S}, \

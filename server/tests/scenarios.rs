@@ -257,6 +257,7 @@ fn check_faults(faults: &RunReport) {
     let stages = outbox.notes.iter().find(|n| n.starts_with("mean time a batch spent")).cloned().unwrap_or_default();
     for stage in [
         "the cause's commit",
+        "relay numbering new rows",
         "outbox row waiting for a relay pass",
         "relay's claim of the rows",
         "fanout message to its confirm",

@@ -129,13 +129,14 @@ pub async fn run(ctx: &RunContext<'_>, load: &Load, delivery: Delivery) -> anyho
 }
 
 /// The stages of a notification's path the servers time (`notify_stage_seconds`), in path order.
-const STAGES: [(&str, &str); 10] = [
+const STAGES: [(&str, &str); 11] = [
     ("cause_commit", "the cause's commit"),
     ("store_queued", "waiting for the store publisher"),
     ("store_confirm", "store message to its confirm"),
     ("store_waiting", "delivered store message waiting for a store transaction"),
     ("store", "store transaction"),
     ("fanout_queued", "waiting for the fanout publisher"),
+    ("relay_number", "relay numbering new rows"),
     ("relay_waiting", "outbox row waiting for a relay pass"),
     ("relay_claim", "relay's claim of the rows"),
     ("fanout_confirm", "fanout message to its confirm"),

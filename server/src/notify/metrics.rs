@@ -32,7 +32,11 @@ pub enum Stage {
     /// A fanout message from its publish to the broker's confirm (`outbox`: a relay pass's
     /// messages, awaited together).
     FanoutConfirm,
-    /// An outbox row from its insert (the database's clock) to a relay pass claiming it.
+    /// A relay pass's numbering of new outbox rows: BEGIN, the locking read, the recipients'
+    /// seqs taken, the rows numbered, the commit.
+    RelayNumber,
+    /// An outbox row from its insert (the database's clock) to a relay pass claiming it for
+    /// publishing (numbered by then).
     RelayWaiting,
     /// A relay pass's claim: BEGIN and the locking read of the unrelayed rows.
     RelayClaim,
@@ -50,6 +54,7 @@ impl Stage {
             Stage::Store => "store",
             Stage::FanoutQueued => "fanout_queued",
             Stage::FanoutConfirm => "fanout_confirm",
+            Stage::RelayNumber => "relay_number",
             Stage::RelayWaiting => "relay_waiting",
             Stage::RelayClaim => "relay_claim",
             Stage::RelayMark => "relay_mark",
@@ -145,7 +150,7 @@ impl NotifyMetrics {
         sub.register(
             "stage_seconds",
             "Time a batch of notifications spent in one stage of its path (cause_commit, store_queued, \
-             store_confirm, store_waiting, store, fanout_queued, fanout_confirm, relay_waiting, relay_claim, relay_mark)",
+             store_confirm, store_waiting, store, fanout_queued, fanout_confirm, relay_number, relay_waiting, relay_claim, relay_mark)",
             m.stages.clone(),
         );
         m

@@ -1,5 +1,6 @@
-//! The `notifications` table: inserts that assign each recipient's sequence in commit order,
-//! replay after a seq, listing, read marks.
+//! The `notifications` table: inserts that assign each recipient's sequence in commit order
+//! (in the cause's or a store transaction; the outbox's rows in a relay pass), replay after a
+//! seq, listing, read marks.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -37,13 +38,6 @@ impl From<Row> for Notification {
 
 const COLUMNS: &str = "id, recipient_id, seq, kind, cause_id, actor_id, created_at, read_at";
 
-/// Whether the outbox relay still has to publish the rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Relay {
-    Pending,
-    NotNeeded,
-}
-
 /// Stores the batch and returns the stored rows of the whole batch: the new ones and the ones a
 /// redelivery found already stored, in (recipient, seq) order.
 ///
@@ -58,16 +52,12 @@ pub enum Relay {
 /// `INSERT ... VALUES ... RETURNING` writes the rows numbered from them and reads them back.
 /// A redelivery shows as a duplicate key on that insert, which InnoDB undoes as a statement;
 /// only then are the seqs given back, the stored rows read, and the rest inserted.
-pub async fn insert_batch(
-    tx: &mut MySqlConnection,
-    batch: &[NewNotification],
-    relay: Relay,
-) -> sqlx::Result<Vec<Notification>> {
+pub async fn insert_batch(tx: &mut MySqlConnection, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
     let fresh = distinct(batch);
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
-    let mut stored = match take_and_insert(tx, &fresh, relay).await {
+    let mut stored = match take_and_insert(tx, &fresh).await {
         Ok(rows) => rows,
         Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
             // Some of them were stored before: the insert did nothing, the locks stay held.
@@ -77,7 +67,7 @@ pub async fn insert_batch(
                 stored.iter().map(|n| (n.recipient_id, n.kind, n.cause_id)).collect();
             let rest: Vec<&NewNotification> = fresh.into_iter().filter(|n| !found.contains(&cause_key(n))).collect();
             if !rest.is_empty() {
-                stored.extend(take_and_insert(tx, &rest, relay).await?);
+                stored.extend(take_and_insert(tx, &rest).await?);
             }
             stored
         }
@@ -152,11 +142,7 @@ fn clear_seqs_sql(counts: &BTreeMap<u64, u64>) -> String {
 
 /// Takes the next seqs of the batch's recipients and inserts the batch numbered from them.
 /// Every pair of the batch must be new (else a duplicate key error, the statement undone).
-async fn take_and_insert(
-    tx: &mut MySqlConnection,
-    batch: &[&NewNotification],
-    relay: Relay,
-) -> sqlx::Result<Vec<Notification>> {
+async fn take_and_insert(tx: &mut MySqlConnection, batch: &[&NewNotification]) -> sqlx::Result<Vec<Notification>> {
     let counts = per_recipient(batch);
     if advance(tx, &counts, Direction::Take).await? < counts.len() as u64 {
         // A user whose row is missing (created by hand, not by sign-up). Give back what was
@@ -170,7 +156,7 @@ async fn take_and_insert(
         create.build().execute(&mut *tx).await?;
         advance(tx, &counts, Direction::Take).await?;
     }
-    let rows = sqlx::Executor::fetch_all(&mut *tx, insert_sql(batch, &counts, relay).as_str()).await?;
+    let rows = sqlx::Executor::fetch_all(&mut *tx, insert_sql(batch, &counts).as_str()).await?;
     parse(&rows)
 }
 
@@ -186,11 +172,7 @@ async fn take_and_insert(
 ///
 /// Sent as text: sqlx sees no columns in a prepared INSERT ... RETURNING on MariaDB. Every
 /// value in it is a number or a kind's fixed name, nothing a user wrote.
-fn insert_sql(batch: &[&NewNotification], counts: &BTreeMap<u64, u64>, relay: Relay) -> String {
-    let relayed = match relay {
-        Relay::Pending => "NULL",
-        Relay::NotNeeded => "CURRENT_TIMESTAMP(6)",
-    };
+fn insert_sql(batch: &[&NewNotification], counts: &BTreeMap<u64, u64>) -> String {
     let mut left = counts.clone();
     let rows: Vec<String> = batch
         .iter()
@@ -200,7 +182,7 @@ fn insert_sql(batch: &[&NewNotification], counts: &BTreeMap<u64, u64>, relay: Re
                 *c
             });
             format!(
-                "({r}, @seq_{r} - {}, '{}', {}, {}, {relayed})",
+                "({r}, @seq_{r} - {}, '{}', {}, {}, CURRENT_TIMESTAMP(6))",
                 back.unwrap_or_default(),
                 n.kind.as_str(),
                 n.cause_id,
@@ -221,25 +203,31 @@ fn parse(rows: &[sqlx::mysql::MySqlRow]) -> sqlx::Result<Vec<Notification>> {
     Ok(rows.into_iter().map(Notification::from).collect())
 }
 
-/// MariaDB's error for a `NULL` written to a `NOT NULL` column (`ER_BAD_NULL_ERROR`).
-const NULL_SEQ: u16 = 1048;
+/// MariaDB's error for a row a CHECK constraint refuses (`ER_CONSTRAINT_FAILED`).
+const CHECK_FAILED: u16 = 4025;
+
+/// Whether `e` is `ck_notifications_numbered` refusing a row: a seq that came out `NULL`, for a
+/// recipient without its stream row (see the migration `20261205000001_outbox_numbers_at_relay.sql`).
+fn not_numbered(m: &sqlx::mysql::MySqlDatabaseError) -> bool {
+    m.number() == CHECK_FAILED && m.message().contains("ck_notifications_numbered")
+}
 
 /// Whether the one-round-trip store failed in a way the general one handles: a pair stored
 /// before (a redelivery), or a recipient without its stream row (its seq came out `NULL`).
 fn falls_back(e: &sqlx::Error) -> bool {
     let Some(db) = e.as_database_error() else { return false };
-    db.is_unique_violation()
-        || db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|m| m.number() == NULL_SEQ)
+    db.is_unique_violation() || db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(not_numbered)
 }
 
 /// Whether [`insert_batch_committed`] failed for what the batch holds, so that storing it
 /// again cannot succeed: a recipient that does not exist (its stream row cannot be created, the
-/// general way's `INSERT IGNORE` skips it, and its seq stays `NULL`: 1048; or a foreign key,
-/// 1452), or a value a CHECK constraint refuses (4025).
+/// general way's `INSERT IGNORE` skips it, and its seq stays `NULL`, which
+/// `ck_notifications_numbered` refuses: 4025; or a foreign key, 1452), or another value a CHECK
+/// constraint refuses (4025).
 pub(crate) fn refused_for_good(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|db| db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
-        .is_some_and(|m| matches!(m.number(), NULL_SEQ | 1452 | 4025))
+        .is_some_and(|m| matches!(m.number(), 1452 | CHECK_FAILED))
 }
 
 /// Stores `batch` in a transaction of its own and commits it; returns what
@@ -252,14 +240,13 @@ pub(crate) fn refused_for_good(e: &sqlx::Error) -> bool {
 /// waits"). Otherwise (a redelivery, a missing stream row) [`insert_batch`] in a
 /// transaction.
 ///
-/// `conn` must be strict (`STRICT_ALL_TABLES`, as the store pool's sessions are): a lax
-/// session would store a missing stream row's `NULL` seq as 0 instead of failing. On an error
+/// A missing stream row leaves its recipient's seq `NULL`, which `ck_notifications_numbered`
+/// refuses (the row has `relayed_at` set): the insert fails and is undone. On an error
 /// the connection may be left inside the transaction: close it (the database then rolls back),
 /// never hand it out again.
 pub async fn insert_batch_committed(
     conn: &mut MySqlConnection,
     batch: &[NewNotification],
-    relay: Relay,
 ) -> sqlx::Result<Vec<Notification>> {
     use sqlx::Connection;
     let fresh = distinct(batch);
@@ -268,12 +255,12 @@ pub async fn insert_batch_committed(
     }
     let counts = per_recipient(&fresh);
     // A recipient without its stream row keeps `@seq_<id>` NULL, and its row's NULL seq fails
-    // the insert (the store pool's sessions are strict: `crate::db::connect_store_pool`).
+    // the insert (`ck_notifications_numbered`).
     let together = format!(
         "BEGIN; {}; {}; {}; COMMIT",
         clear_seqs_sql(&counts),
         advance_sql(&counts, Direction::Take),
-        insert_sql(&fresh, &counts, relay)
+        insert_sql(&fresh, &counts)
     );
     // Without arguments, sqlx sends the text as one query (COM_QUERY), statements and all.
     match sqlx::Executor::fetch_all(&mut *conn, together.as_str()).await {
@@ -290,7 +277,7 @@ pub async fn insert_batch_committed(
         Err(e) => return Err(e),
     }
     let mut tx = conn.begin().await?;
-    let stored = insert_batch(&mut tx, batch, relay).await?;
+    let stored = insert_batch(&mut tx, batch).await?;
     tx.commit().await?;
     Ok(stored)
 }
@@ -307,12 +294,107 @@ async fn by_causes(conn: &mut MySqlConnection, batch: &[&NewNotification]) -> sq
     Ok(rows.into_iter().map(Notification::from).collect())
 }
 
-/// The oldest `limit` rows the outbox relay has not published yet and no other relay holds,
-/// locked until the caller's transaction ends (`FOR UPDATE SKIP LOCKED`: concurrent relays
-/// take disjoint rows and never wait for each other), in id order.
+/// Writes the outbox's rows in the cause's transaction `tx`, without their seqs: a relay pass
+/// numbers them ([`number_pending`]) before it publishes them. Nothing else is locked: no
+/// recipient's stream row waits for the cause's commit. The cause is new, so none of its pairs
+/// can have been stored before: one that was is refused (a duplicate key), never stored twice.
+/// Returns how many rows it wrote.
+///
+/// Sent as text, one statement whatever the batch's size (a prepared statement per batch size
+/// would be prepared again and again): every value in it is a number or a kind's fixed name.
+pub async fn insert_unnumbered(tx: &mut MySqlConnection, batch: &[NewNotification]) -> sqlx::Result<u64> {
+    let fresh = distinct(batch);
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<String> = fresh
+        .iter()
+        .map(|n| format!("({}, '{}', {}, {})", n.recipient_id, n.kind.as_str(), n.cause_id, n.actor_id))
+        .collect();
+    let sql = format!("INSERT INTO notifications (recipient_id, kind, cause_id, actor_id) VALUES {}", rows.join(", "));
+    Ok(sqlx::Executor::execute(&mut *tx, sql.as_str()).await?.rows_affected())
+}
+
+/// Numbers the oldest `limit` outbox rows that have no seq yet and that no other relay holds,
+/// in a transaction of its own, committed before this returns; returns how many it numbered.
+///
+/// Two round trips: `BEGIN` and the claim (`FOR UPDATE SKIP LOCKED`: relays number disjoint
+/// rows), then the seqs taken, the rows numbered and `COMMIT` sent together. A recipient's
+/// stream row is locked from its seqs' taking to that commit, as in [`insert_batch`], so when
+/// seq n is visible every seq below it is too; it is locked while the database runs those
+/// statements, never while it waits for this process. The stream rows are written by one
+/// `INSERT ... ON DUPLICATE KEY UPDATE` in recipient order: a recipient without one (a user made
+/// by hand) gets it, starting at 0, and two relays never wait for each other in a cycle.
+///
+/// Committed before the rows are published: a stream that receives seq n reads the seqs below
+/// it from the database at once ([`super::stream`]), so no seq may go out before it commits.
+///
+/// On an error the connection may be left inside the transaction: close it (the database then
+/// rolls back), never hand it out again.
+pub async fn number_pending(conn: &mut MySqlConnection, limit: u32) -> sqlx::Result<usize> {
+    let claim = format!(
+        "BEGIN; SELECT id, recipient_id FROM notifications WHERE relayed_at IS NULL AND seq IS NULL \
+         ORDER BY id LIMIT {limit} FOR UPDATE SKIP LOCKED"
+    );
+    let rows = sqlx::Executor::fetch_all(&mut *conn, claim.as_str()).await?;
+    let pending = rows
+        .iter()
+        .map(|row| Ok((sqlx::Row::try_get::<u64, _>(row, 0)?, sqlx::Row::try_get::<u64, _>(row, 1)?)))
+        .collect::<sqlx::Result<Vec<(u64, u64)>>>()?;
+    if pending.is_empty() {
+        sqlx::Executor::execute(&mut *conn, "COMMIT").await?;
+        return Ok(0);
+    }
+    sqlx::Executor::execute(&mut *conn, numbering_sql(&pending).as_str()).await?;
+    Ok(pending.len())
+}
+
+/// What [`number_pending`] sends after its claim, as text (every value in it is a number):
+/// each recipient's `last_seq` moved by its count of `pending` (id, recipient) rows, the new
+/// value left in `@seq_<recipient>`, and the k-th of a recipient's n rows (in id order)
+/// numbered `last_seq - (n - k)`; then `COMMIT`.
+fn numbering_sql(pending: &[(u64, u64)]) -> String {
+    let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+    for (_, recipient) in pending {
+        *counts.entry(*recipient).or_default() += 1;
+    }
+    let values: Vec<String> = counts.iter().map(|(r, n)| format!("({r}, @seq_{r} := {n})")).collect();
+    let cases: String =
+        counts.keys().map(|r| format!(" WHEN {r} THEN (@seq_{r} := last_seq + VALUES(last_seq))")).collect();
+    let mut left = counts.clone();
+    let seqs: String = pending
+        .iter()
+        .map(|(id, r)| {
+            let back = left.get_mut(r).map_or(0, |c| {
+                *c -= 1;
+                *c
+            });
+            format!(" WHEN {id} THEN @seq_{r} - {back}")
+        })
+        .collect();
+    let ids: Vec<String> = pending.iter().map(|(id, _)| id.to_string()).collect();
+    format!(
+        "INSERT INTO notification_streams (recipient_id, last_seq) VALUES {} \
+         ON DUPLICATE KEY UPDATE last_seq = CASE recipient_id{cases} END; \
+         UPDATE notifications SET seq = CASE id{seqs} END WHERE id IN ({}); COMMIT",
+        values.join(", "),
+        ids.join(", ")
+    )
+}
+
+/// Up to `limit` numbered rows the outbox relay has not published yet and no other relay
+/// holds, locked until the caller's transaction ends (`FOR UPDATE SKIP LOCKED`: concurrent
+/// relays take disjoint rows and never wait for each other), lowest seqs first: every
+/// recipient's in order, and a recipient with many waiting does not hold back the others. A
+/// row not yet numbered ([`number_pending`]) is left for a numbering pass.
+///
+/// Read in the order of `ix_notifications_relay` (`relayed_at, seq, id`), so the read stops
+/// after `limit` rows. In any other order the database would sort every waiting row first,
+/// and lock every one of them it read, not only the `limit` it returns.
 pub async fn claim_unrelayed(tx: &mut MySqlConnection, limit: u32) -> sqlx::Result<Vec<Notification>> {
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM notifications WHERE relayed_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+        "SELECT {COLUMNS} FROM notifications WHERE relayed_at IS NULL AND seq IS NOT NULL \
+         ORDER BY seq, id LIMIT ? FOR UPDATE SKIP LOCKED"
     ))
     .bind(limit)
     .fetch_all(&mut *tx)
@@ -358,11 +440,13 @@ pub async fn between(
     Ok(rows.into_iter().map(Notification::from).collect())
 }
 
-/// Newest first.
+/// Newest first. An outbox row not numbered yet is not listed: it is not part of its
+/// recipient's stream until a relay pass numbers it (tens of milliseconds).
 pub async fn list(db: &MySqlPool, recipient: u64, unread_only: bool, page: Page) -> sqlx::Result<Paged<Notification>> {
     let unread = if unread_only { "AND read_at IS NULL" } else { "" };
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = ? AND id < ? {unread} ORDER BY id DESC LIMIT ?"
+        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = ? AND id < ? AND seq IS NOT NULL {unread} \
+         ORDER BY id DESC LIMIT ?"
     ))
     .bind(recipient)
     .bind(page.after.unwrap_or(u64::MAX))
@@ -394,7 +478,8 @@ pub async fn mark_read(db: &MySqlPool, recipient: u64, id: u64) -> sqlx::Result<
 
 pub async fn mark_all_read(db: &MySqlPool, recipient: u64) -> sqlx::Result<u64> {
     Ok(sqlx::query(
-        "UPDATE notifications SET read_at = CURRENT_TIMESTAMP(6) WHERE recipient_id = ? AND read_at IS NULL",
+        "UPDATE notifications SET read_at = CURRENT_TIMESTAMP(6) WHERE recipient_id = ? AND read_at IS NULL \
+         AND seq IS NOT NULL",
     )
     .bind(recipient)
     .execute(db)

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use server::notify::store::{self, Relay};
+use server::notify::store;
 use server::notify::{Kind, NewNotification};
 
 use crate::helpers::{Session, TestApp, TestResult, World, assert_error};
@@ -325,12 +325,12 @@ async fn a_resume_between_two_out_of_order_commits_loses_nothing_and_repeats_not
 
     // The first transaction stores its notification and holds it uncommitted.
     let mut first = world.db.begin().await?;
-    let held = store::insert_batch(&mut first, &[notify(1)], Relay::NotNeeded).await?;
+    let held = store::insert_batch(&mut first, &[notify(1)]).await?;
     // The second stores, commits and pushes, as a transport would.
     let (db, hub) = (world.db.clone(), app.hub.clone());
     let second = tokio::spawn(async move {
         let mut tx = db.begin().await?;
-        let stored = store::insert_batch(&mut tx, &[notify(2)], Relay::NotNeeded).await?;
+        let stored = store::insert_batch(&mut tx, &[notify(2)]).await?;
         tx.commit().await?;
         for n in &stored {
             hub.push(n);
@@ -404,13 +404,13 @@ async fn redelivered_batch(storing: Storing) -> TestResult {
             let stored = match storing {
                 Storing::InTheCausesTransaction => {
                     let mut tx = db.begin().await?;
-                    let stored = store::insert_batch(&mut tx, &batch, Relay::NotNeeded).await?;
+                    let stored = store::insert_batch(&mut tx, &batch).await?;
                     tx.commit().await?;
                     stored
                 }
                 Storing::Committed => {
                     let mut conn = db.acquire().await?;
-                    let stored = store::insert_batch_committed(&mut conn, &batch, Relay::NotNeeded).await?;
+                    let stored = store::insert_batch_committed(&mut conn, &batch).await?;
                     let open: u64 = sqlx::query_scalar("SELECT @@in_transaction").fetch_one(&mut *conn).await?;
                     assert_eq!(open, 0, "the connection goes back to the pool outside any transaction");
                     stored
@@ -453,6 +453,89 @@ async fn redelivered_batch(storing: Storing) -> TestResult {
     Ok(())
 }
 
+/// The outbox writes its rows in the cause's transaction without seqs, and a relay pass numbers
+/// them later, in a transaction of its own: until then a row is in no stream (not listed, not
+/// replayed); the pass numbers each recipient on from its last seq in id order, creates a
+/// missing stream row, commits, numbers nothing twice, and leaves the rows to be published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_rows_are_numbered_by_a_relay_pass_not_by_the_cause() -> TestResult {
+    let world = World::new().await;
+    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
+    let (r1, r2, r3, actor) =
+        (app.signup("r1").await, app.signup("r2").await, app.signup("r3").await, app.signup("actor").await);
+    sqlx::query("DELETE FROM notification_streams WHERE recipient_id = ?").bind(r3.id).execute(&world.db).await?;
+    let n = |recipient: &Session, cause_id| NewNotification {
+        recipient_id: recipient.id,
+        kind: Kind::Diary,
+        cause_id,
+        actor_id: actor.id,
+    };
+    let mut tx = world.db.begin().await?;
+    store::insert_batch(&mut tx, &[n(&r1, 1)]).await?;
+    tx.commit().await?;
+
+    let mut tx = world.db.begin().await?;
+    let batch = [n(&r1, 10), n(&r2, 10), n(&r1, 11), n(&r3, 10), n(&r1, 10)];
+    assert_eq!(store::insert_unnumbered(&mut tx, &batch).await?, 4, "a pair repeated in the batch is one row");
+    tx.commit().await?;
+    let mut tx = world.db.begin().await?;
+    let twice = store::insert_unnumbered(&mut tx, &[n(&r2, 10)]).await.expect_err("a stored pair is refused");
+    assert!(twice.as_database_error().is_some_and(|e| e.is_unique_violation()), "{twice}");
+    tx.rollback().await?;
+
+    let (status, list) = app.call("GET", "/notifications", Some(&r1.token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<u64> = list["items"].as_array().unwrap().iter().map(|i| i["cause_id"].as_u64().unwrap()).collect();
+    assert_eq!(listed, [1], "an unnumbered row is not listed yet: {list}");
+    assert_eq!(store::latest_seq(&world.db, r1.id).await?, 1);
+
+    let mut conn = world.db.acquire().await?;
+    assert_eq!(store::number_pending(&mut conn, 200).await?, 4);
+    let open: u64 = sqlx::query_scalar("SELECT @@in_transaction").fetch_one(&mut *conn).await?;
+    assert_eq!(open, 0, "the numbering is committed");
+    assert_eq!(store::number_pending(&mut conn, 200).await?, 0, "nothing is numbered twice");
+    drop(conn);
+
+    let seqs: Vec<(u64, u64, u64)> = sqlx::query_as(
+        "SELECT recipient_id, cause_id, seq FROM notifications WHERE actor_id = ? ORDER BY recipient_id, cause_id",
+    )
+    .bind(actor.id)
+    .fetch_all(&world.db)
+    .await?;
+    assert_eq!(seqs, [(r1.id, 1, 1), (r1.id, 10, 2), (r1.id, 11, 3), (r2.id, 10, 1), (r3.id, 10, 1)]);
+    let last: Vec<(u64, u64)> = sqlx::query_as(
+        "SELECT recipient_id, last_seq FROM notification_streams WHERE recipient_id IN (?, ?, ?) ORDER BY recipient_id",
+    )
+    .bind(r1.id)
+    .bind(r2.id)
+    .bind(r3.id)
+    .fetch_all(&world.db)
+    .await?;
+    assert_eq!(last, [(r1.id, 3), (r2.id, 1), (r3.id, 1)], "r3's stream row is created");
+    let replay = store::between(&world.db, r1.id, 1, u64::MAX, 10).await?;
+    assert_eq!(replay.iter().map(|x| (x.seq, x.cause_id)).collect::<Vec<_>>(), [(2, 10), (3, 11)]);
+
+    let mut tx = world.db.begin().await?;
+    let claimed = store::claim_unrelayed(&mut tx, 200).await?;
+    let mut causes: Vec<(u64, u64)> = claimed.iter().map(|x| (x.recipient_id, x.seq)).collect();
+    causes.sort_unstable();
+    assert_eq!(causes, [(r1.id, 2), (r1.id, 3), (r2.id, 1), (r3.id, 1)], "numbered, left for publishing");
+    tx.rollback().await?;
+
+    // A numbered row that is published, or stored by a strategy without a relay, has its seq.
+    let refused = sqlx::query(
+        "INSERT INTO notifications (recipient_id, kind, cause_id, actor_id, relayed_at) \
+         VALUES (?, 'diary', 99, ?, CURRENT_TIMESTAMP(6))",
+    )
+    .bind(r1.id)
+    .bind(actor.id)
+    .execute(&world.db)
+    .await
+    .expect_err("a relayed row without a seq is refused");
+    assert!(refused.to_string().contains("ck_notifications_numbered"), "{refused}");
+    Ok(())
+}
+
 /// A transport may deliver a later notification first. The stream sends the earlier one
 /// first, read from the database, and drops its late copy: the client sees 1, 2 in order.
 /// `local` (the naive baseline) does not repair: it sends what it hears, never going back.
@@ -469,7 +552,7 @@ async fn a_live_notification_that_overtakes_an_earlier_one_is_sent_after_it() ->
         for cause_id in [1, 2] {
             let mut tx = world.db.begin().await?;
             let batch = [NewNotification { recipient_id: reader.id, kind: Kind::Diary, cause_id, actor_id: actor.id }];
-            stored.extend(store::insert_batch(&mut tx, &batch, Relay::NotNeeded).await?);
+            stored.extend(store::insert_batch(&mut tx, &batch).await?);
             tx.commit().await?;
         }
 

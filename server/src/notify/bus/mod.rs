@@ -30,7 +30,7 @@ pub use amqp::{Brokers, QueueType};
 use super::alert::AlertSink;
 use super::hub::Hub;
 use super::metrics::NotifyMetrics;
-use super::store::{self, Relay};
+use super::store;
 use super::{NewNotification, Notification};
 
 /// The strategies, as named in settings and reports.
@@ -152,7 +152,7 @@ pub fn build(strategy: Strategy, ctx: BusContext) -> Arc<dyn Delivery> {
 pub(crate) async fn store_now(ctx: &BusContext, batch: &[NewNotification]) -> sqlx::Result<Vec<Notification>> {
     let started = std::time::Instant::now();
     let mut conn = ctx.store_db.acquire().await?;
-    let stored = store::insert_batch_committed(&mut conn, batch, Relay::NotNeeded).await;
+    let stored = store::insert_batch_committed(&mut conn, batch).await;
     ctx.metrics.stage(crate::notify::metrics::Stage::Store, started.elapsed().as_secs_f64());
     if stored.is_err() {
         conn.close_on_drop();

@@ -1,8 +1,9 @@
 //! `outbox`: notification rows are written in the cause's own transaction, so a committed
 //! diary always has its notifications, whatever the broker is doing. A relay on every
-//! instance claims unrelayed rows (`FOR UPDATE SKIP LOCKED`), publishes them to the fanout
-//! with confirms, and marks them relayed. At least once: a relay that dies between publish
-//! and commit republishes, and clients de-duplicate by notification id.
+//! instance numbers new rows (takes their recipients' seqs, in a short transaction of its
+//! own), claims numbered unrelayed rows (`FOR UPDATE SKIP LOCKED`), publishes them to the
+//! fanout with confirms, and marks them relayed. At least once: a relay that dies between
+//! publish and commit republishes, and streams skip a seq they already sent.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use super::amqp::{self, Names, PublisherSlot, PushQueue};
 use super::{BusContext, Delivery, DeliveryError, Link, Strategy, supervise};
 use crate::notify::NewNotification;
 use crate::notify::metrics::Stage;
-use crate::notify::store::{self, Relay};
+use crate::notify::store;
 
 const RELAY_BATCH: u32 = 200;
 const RELAY_POLL: Duration = Duration::from_millis(100);
@@ -50,7 +51,38 @@ impl OutboxDelivery {
         Self { ctx, names, publisher: PublisherSlot::default(), link: Link::default(), wake: Notify::new() }
     }
 
-    /// Relays one batch; returns how many rows it published.
+    /// Numbers up to [`RELAY_BATCH`] new rows, then relays up to as many numbered ones; returns
+    /// the larger of the two counts (a full batch of either means more are waiting).
+    ///
+    /// The rows are numbered here, not in the cause's transaction: numbering there locked the
+    /// recipients' stream rows from the insert to the cause's commit, once per cause; here
+    /// they are locked once per pass, for up to 200 rows, and only while the database runs
+    /// the numbering ([`store::number_pending`]). A row numbered by a pass that then fails to
+    /// publish is published by the next pass of any relay; a failed numbering does not keep
+    /// the numbered rows from going out.
+    async fn relay_once(&self) -> Result<usize, String> {
+        let numbered = self.number_once().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "outbox relay could not number new rows; the next pass numbers them");
+            0
+        });
+        let relayed = self.publish_once().await?;
+        Ok(numbered.max(relayed))
+    }
+
+    /// One numbering transaction on the store pool; a connection it failed on is closed.
+    async fn number_once(&self) -> sqlx::Result<usize> {
+        let started = Instant::now();
+        let mut conn = self.ctx.store_db.acquire().await?;
+        let numbered = store::number_pending(&mut conn, RELAY_BATCH).await;
+        match numbered {
+            Ok(0) => {}
+            Ok(_) => self.ctx.metrics.stage(Stage::RelayNumber, started.elapsed().as_secs_f64()),
+            Err(_) => conn.close_on_drop(),
+        }
+        numbered
+    }
+
+    /// Publishes one batch of numbered rows; returns how many it published.
     ///
     /// The rows stay locked until the commit, which comes after every confirm: a relay that
     /// dies in between leaves them unrelayed, to be published again (at least once). The
@@ -64,7 +96,7 @@ impl OutboxDelivery {
     /// pool 54-74 ms). The store pool's sessions also end a transaction left idle for
     /// [`crate::db::STORE_IDLE_TIMEOUT_S`]: a relay frozen mid-pass frees its rows for the
     /// other relays instead of holding them until it wakes.
-    async fn relay_once(&self) -> Result<usize, String> {
+    async fn publish_once(&self) -> Result<usize, String> {
         let metrics = &self.ctx.metrics;
         let started = Instant::now();
         let mut tx = self.ctx.store_db.begin().await.map_err(|e| e.to_string())?;
@@ -175,8 +207,8 @@ impl Delivery for OutboxDelivery {
         batch: &'a [NewNotification],
     ) -> BoxFuture<'a, sqlx::Result<()>> {
         Box::pin(async move {
-            let stored = store::insert_batch(tx, batch, Relay::Pending).await?;
-            self.ctx.metrics.stored.inc_by(stored.len() as u64);
+            let stored = store::insert_unnumbered(tx, batch).await?;
+            self.ctx.metrics.stored.inc_by(stored);
             Ok(())
         })
     }
