@@ -6,9 +6,10 @@
 //! item it yields has a seq above the one before, and (with [`GapRepair::FromDatabase`]) every
 //! seq in between was yielded too, so the last id a client holds is an exact resume point:
 //! resuming after it neither skips nor repeats anything. The live part relies on seqs being
-//! assigned in commit order ([`super::store::insert_batch`]): a live notification with seq n
-//! proves that every lower seq is committed, so a gap before it is read from the database at
-//! once, and the missing copies, when they arrive later, are dropped.
+//! assigned in commit order ([`super::store::insert_batch`]; the outbox's rows by
+//! [`super::store::number_pending`]): a live notification with seq n proves that every lower
+//! seq is committed, so a gap before it is read from the database at once, and the missing
+//! copies, when they arrive later, are dropped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
