@@ -386,18 +386,48 @@ enum Storing {
     Committed,
 }
 
+/// Three recipients, the third without its stream row (a user made by hand), and an actor, on
+/// one `local` instance: what the store tests number.
+struct Recipients {
+    app: TestApp,
+    world: World,
+    r1: Session,
+    r2: Session,
+    r3: Session,
+    actor: Session,
+}
+
+impl Recipients {
+    async fn new() -> Result<Self, sqlx::Error> {
+        let world = World::new().await;
+        let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
+        let (r1, r2, r3, actor) =
+            (app.signup("r1").await, app.signup("r2").await, app.signup("r3").await, app.signup("actor").await);
+        sqlx::query("DELETE FROM notification_streams WHERE recipient_id = ?").bind(r3.id).execute(&world.db).await?;
+        Ok(Self { app, world, r1, r2, r3, actor })
+    }
+}
+
+/// A diary of `actor`'s, `cause_id`, notifying `recipient`.
+fn diary(actor: &Session, recipient: &Session, cause_id: u64) -> NewNotification {
+    NewNotification { recipient_id: recipient.id, kind: Kind::Diary, cause_id, actor_id: actor.id }
+}
+
+/// Each recipient's `last_seq`, in recipient order.
+async fn last_seqs(world: &World, recipients: [&Session; 3]) -> sqlx::Result<Vec<(u64, u64)>> {
+    sqlx::query_as(
+        "SELECT recipient_id, last_seq FROM notification_streams WHERE recipient_id IN (?, ?, ?) ORDER BY recipient_id",
+    )
+    .bind(recipients[0].id)
+    .bind(recipients[1].id)
+    .bind(recipients[2].id)
+    .fetch_all(&world.db)
+    .await
+}
+
 async fn redelivered_batch(storing: Storing) -> TestResult {
-    let world = World::new().await;
-    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
-    let (r1, r2, r3, actor) =
-        (app.signup("r1").await, app.signup("r2").await, app.signup("r3").await, app.signup("actor").await);
-    sqlx::query("DELETE FROM notification_streams WHERE recipient_id = ?").bind(r3.id).execute(&world.db).await?;
-    let n = |recipient: &Session, cause_id| NewNotification {
-        recipient_id: recipient.id,
-        kind: Kind::Diary,
-        cause_id,
-        actor_id: actor.id,
-    };
+    let Recipients { app: _app, world, r1, r2, r3, actor } = Recipients::new().await?;
+    let n = |recipient: &Session, cause_id| diary(&actor, recipient, cause_id);
     let store = |batch: Vec<NewNotification>| {
         let db = world.db.clone();
         async move {
@@ -436,14 +466,7 @@ async fn redelivered_batch(storing: Storing) -> TestResult {
 
     let third = store(again).await?;
     assert_eq!(third, second, "storing the same batch again changes nothing");
-    let last: Vec<(u64, u64)> = sqlx::query_as(
-        "SELECT recipient_id, last_seq FROM notification_streams WHERE recipient_id IN (?, ?, ?) ORDER BY recipient_id",
-    )
-    .bind(r1.id)
-    .bind(r2.id)
-    .bind(r3.id)
-    .fetch_all(&world.db)
-    .await?;
+    let last = last_seqs(&world, [&r1, &r2, &r3]).await?;
     assert_eq!(last, [(r1.id, 3), (r2.id, 1), (r3.id, 1)], "no seq taken for a stored pair");
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE actor_id = ?")
         .bind(actor.id)
@@ -459,17 +482,8 @@ async fn redelivered_batch(storing: Storing) -> TestResult {
 /// missing stream row, commits, numbers nothing twice, and leaves the rows to be published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_rows_are_numbered_by_a_relay_pass_not_by_the_cause() -> TestResult {
-    let world = World::new().await;
-    let app = world.spawn(&[("SERVER_NOTIFY_DELIVERY", "local"), ("SERVER_AI_ENABLED", "false")]).await;
-    let (r1, r2, r3, actor) =
-        (app.signup("r1").await, app.signup("r2").await, app.signup("r3").await, app.signup("actor").await);
-    sqlx::query("DELETE FROM notification_streams WHERE recipient_id = ?").bind(r3.id).execute(&world.db).await?;
-    let n = |recipient: &Session, cause_id| NewNotification {
-        recipient_id: recipient.id,
-        kind: Kind::Diary,
-        cause_id,
-        actor_id: actor.id,
-    };
+    let Recipients { app, world, r1, r2, r3, actor } = Recipients::new().await?;
+    let n = |recipient: &Session, cause_id| diary(&actor, recipient, cause_id);
     let mut tx = world.db.begin().await?;
     store::insert_batch(&mut tx, &[n(&r1, 1)]).await?;
     tx.commit().await?;
@@ -503,14 +517,7 @@ async fn outbox_rows_are_numbered_by_a_relay_pass_not_by_the_cause() -> TestResu
     .fetch_all(&world.db)
     .await?;
     assert_eq!(seqs, [(r1.id, 1, 1), (r1.id, 10, 2), (r1.id, 11, 3), (r2.id, 10, 1), (r3.id, 10, 1)]);
-    let last: Vec<(u64, u64)> = sqlx::query_as(
-        "SELECT recipient_id, last_seq FROM notification_streams WHERE recipient_id IN (?, ?, ?) ORDER BY recipient_id",
-    )
-    .bind(r1.id)
-    .bind(r2.id)
-    .bind(r3.id)
-    .fetch_all(&world.db)
-    .await?;
+    let last = last_seqs(&world, [&r1, &r2, &r3]).await?;
     assert_eq!(last, [(r1.id, 3), (r2.id, 1), (r3.id, 1)], "r3's stream row is created");
     let replay = store::between(&world.db, r1.id, 1, u64::MAX, 10).await?;
     assert_eq!(replay.iter().map(|x| (x.seq, x.cause_id)).collect::<Vec<_>>(), [(2, 10), (3, 11)]);
